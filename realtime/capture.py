@@ -1,0 +1,102 @@
+"""Microphone capture: a sounddevice callback that only copies blocks into the ring buffer.
+
+``sounddevice`` is imported here and nowhere else, so file replay works on machines
+without PortAudio.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from realtime.features import SAMPLE_RATE
+from realtime.pipeline import Pipeline
+
+PORTAUDIO_HINT = "install PortAudio (Debian/Ubuntu: sudo apt-get install libportaudio2; macOS: brew install portaudio)"
+
+
+class CaptureError(Exception):
+    """The microphone cannot be used; the message is meant for the user."""
+
+
+def _sounddevice() -> Any:
+    try:
+        import sounddevice
+    except OSError as e:  # the wheel for Linux does not bundle the PortAudio library
+        raise CaptureError(f"microphone input needs PortAudio ({e}); {PORTAUDIO_HINT}") from None
+    return sounddevice
+
+
+def list_devices() -> str:
+    """The input devices as PortAudio sees them, one per line."""
+    sd = _sounddevice()
+    default = sd.default.device[0]
+    lines = []
+    for i, d in enumerate(sd.query_devices()):
+        if d["max_input_channels"] > 0:
+            mark = "*" if i == default else " "
+            lines.append(f"{mark} {i:3d}  {d['name']}  ({d['max_input_channels']} ch, {d['default_samplerate']:.0f} Hz)")
+    return "\n".join(lines) if lines else "no input devices found"
+
+
+def resolve_device(device: str | None) -> tuple[int | None, str]:
+    """(index or None for the default, device name) for an index or a name substring."""
+    sd = _sounddevice()
+    try:
+        if device is None:
+            info = sd.query_devices(kind="input")
+            return None, str(info["name"])
+        key: int | str = int(device) if device.isdigit() else device
+        info = sd.query_devices(key, kind="input")
+    except (ValueError, sd.PortAudioError) as e:
+        raise CaptureError(f"unknown input device {device!r}: {e} (see --list-devices)") from None
+    return int(info["index"]), str(info["name"])
+
+
+class MicrophoneCapture:
+    """An input stream at 16 kHz mono when the device allows, else at its native rate
+    (the pipeline resamples). Counts input overflows reported by PortAudio."""
+
+    def __init__(self, pipeline: Pipeline, device: str | None = None, block_ms: int = 30) -> None:
+        sd = _sounddevice()
+        self.pipeline = pipeline
+        self.index, self.name = resolve_device(device)
+        try:
+            sd.check_input_settings(self.index, channels=1, samplerate=SAMPLE_RATE, dtype="float32")
+            self.rate = SAMPLE_RATE
+        except sd.PortAudioError:
+            self.rate = int(sd.query_devices(self.index, kind="input")["default_samplerate"])
+        self.overflows = 0
+        self.failed = threading.Event()  # the stream ended without being asked to
+        self._stopping = False
+        try:
+            self._stream = sd.InputStream(
+                samplerate=self.rate,
+                blocksize=int(self.rate * block_ms / 1000),
+                device=self.index,
+                channels=1,
+                dtype="float32",
+                callback=self._callback,
+                finished_callback=self._finished,
+            )
+        except sd.PortAudioError as e:
+            raise CaptureError(f"cannot open input device {self.name!r}: {e}") from None
+
+    def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread
+        if status.input_overflow:
+            self.overflows += 1
+        self.pipeline.feed_audio(indata)
+
+    def _finished(self) -> None:
+        if not self._stopping:
+            self.failed.set()
+
+    def start(self) -> None:
+        self.pipeline.begin_source(self.name, self.rate)
+        self._stream.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._stream.stop()
+        self._stream.close()
+        self.pipeline.end_source()

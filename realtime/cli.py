@@ -1,0 +1,142 @@
+"""``ser-live``: command-line entry point. Every user error is one line on stderr and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from realtime.segmenter import SegmenterConfig
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        sys.stderr.write(f"ser-live: {message} (see ser-live --help)\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="ser-live",
+        description="Real-time speech emotion recognition from the microphone or from audio files.",
+    )
+    src = p.add_argument_group("input")
+    src.add_argument("--file", nargs="+", metavar="PATH", help="replay audio files or folders instead of the microphone")
+    src.add_argument("--speed", type=_non_negative, default=1.0, help="replay pace: 1 real time (default), 4 four times faster, 0 as fast as possible")
+    src.add_argument("--device", metavar="NAME|INDEX", help="input device (default: the system default)")
+    src.add_argument("--list-devices", action="store_true", help="list input devices and exit")
+    src.add_argument("--duration", type=_positive, metavar="SECONDS", help="stop after this many seconds")
+    out = p.add_argument_group("output")
+    out.add_argument("--log", metavar="CSV", help="append one row per utterance to this CSV file")
+    out.add_argument("--json", action="store_true", help="print one JSON object per utterance")
+    out.add_argument("--plain", action="store_true", help="print one line per utterance even on a terminal")
+    p.add_argument("--model", metavar="ONNX", help="model file (its JSON card must sit beside it; default: the shipped model)")
+    vad = p.add_argument_group("segmenter")
+    d = SegmenterConfig()
+    vad.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=d.aggressiveness, help=f"WebRTC VAD mode 0-3 (default {d.aggressiveness})")
+    vad.add_argument("--hangover-ms", type=int, default=d.hangover_ms, help=f"silence that ends an utterance (default {d.hangover_ms})")
+    vad.add_argument("--min-utterance-ms", type=int, default=d.min_utterance_ms, help=f"shorter speech is ignored (default {d.min_utterance_ms})")
+    vad.add_argument("--max-utterance-s", type=_positive, default=d.max_utterance_s, help=f"longer speech is cut into pieces (default {d.max_utterance_s})")
+    return p
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    sys.stderr.write(f"ser-live: {message}\n")
+    return code
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from realtime.capture import CaptureError
+    from realtime.model import EmotionModel, ModelError
+    from realtime.replay import expand_paths
+    from realtime.session import Options, Session
+    from realtime.session_log import LogError, SessionLog
+
+    if args.list_devices:
+        try:
+            from realtime.capture import list_devices
+
+            print(list_devices())
+            return 0
+        except CaptureError as e:
+            return _fail(str(e))
+    if args.file is not None and args.device is not None:
+        return _fail("--device is for the microphone; it cannot be combined with --file")
+    if args.json and args.plain:
+        return _fail("choose one of --json and --plain")
+    try:
+        segmenter = SegmenterConfig(
+            aggressiveness=args.vad_aggressiveness,
+            hangover_ms=args.hangover_ms,
+            min_utterance_ms=args.min_utterance_ms,
+            max_utterance_s=args.max_utterance_s,
+        )
+    except ValueError as e:
+        return _fail(f"invalid segmenter setting: {e}")
+
+    files = None
+    if args.file is not None:
+        files, missing = expand_paths(args.file)
+        for m in missing:
+            sys.stderr.write(f"ser-live: {m.path}: {m.message}\n")
+        if not files:
+            return _fail("no audio files to replay")
+    else:
+        missing = []
+
+    if args.model is None:
+        from models import DEFAULT_MODEL
+
+        model_path = DEFAULT_MODEL
+    else:
+        model_path = Path(args.model)
+    try:
+        model = EmotionModel(model_path)
+        log = SessionLog(args.log, model.labels) if args.log else None
+    except (ModelError, LogError) as e:
+        return _fail(str(e))
+
+    view = "json" if args.json else "lines" if (args.plain or not sys.stdout.isatty()) else "live"
+    opts = Options(model, files, args.device, args.speed, args.duration, log, view, segmenter)
+    try:
+        session = Session(opts)
+    except CaptureError as e:
+        if log is not None:
+            log.close()
+        return _fail(str(e))
+    code = session.run()
+    return max(code, 1 if missing else 0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = run(argv)
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as e:  # last resort: one line, not a traceback
+        if os.environ.get("SER_LIVE_DEBUG"):
+            raise
+        sys.stderr.write(f"ser-live: unexpected error: {type(e).__name__}: {e} (set SER_LIVE_DEBUG=1 for details)\n")
+        code = 1
+    sys.exit(code)

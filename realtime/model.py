@@ -1,0 +1,86 @@
+"""Load an emotion model: an ONNX graph plus its JSON card, checked against this runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from realtime import features
+
+
+class ModelError(Exception):
+    """The model or its card cannot be used; the message is meant for the user."""
+
+
+def card_path(model_path: Path) -> Path:
+    return model_path.with_suffix(".json")
+
+
+def read_card(model_path: Path) -> dict:
+    path = card_path(model_path)
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"model card {path} not found (every model needs its JSON card beside it)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"model card {path} is unreadable: {e}") from None
+    if not isinstance(card, dict) or card.get("format") != "ser-live-model":
+        raise ModelError(f"{path} is not a ser-live model card")
+    labels = card.get("labels")
+    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
+        raise ModelError(f"model card {path} has no valid 'labels' list")
+    version = card.get("feature_version")
+    if version != features.FEATURE_VERSION:
+        raise ModelError(
+            f"model {model_path.name} needs feature version {version}, this ser-live computes "
+            f"version {features.FEATURE_VERSION}: retrain it with this version's ser-train"
+        )
+    if card.get("feature_size") != features.FEATURE_SIZE:
+        raise ModelError(
+            f"model card {path} says feature_size {card.get('feature_size')}, "
+            f"feature version {features.FEATURE_VERSION} has {features.FEATURE_SIZE}"
+        )
+    return card
+
+
+class EmotionModel:
+    """An ONNX Runtime session pinned to one thread, created once, plus the card's labels."""
+
+    def __init__(self, model_path: Path | str) -> None:
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise ModelError(f"model file {self.path} not found")
+        self.card = read_card(self.path)
+        self.labels: list[str] = list(self.card["labels"])
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for bad graphs
+            raise ModelError(f"{self.path} is not a loadable ONNX model: {str(e).splitlines()[0]}") from None
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        self._input = self.card.get("input_name", inputs[0].name)
+        self._output = self.card.get("output_name", outputs[-1].name)
+        if self._input not in {i.name for i in inputs} or self._output not in {o.name for o in outputs}:
+            raise ModelError(f"{self.path} does not have the input/output its card names")
+        shape = inputs[0].shape
+        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != features.FEATURE_SIZE):
+            raise ModelError(
+                f"{self.path} expects input shape {shape}, feature version "
+                f"{features.FEATURE_VERSION} gives {features.FEATURE_SIZE} values"
+            )
+        probs = self.predict(np.zeros(features.FEATURE_SIZE, np.float32))  # warm-up and check
+        if probs.shape != (len(self.labels),):
+            raise ModelError(f"{self.path} gives {probs.shape[0]} outputs but its card lists {len(self.labels)} labels")
+
+    def predict(self, vector: np.ndarray) -> np.ndarray:
+        """Class probabilities (in ``labels`` order) for one feature vector."""
+        x = np.asarray(vector, np.float32).reshape(1, -1)
+        return np.asarray(self._session.run([self._output], {self._input: x})[0], np.float32)[0]

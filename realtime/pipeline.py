@@ -1,0 +1,155 @@
+"""The one path every source goes through: ring buffer -> segmenter thread -> worker.
+
+A source (the microphone callback or the file replay thread) calls :meth:`Pipeline.begin_source`,
+then :meth:`Pipeline.feed_audio` with blocks at the source's own rate, then
+:meth:`Pipeline.end_source`. Source boundaries travel as markers at absolute sample positions, so
+the segmenter thread applies them exactly where the audio of one source ends.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from realtime.features import SAMPLE_RATE
+from realtime.model import EmotionModel
+from realtime.ringbuffer import RingBuffer
+from realtime.segmenter import Segmenter, SegmenterConfig
+from realtime.worker import Job, Worker
+
+
+@dataclass(frozen=True)
+class Marker:
+    position: int  # ring sample index where it applies
+    kind: str  # "begin", "end" or "close"
+    source: str = ""
+    rate: int = SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class SpeechState:
+    """Put on the results queue when speech starts or a started span is discarded."""
+
+    source: str
+    speaking: bool
+    start_s: float
+
+
+class Pipeline:
+    """Owns the ring buffer, the segmenter thread and the worker; results arrive on ``results``.
+
+    ``batch=True`` (replay at ``--speed 0``) makes every stage wait instead of dropping.
+    """
+
+    def __init__(
+        self,
+        model: EmotionModel,
+        config: SegmenterConfig | None = None,
+        batch: bool = False,
+        ring_seconds: float = 10.0,
+        max_rate: int = 48000,
+        max_pending: int = 8,
+    ) -> None:
+        self.batch = batch
+        self.config = config or SegmenterConfig()
+        self.ring = RingBuffer(int(ring_seconds * max_rate))
+        self.results: queue.Queue = queue.Queue()
+        self.worker = Worker(model, self.results, max_pending)
+        self.segmenter = Segmenter(self.config)
+        self._markers: collections.deque[Marker] = collections.deque()
+        self._source = ""
+        self._resampler = None
+        self.level_db = -120.0  # input level of the latest block, dBFS
+        self.source_seconds = 0.0  # audio consumed from the current source
+        self._thread = threading.Thread(target=self._run, name="ser-segmenter", daemon=True)
+
+    # -- producer side -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.worker.start()
+        self._thread.start()
+
+    def begin_source(self, name: str, rate: int = SAMPLE_RATE) -> None:
+        self._markers.append(Marker(self.ring.total_written, "begin", name, rate))
+
+    def feed_audio(self, block: np.ndarray, wait: bool = False) -> bool:
+        """Write a mono block at the current source's rate. Never blocks unless ``wait``."""
+        if wait:
+            while self.ring.free < len(block):
+                time.sleep(0.002)
+        return self.ring.write(block)
+
+    def end_source(self) -> None:
+        self._markers.append(Marker(self.ring.total_written, "end"))
+
+    def close(self) -> None:
+        """No more sources: finish everything queued; ``results`` ends with ``None``."""
+        self._markers.append(Marker(self.ring.total_written, "close"))
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+        self.worker.join(timeout)
+
+    # -- segmenter thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        ring, markers = self.ring, self._markers
+        block = SAMPLE_RATE // 10
+        read_pos = 0
+        while True:
+            if markers and markers[0].position <= read_pos:
+                if not self._apply(markers.popleft()):
+                    break
+                continue
+            limit = markers[0].position - read_pos if markers else 8 * block
+            chunk = ring.read(min(limit, 8 * block), timeout=0.02)
+            if not chunk.size:
+                continue
+            read_pos += chunk.size
+            self._consume(chunk)
+        self.worker.close()
+
+    def _apply(self, marker: Marker) -> bool:
+        if marker.kind == "begin":
+            self._source = marker.source
+            self.source_seconds = 0.0
+            self.segmenter.reset()
+            self._resampler = None
+            if marker.rate != SAMPLE_RATE:
+                import soxr
+
+                self._resampler = soxr.ResampleStream(marker.rate, SAMPLE_RATE, 1, dtype="float32")
+            return True
+        if self._resampler is not None:
+            tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            self._handle(self.segmenter.process(tail))
+        self._handle(self.segmenter.flush())
+        return marker.kind != "close"
+
+    def _consume(self, chunk: np.ndarray) -> None:
+        if self._resampler is not None:
+            chunk = self._resampler.resample_chunk(chunk)
+        if chunk.size:
+            self.level_db = 10.0 * math.log10(float(np.dot(chunk, chunk)) / chunk.size + 1e-12)
+            self.source_seconds += chunk.size / SAMPLE_RATE
+            self._handle(self.segmenter.process(chunk))
+
+    def _handle(self, events: list) -> None:
+        now = time.monotonic()
+        for e in events:
+            if e.kind in ("start", "discard"):
+                self.results.put(SpeechState(self._source, e.kind == "start", e.start / SAMPLE_RATE))
+                continue
+            final = e.kind == "end"
+            if not final and self.batch:  # nobody watches provisional results in batch scoring
+                continue
+            job = Job(self._source, e.start / SAMPLE_RATE, e.end / SAMPLE_RATE, e.audio, final, now)
+            self.worker.submit(job, wait=self.batch and final)
+            if final:
+                self.results.put(SpeechState(self._source, False, e.end / SAMPLE_RATE))

@@ -1,0 +1,126 @@
+"""File replay: decode files block by block and feed them to the pipeline like a microphone."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from realtime.pipeline import Pipeline
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
+BLOCK_SECONDS = 0.03  # paced replay writes blocks like a microphone callback would
+
+
+class InputError(Exception):
+    """A path given on the command line cannot be used; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class FileFailed:
+    """Put on the results queue when one file cannot be (fully) decoded."""
+
+    path: str
+    message: str
+
+
+def expand_paths(paths: list[str]) -> tuple[list[Path], list[FileFailed]]:
+    """Files as given plus the audio files found (recursively, sorted) in given folders."""
+    files: list[Path] = []
+    missing: list[FileFailed] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                missing.append(FileFailed(raw, "folder contains no audio files"))
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            missing.append(FileFailed(raw, "no such file or folder"))
+    return files, missing
+
+
+def open_audio(path: Path) -> sf.SoundFile:
+    """Open an audio file for block reading, or raise InputError with a one-line reason."""
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception as e:  # soundfile raises LibsndfileError, RuntimeError or TypeError
+        reason = str(e).split(":")[-1].strip() or type(e).__name__
+        raise InputError(f"not a readable audio file ({reason})") from None
+    if f.frames == 0:
+        f.close()
+        raise InputError("contains no audio samples")
+    if not 1000 <= f.samplerate <= 384000:
+        f.close()
+        raise InputError(f"unsupported sample rate {f.samplerate} Hz")
+    return f
+
+
+class FileReplay:
+    """Feeds files through the pipeline on its own thread, paced at ``speed`` x real time.
+
+    ``speed=0`` replays as fast as the pipeline takes it (and then nothing is dropped).
+    """
+
+    def __init__(self, pipeline: Pipeline, files: list[Path], speed: float = 1.0) -> None:
+        self.pipeline = pipeline
+        self.files = files
+        self.speed = speed
+        self.done = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ser-replay", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            for path in self.files:
+                if self._stop.is_set():
+                    break
+                self._replay(path)
+        finally:
+            self.done.set()
+
+    def _replay(self, path: Path) -> None:
+        p = self.pipeline
+        try:
+            f = open_audio(path)
+        except InputError as e:
+            p.results.put(FileFailed(str(path), str(e)))
+            return
+        with f:
+            rate = f.samplerate
+            block = max(1, int(rate * BLOCK_SECONDS))
+            p.begin_source(str(path), rate)
+            t0, fed = time.monotonic(), 0
+            try:
+                while not self._stop.is_set():
+                    data = f.read(block, dtype="float32", always_2d=True)
+                    if not data.size:
+                        break
+                    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+                    np.nan_to_num(mono, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+                    if self.speed > 0:
+                        delay = t0 + fed / rate / self.speed - time.monotonic()
+                        if delay > 0:
+                            self._stop.wait(delay)
+                    p.feed_audio(mono, wait=self.speed == 0)
+                    fed += mono.size
+            except Exception as e:  # truncated or corrupt data part-way through the file
+                reason = str(e).split(":")[-1].strip() or type(e).__name__
+                p.results.put(FileFailed(str(path), f"decoding stopped after {fed / rate:.2f} s ({reason})"))
+            finally:
+                p.end_source()

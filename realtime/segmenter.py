@@ -1,0 +1,230 @@
+"""Streaming utterance segmenter on WebRTC VAD: feed audio, get start/update/end events.
+
+Modelled on silero-vad's ``VADIterator``: a small state machine with named parameters
+(hysteresis, padding, hangover, minimum and maximum length). It knows nothing about threads
+or devices; the pipeline feeds it, and the trainer uses :func:`speech_span` to cut clips
+exactly the way the live path cuts speech.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import webrtcvad
+
+from realtime.features import SAMPLE_RATE
+
+EventKind = Literal["start", "update", "end", "discard"]
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """Named segmenter parameters (times in milliseconds unless the name says seconds)."""
+
+    aggressiveness: int = 2  # webrtcvad mode 0 (lenient) .. 3 (strict)
+    frame_ms: int = 30  # webrtcvad accepts 10, 20 or 30 ms frames
+    start_window_ms: int = 150  # hysteresis: look at this many ms of recent frames ...
+    start_voiced_ms: int = 90  # ... and start when at least this much of it is voiced
+    pad_ms: int = 200  # audio kept before the first and after the last voiced frame
+    hangover_ms: int = 300  # silence that ends an utterance
+    min_utterance_ms: int = 250  # shorter voiced spans are discarded (clicks, coughs)
+    max_utterance_s: float = 8.0  # a longer utterance is cut and classified in pieces
+    provisional_every_s: float = 1.0  # while speaking, emit an update this often
+    provisional_window_s: float = 3.0  # ... carrying at most this much recent speech
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.aggressiveness in (0, 1, 2, 3), "aggressiveness must be 0, 1, 2 or 3"),
+            (self.frame_ms in (10, 20, 30), "frame_ms must be 10, 20 or 30"),
+            (0 < self.start_voiced_ms <= self.start_window_ms, "need 0 < start_voiced_ms <= start_window_ms"),
+            (self.pad_ms >= 0, "pad_ms must be >= 0"),
+            (self.hangover_ms >= self.frame_ms, "hangover_ms must be at least one frame"),
+            (self.min_utterance_ms >= 0, "min_utterance_ms must be >= 0"),
+            (self.max_utterance_s * 1000 > self.pad_ms + self.min_utterance_ms, "max_utterance_s is too short"),
+            (self.provisional_every_s > 0, "provisional_every_s must be > 0"),
+            (self.provisional_window_s > 0, "provisional_window_s must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def asdict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SegmentEvent:
+    """``start``: speech began; ``update``: provisional audio of the utterance so far;
+    ``end``: a finished utterance; ``discard``: the started span was too short to keep.
+
+    ``start``/``end`` are sample indices from the start of the source; ``detected_at`` is the
+    sample index whose arrival triggered the event (for latency accounting).
+    """
+
+    kind: EventKind
+    start: int
+    end: int
+    detected_at: int
+    audio: np.ndarray | None = field(default=None, repr=False)
+    reason: str = ""
+
+
+class Segmenter:
+    """Feed float32 mono 16 kHz audio in chunks of any size with :meth:`process`."""
+
+    def __init__(self, config: SegmenterConfig | None = None) -> None:
+        self.config = c = config or SegmenterConfig()
+        self._vad = webrtcvad.Vad(c.aggressiveness)
+        ms = SAMPLE_RATE // 1000
+        self._frame = c.frame_ms * ms
+        self._pad = c.pad_ms * ms
+        self._window = max(1, c.start_window_ms // c.frame_ms)
+        self._need = max(1, -(-c.start_voiced_ms // c.frame_ms))
+        self._hang = max(1, -(-c.hangover_ms // c.frame_ms))
+        self._min = c.min_utterance_ms * ms
+        self._max = int(c.max_utterance_s * SAMPLE_RATE)
+        self._every = int(c.provisional_every_s * SAMPLE_RATE)
+        self._prov = int(c.provisional_window_s * SAMPLE_RATE)
+        self._keep_idle = self._pad + self._window * self._frame
+        # history: the current utterance (or, while idle, the recent pre-roll); preallocated
+        self._buf = np.zeros(self._max + self._keep_idle + 2 * self._frame, np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: call between sources."""
+        self._n = 0  # valid samples in _buf
+        self._t0 = 0  # source sample index of _buf[0]
+        self._pos = 0  # samples consumed (multiple of the frame)
+        self._rest = np.zeros(0, np.float32)  # partial frame carried to the next call
+        self._flags: list[bool] = []  # voiced flags of the last _window frames
+        self._speaking = False
+        self._utt_start = 0  # sample index where the utterance audio starts (with pre-roll)
+        self._first_voiced = 0
+        self._last_voiced_end = 0
+        self._silent_frames = 0
+        self._next_update = 0
+
+    @property
+    def speaking(self) -> bool:
+        return self._speaking
+
+    @property
+    def position(self) -> int:
+        """Samples consumed from the current source."""
+        return self._pos
+
+    def process(self, audio: np.ndarray) -> list[SegmentEvent]:
+        """Consume a chunk; return the events it completes, in order."""
+        if self._rest.size:
+            audio = np.concatenate([self._rest, audio])
+        usable = audio.size - audio.size % self._frame
+        self._rest = audio[usable:].copy()
+        if not usable:
+            return []
+        chunk = np.ascontiguousarray(audio[:usable], np.float32)
+        pcm = (np.clip(chunk, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        events: list[SegmentEvent] = []
+        step = 2 * self._frame
+        for i in range(usable // self._frame):
+            frame = chunk[i * self._frame : (i + 1) * self._frame]
+            voiced = self._vad.is_speech(pcm[i * step : (i + 1) * step], SAMPLE_RATE)
+            self._append(frame)
+            self._pos += self._frame
+            self._step(voiced, events)
+        return events
+
+    def flush(self) -> list[SegmentEvent]:
+        """End of source: close an utterance in progress (its audio ends at the last voiced frame)."""
+        events: list[SegmentEvent] = []
+        if self._speaking:
+            self._close(min(self._last_voiced_end + self._pad, self._pos), "flush", events)
+        self.reset()
+        return events
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _append(self, frame: np.ndarray) -> None:
+        if self._n + frame.size > self._buf.size:  # only while idle: keep the pre-roll
+            keep = self._keep_idle
+            self._buf[:keep] = self._buf[self._n - keep : self._n]
+            self._t0 += self._n - keep
+            self._n = keep
+        self._buf[self._n : self._n + frame.size] = frame
+        self._n += frame.size
+
+    def _audio(self, start: int, end: int) -> np.ndarray:
+        return self._buf[start - self._t0 : end - self._t0].copy()
+
+    def _step(self, voiced: bool, events: list[SegmentEvent]) -> None:
+        pos = self._pos
+        if not self._speaking:
+            self._flags.append(voiced)
+            if len(self._flags) > self._window:
+                self._flags.pop(0)
+            if sum(self._flags) >= self._need:
+                first = pos - self._frame * (len(self._flags) - self._flags.index(True))
+                self._begin(max(first - self._pad, self._t0, 0), first, events)
+                self._last_voiced_end = pos
+            return
+        if voiced:
+            self._silent_frames = 0
+            self._last_voiced_end = pos
+        else:
+            self._silent_frames += 1
+            if self._silent_frames >= self._hang:
+                self._close(min(self._last_voiced_end + self._pad, pos), "silence", events)
+                return
+        if pos - self._utt_start >= self._max:
+            self._close(pos, "max_length", events)
+            if voiced:  # the monologue goes on: the next piece starts right here, no pre-roll
+                self._begin(pos, pos, events)
+                self._last_voiced_end = pos
+            return
+        if pos >= self._next_update:
+            start = max(self._utt_start, pos - self._prov)
+            events.append(SegmentEvent("update", self._utt_start, pos, pos, self._audio(start, pos)))
+            self._next_update = pos + self._every
+
+    def _begin(self, start: int, first_voiced: int, events: list[SegmentEvent]) -> None:
+        # drop history before the utterance so the buffer can hold max_utterance_s of it
+        drop = start - self._t0
+        if drop > 0:
+            self._buf[: self._n - drop] = self._buf[drop : self._n]
+            self._n -= drop
+            self._t0 = start
+        self._speaking = True
+        self._utt_start = start
+        self._first_voiced = first_voiced
+        self._silent_frames = 0
+        self._next_update = start + self._every
+        self._flags.clear()
+        events.append(SegmentEvent("start", start, self._pos, self._pos))
+
+    def _close(self, end: int, reason: str, events: list[SegmentEvent]) -> None:
+        voiced_span = self._last_voiced_end - self._first_voiced
+        if voiced_span >= self._min:
+            audio = self._audio(self._utt_start, end)
+            events.append(SegmentEvent("end", self._utt_start, end, self._pos, audio, reason))
+        else:
+            events.append(SegmentEvent("discard", self._utt_start, end, self._pos, None, reason))
+        self._speaking = False
+        self._flags.clear()
+
+
+def utterances(audio: np.ndarray, config: SegmenterConfig | None = None) -> list[SegmentEvent]:
+    """All finished utterances of a whole clip (``end`` events), as the live path finds them."""
+    seg = Segmenter(config)
+    tail = np.zeros(seg._frame * seg._hang, np.float32)  # trailing silence lets the hangover end it
+    events = seg.process(np.asarray(audio, np.float32)) + seg.process(tail) + seg.flush()
+    return [e for e in events if e.kind == "end"]
+
+
+def speech_span(audio: np.ndarray, config: SegmenterConfig | None = None) -> np.ndarray | None:
+    """The clip cut as the runtime cuts it: first utterance start to last utterance end."""
+    found = utterances(audio, config)
+    if not found:
+        return None
+    audio = np.asarray(audio, np.float32)
+    return audio[found[0].start : min(found[-1].end, audio.size)].copy()

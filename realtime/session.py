@@ -1,0 +1,169 @@
+"""One ser-live session: wire a source, the pipeline, the view and the log, run until stopped."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from realtime.model import EmotionModel
+from realtime.pipeline import Pipeline, SpeechState
+from realtime.replay import FileFailed, FileReplay
+from realtime.segmenter import SegmenterConfig
+from realtime.session_log import LogError, SessionLog
+from realtime.stats import SessionStats
+from realtime.view import JsonView, LineView, LiveView, Status, summary_text
+from realtime.worker import Result
+
+
+@dataclass
+class Options:
+    model: EmotionModel
+    files: list[Path] | None  # None: microphone
+    device: str | None = None
+    speed: float = 1.0
+    duration: float | None = None
+    log: SessionLog | None = None
+    view: str = "live"  # live | lines | json
+    segmenter: SegmenterConfig | None = None
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"ser-live: {message}\n")
+    sys.stderr.flush()
+
+
+class Session:
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.stats = SessionStats(opts.model.labels)
+        batch = opts.files is not None and opts.speed == 0
+        self.pipeline = Pipeline(opts.model, opts.segmenter, batch=batch)
+        self.files_failed = 0
+        self.log_failed = False
+        self._stop = threading.Event()
+        self._stop_reason = ""
+        self.speaking = False
+        if opts.view == "live":
+            self.view = LiveView(self.stats)
+        elif opts.view == "json":
+            self.view = JsonView(self.stats)
+        else:
+            self.view = LineView(self.stats)
+        if opts.files is not None:
+            self.source = FileReplay(self.pipeline, opts.files, opts.speed)
+        else:
+            from realtime.capture import MicrophoneCapture
+
+            self.source = MicrophoneCapture(self.pipeline, opts.device)
+
+    def request_stop(self, reason: str) -> None:
+        if not self._stop.is_set():
+            self._stop_reason = reason
+            self._stop.set()
+
+    def _status(self) -> Status:
+        p, src = self.pipeline, self.source
+        return Status(
+            source=p._source,
+            source_seconds=p.source_seconds,
+            level_db=p.level_db,
+            speaking=self.speaking,
+            overflows=getattr(src, "overflows", 0),
+            dropped_blocks=p.ring.dropped_blocks,
+            dropped_final=p.worker.dropped_final,
+            dropped_provisional=p.worker.dropped_provisional,
+            pending=p.worker.pending,
+        )
+
+    def _handle(self, item) -> None:
+        if isinstance(item, SpeechState):
+            self.speaking = item.speaking
+            self.view.speech(item.speaking)
+        elif isinstance(item, FileFailed):
+            self.files_failed += 1
+            _err(f"{item.path}: {item.message} (skipped)")
+        elif isinstance(item, Result):
+            if item.job.final:
+                self.stats.add(item)
+                if item.probs is None:
+                    _err(f"{item.job.source} {item.job.start_s:.2f}-{item.job.end_s:.2f} s: classification failed ({item.error})")
+                elif self.opts.log is not None and not self.log_failed:
+                    try:
+                        self.opts.log.write(item)
+                    except LogError as e:
+                        self.log_failed = True
+                        _err(f"{e}; logging stopped, the session goes on")
+            self.view.result(item)
+
+    def run(self) -> int:
+        """Run to the end of the files, --duration, Ctrl-C or SIGTERM; return the exit code."""
+        previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop("terminated"))
+        t0 = time.monotonic()
+        closed = False
+        self.pipeline.start()
+        self.view.start()
+        try:
+            self.source.start()
+            while True:
+                try:
+                    item = self.pipeline.results.get(timeout=0.05)
+                except queue.Empty:
+                    item = ...
+                if item is None:  # the pipeline has finished everything after close()
+                    break
+                if item is not ...:
+                    self._handle(item)
+                if not closed:
+                    if self.opts.duration is not None and time.monotonic() - t0 >= self.opts.duration:
+                        self.request_stop("duration reached")
+                    failed = getattr(self.source, "failed", None)
+                    if failed is not None and failed.is_set():
+                        self.request_stop("input device stopped")
+                    done = getattr(self.source, "done", None)
+                    if self._stop.is_set() or (done is not None and done.is_set()):
+                        self._close_source()
+                        closed = True
+                self.view.tick(self._status())
+        except KeyboardInterrupt:
+            self.request_stop("interrupted")
+            self._drain(closed)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.view.stop()
+            if self.opts.log is not None:
+                self.opts.log.close()
+        out = sys.stderr if self.opts.view == "json" else sys.stdout
+        out.write(summary_text(self.stats, self._status(), self.files_failed, time.monotonic() - t0) + "\n")
+        out.flush()
+        if self._stop_reason == "input device stopped":
+            _err("the input device stopped delivering audio; the log is complete up to that point")
+            return 1
+        return 1 if (self.files_failed or self.log_failed) else 0
+
+    def _close_source(self) -> None:
+        self.source.stop()
+        if isinstance(self.source, FileReplay):
+            self.source.join(1.0)  # its end-of-source marker must come before close()
+        self.pipeline.close()
+
+    def _drain(self, closed: bool, timeout: float = 2.0) -> None:
+        """After Ctrl-C: classify what is in progress, log it, and stop within ``timeout``."""
+        try:
+            if not closed:
+                self._close_source()
+            deadline = time.monotonic() + timeout
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    item = self.pipeline.results.get(timeout=left)
+                except queue.Empty:
+                    break
+                if item is None:
+                    break
+                self._handle(item)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+            pass

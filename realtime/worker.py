@@ -1,0 +1,98 @@
+"""The classifier worker: one thread that turns utterance audio into emotion probabilities."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from realtime import features
+from realtime.model import EmotionModel
+
+
+@dataclass(frozen=True)
+class Job:
+    """One piece of speech to classify. ``final`` is False for provisional (mid-utterance) jobs."""
+
+    source: str
+    start_s: float
+    end_s: float
+    audio: np.ndarray = field(repr=False)
+    final: bool
+    detected: float  # time.monotonic() when the segmenter emitted it
+
+
+@dataclass(frozen=True)
+class Result:
+    job: Job
+    probs: np.ndarray | None  # None when classification failed
+    error: str = ""
+    feature_ms: float = 0.0
+    inference_ms: float = 0.0
+    ready: float = 0.0  # time.monotonic() when the result was ready
+    wall_time: float = 0.0  # time.time() at the same moment
+
+    @property
+    def latency_ms(self) -> float:
+        """Speech end detected -> result ready."""
+        return (self.ready - self.job.detected) * 1000.0
+
+
+class Worker:
+    """Consumes jobs from a bounded queue on its own thread and puts results on ``results``.
+
+    ``submit(job, wait=False)`` never blocks: when the queue is full the job is dropped and
+    counted (live sources must not stall). ``wait=True`` is for batch replay, which must not drop.
+    """
+
+    def __init__(self, model: EmotionModel, results: queue.Queue, max_pending: int = 8) -> None:
+        self.model = model
+        self.results = results
+        self._jobs: queue.Queue[Job | None] = queue.Queue(max_pending)
+        self.dropped_final = 0
+        self.dropped_provisional = 0
+        self._thread = threading.Thread(target=self._run, name="ser-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, job: Job, wait: bool = False) -> bool:
+        try:
+            self._jobs.put(job, block=wait)
+            return True
+        except queue.Full:
+            if job.final:
+                self.dropped_final += 1
+            else:
+                self.dropped_provisional += 1
+            return False
+
+    def close(self) -> None:
+        """Finish the queued jobs, then stop (the thread puts ``None`` on ``results``)."""
+        self._jobs.put(None)
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def pending(self) -> int:
+        return self._jobs.qsize()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            self.results.put(self.classify(job))
+        self.results.put(None)
+
+    def classify(self, job: Job) -> Result:
+        t0 = time.perf_counter()
+        try:
+            vector = features.extract(job.audio)
+            t1 = time.perf_counter()
+            probs = self.model.predict(vector)
+            t2 = time.perf_counter()
+        except Exception as e:  # one bad utterance must not end the session
+            return Result(job, None, f"{type(e).__name__}: {e}", ready=time.monotonic(), wall_time=time.time())
+        return Result(job, probs, "", (t1 - t0) * 1e3, (t2 - t1) * 1e3, time.monotonic(), time.time())

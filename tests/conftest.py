@@ -1,0 +1,56 @@
+"""Shared fixtures: the real corpora (skipped with a reason when absent) and streams built from them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("SER_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def data_dir() -> Path:
+    if not (DATA / "ravdess").is_dir() or not (DATA / "crema-d").is_dir():
+        pytest.skip(f"corpora not found at {DATA} (set SER_DATA_DIR)")
+    return DATA
+
+
+def real_clips(n_ravdess: int = 6, n_crema: int = 6) -> list[Path]:
+    """A fixed, varied handful of real clips from both corpora."""
+    d = data_dir()
+    rav = sorted((d / "ravdess").glob("Actor_0[1-4]/*.flac"))[:: 17][:n_ravdess]
+    cre = sorted((d / "crema-d").glob("10[0-2]*.flac"))[:: 23][:n_crema]
+    return rav + cre
+
+
+def join_with_pauses(paths: list[Path], seed: int = 0, floor_dbfs: float = -60.0,
+                     pause_s: tuple[float, float] = (0.8, 1.6)) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Clips joined by pauses over a low noise floor, and each clip's (start_s, end_s)."""
+    rng = np.random.default_rng(seed)
+    parts, spans, pos = [], [], 0
+    for p in paths:
+        audio, rate = sf.read(p, dtype="float32")
+        assert rate == 16000
+        gap = np.zeros(int(rng.uniform(*pause_s) * rate), np.float32)
+        parts += [gap, audio]
+        pos += gap.size
+        spans.append((pos / rate, (pos + audio.size) / rate))
+        pos += audio.size
+    parts.append(np.zeros(rate, np.float32))
+    x = np.concatenate(parts)
+    x += rng.normal(0.0, 10 ** (floor_dbfs / 20), x.size).astype(np.float32)
+    return x, spans
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    from models import DEFAULT_MODEL
+    from realtime.model import EmotionModel
+
+    if not DEFAULT_MODEL.is_file():
+        pytest.fail(f"shipped model {DEFAULT_MODEL} is missing")
+    return EmotionModel(DEFAULT_MODEL)

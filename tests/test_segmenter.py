@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from realtime.segmenter import Segmenter, SegmenterConfig, speech_span, utterances
+from conftest import data_dir, join_with_pauses, real_clips
+
+SR = 16000
+
+
+def _feed(seg: Segmenter, x: np.ndarray, block: int) -> list:
+    events = []
+    for i in range(0, x.size, block):
+        events += seg.process(x[i : i + block])
+    return events + seg.flush()
+
+
+def _tone_bursts(bursts: list[tuple[float, float]], total: float) -> np.ndarray:
+    """Voice-like harmonic bursts (150 Hz, amplitude modulated) at the given (start, end) seconds."""
+    t = np.arange(int(total * SR)) / SR
+    x = np.zeros_like(t)
+    for s, e in bursts:
+        m = (t >= s) & (t < e)
+        tt = t[m] - s
+        x[m] = sum(np.sin(2 * np.pi * 150 * k * tt) / k for k in range(1, 12)) * 0.2 * (1 + 0.3 * np.sin(2 * np.pi * 4 * tt))
+    return x.astype(np.float32)
+
+
+def test_synthetic_bursts_give_start_and_end_events_with_padding():
+    x = _tone_bursts([(1.0, 2.0), (3.5, 5.0)], 6.5)
+    cfg = SegmenterConfig()
+    events = _feed(Segmenter(cfg), x, 333)  # odd block size: frames straddle calls
+    kinds = [e.kind for e in events if e.kind != "update"]
+    assert kinds == ["start", "end", "start", "end"]
+    ends = [e for e in events if e.kind == "end"]
+    pad = cfg.pad_ms / 1000
+    for e, (s, t) in zip(ends, [(1.0, 2.0), (3.5, 5.0)]):
+        assert abs(e.start / SR - (s - pad)) <= 0.07
+        assert -0.05 <= e.end / SR - (t + pad) <= 0.15  # webrtcvad itself holds on ~0-100 ms
+        assert e.audio.size == e.end - e.start
+        assert e.reason == "silence"
+        # ended by the hangover: detected about hangover_ms after the voice stopped
+        assert 0.25 <= e.detected_at / SR - t <= cfg.hangover_ms / 1000 + 0.1
+
+
+def test_short_blip_is_discarded_and_pause_shorter_than_hangover_does_not_split():
+    x = _tone_bursts([(0.5, 0.62), (2.0, 3.0), (3.15, 4.0)], 5.0)
+    events = _feed(Segmenter(SegmenterConfig(min_utterance_ms=250, hangover_ms=300)), x, 480)
+    assert [e.kind for e in events if e.kind != "update"] == ["start", "discard", "start", "end"]
+    end = [e for e in events if e.kind == "end"][0]
+    assert end.start / SR < 2.0 and end.end / SR > 4.0
+
+
+def test_long_monologue_is_cut_at_max_length_and_continues():
+    x = _tone_bursts([(0.5, 12.5)], 13.5)
+    events = _feed(Segmenter(SegmenterConfig(max_utterance_s=5.0)), x, 1600)
+    ends = [e for e in events if e.kind == "end"]
+    assert [e.reason for e in ends] == ["max_length", "max_length", "silence"]
+    assert all(e.audio.size <= 5.0 * SR + 480 for e in ends)
+    assert ends[1].start == ends[0].end and ends[2].start == ends[1].end  # contiguous, nothing lost
+
+
+def test_provisional_updates_arrive_every_second_while_speaking():
+    x = _tone_bursts([(0.5, 4.6)], 5.5)
+    cfg = SegmenterConfig(provisional_every_s=1.0, provisional_window_s=3.0)
+    events = _feed(Segmenter(cfg), x, 480)
+    updates = [e for e in events if e.kind == "update"]
+    assert len(updates) == 4
+    gaps = np.diff([u.detected_at for u in updates]) / SR
+    assert np.all(np.abs(gaps - 1.0) < 0.05)
+    assert all(u.audio.size <= 3.0 * SR for u in updates)
+
+
+def test_silence_and_noise_floor_give_nothing():
+    rng = np.random.default_rng(1)
+    x = np.zeros(5 * SR, np.float32)
+    assert _feed(Segmenter(), x, 480) == []
+    floor = rng.normal(0, 10 ** (-55 / 20), 5 * SR).astype(np.float32)
+    assert [e for e in _feed(Segmenter(), floor, 480) if e.kind == "end"] == []
+
+
+def test_block_size_does_not_change_the_result():
+    x = _tone_bursts([(0.7, 1.9), (2.6, 3.3)], 4.0)
+    a = [(e.kind, e.start, e.end) for e in _feed(Segmenter(), x, 160)]
+    b = [(e.kind, e.start, e.end) for e in _feed(Segmenter(), x, 7919)]
+    assert a == b
+
+
+def test_invalid_parameters_are_refused():
+    with pytest.raises(ValueError):
+        SegmenterConfig(frame_ms=25)
+    with pytest.raises(ValueError):
+        SegmenterConfig(aggressiveness=5)
+    with pytest.raises(ValueError):
+        SegmenterConfig(hangover_ms=0)
+
+
+def test_real_stream_of_clips_one_utterance_per_clip():
+    """Real clips of both corpora joined by pauses over a -60 dBFS floor: one utterance each."""
+    clips = real_clips(10, 10)
+    x, spans = join_with_pauses(clips)
+    ends = [e for e in _feed(Segmenter(), x, 480) if e.kind == "end"]
+    found = 0
+    for s, t in spans:
+        hits = [e for e in ends if e.start / SR < t and e.end / SR > s]
+        found += bool(hits)
+        for e in hits:  # boundaries stay within the clip plus padding and hangover
+            assert e.start / SR >= s - 0.25 and e.end / SR <= t + 0.45
+    assert found >= 0.95 * len(spans)
+    assert len(ends) <= 1.15 * len(spans)  # few splits
+
+
+def test_speech_span_trims_leading_and_trailing_silence_of_a_real_clip():
+    path = sorted((data_dir() / "ravdess" / "Actor_05").glob("*.flac"))[10]
+    audio, _ = sf.read(path, dtype="float32")
+    cut = speech_span(audio)
+    assert cut is not None and 0.8 * SR < cut.size < audio.size  # RAVDESS clips start with ~1 s silence
+    assert utterances(np.zeros(SR, np.float32)) == []
+    assert speech_span(np.zeros(SR, np.float32)) is None

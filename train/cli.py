@@ -1,0 +1,294 @@
+"""``ser-train``: build the ser-live ONNX model from emotional speech corpora.
+
+Example::
+
+    ser-train --data ../shared/data/ravdess ../shared/data/crema-d --out models/ser-default.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from train import corpora as corp
+from train.model import BALANCING, Hyperparameters
+
+
+class TrainError(Exception):
+    """Bad input or a refusal: shown as one line on stderr, exit code 2."""
+
+    exit_code = 2
+
+
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 256,128, got {text!r}") from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 256,128, got {text!r}")
+    return sizes
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = Hyperparameters()
+    p = argparse.ArgumentParser(
+        prog="ser-train",
+        description="Train the ser-live speech emotion model (StandardScaler + MLP) and export it to ONNX "
+        "with a JSON card, speaker-independent metrics, a markdown report and a confusion-matrix PNG.",
+    )
+    p.add_argument("--data", nargs="+", type=Path, required=True, metavar="DIR",
+                   help="corpus folders, walked recursively; clips are recognised by file name (RAVDESS, CREMA-D)")
+    p.add_argument("--out", type=Path, required=True, metavar="MODEL.onnx",
+                   help="model path; the card (.json), metrics, report and PNG are written beside it")
+    p.add_argument("--emotions", metavar="A,B,...",
+                   help=f"label set (default: {','.join(corp.DEFAULT_EMOTIONS)}; calm folds into neutral "
+                   f"unless calm is listed). Known: {','.join(corp.EMOTIONS)}")
+    p.add_argument("--folds", type=_positive_int, default=5, help="speaker-grouped CV folds (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--cache-dir", type=Path, default=Path(".cache/features"),
+                   help="feature cache folder (default .cache/features)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+    p.add_argument("--no-eval", action="store_true", help="skip cross-validation and cross-corpus tests")
+    p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+                   help="feature extraction processes (default: CPU count)")
+    p.add_argument("--hidden", type=_parse_hidden, default=d.hidden, metavar="N[,N...]",
+                   help=f"MLP hidden layer sizes (default {','.join(map(str, d.hidden))})")
+    p.add_argument("--alpha", type=float, default=d.alpha, help=f"MLP L2 penalty (default {d.alpha:g})")
+    p.add_argument("--max-iter", type=_positive_int, default=d.max_iter, help=f"MLP epochs at most (default {d.max_iter})")
+    return p
+
+
+def _progress(console):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    return Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+
+
+def _check_inputs(args) -> tuple[list[Path], Path, tuple[str, ...]]:
+    roots = []
+    for d in args.data:
+        if not d.exists():
+            raise TrainError(f"data folder not found: {d}")
+        if not d.is_dir():
+            raise TrainError(f"not a folder: {d}")
+        roots.append(d.resolve())
+    out = args.out
+    if out.suffix.lower() != ".onnx":
+        raise TrainError(f"--out must end in .onnx: {out}")
+    if not out.parent.resolve().is_dir():
+        raise TrainError(f"output folder does not exist: {out.parent}")
+    try:
+        emotions = corp.resolve_emotions(args.emotions.split(",") if args.emotions is not None else None)
+    except corp.LabelError as exc:
+        raise TrainError(str(exc)) from None
+    if args.alpha < 0:
+        raise TrainError("--alpha must be >= 0")
+    return roots, out, emotions
+
+
+def run(args, console, out_console) -> int:
+    from rich.table import Table
+
+    t_start = time.perf_counter()
+    roots, out, emotions = _check_inputs(args)
+    hp = Hyperparameters(hidden=tuple(args.hidden), alpha=float(args.alpha), max_iter=int(args.max_iter))
+
+    # ---- discovery
+    found = corp.discover(roots, emotions)
+    if not found.clips:
+        raise TrainError(
+            f"no recognisable clips with labels {','.join(emotions)} in {', '.join(map(str, args.data))} "
+            f"({found.unknown_names} unrecognised audio files)"
+        )
+    skipped_labels = sum(found.skipped_labels.values())
+    console.print(
+        f"found {len(found.clips)} clips "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(Counter(c.corpus for c in found.clips).items()))}); "
+        f"skipped {found.unknown_names} unrecognised names, {skipped_labels} outside the label set"
+    )
+
+    # ---- features
+    try:
+        from train import dataset
+        info = dataset.feature_info()
+        seg = dataset.config_dict(dataset.segmenter_config())
+    except ImportError as exc:
+        raise TrainError(f"runtime feature/segmenter module unavailable: {exc}") from None
+    t0 = time.perf_counter()
+    with _progress(console) as progress:
+        task = progress.add_task("features", total=len(found.clips))
+        fs = dataset.build_features(
+            found.clips, roots=roots, cache_dir=None if args.no_cache else args.cache_dir, jobs=args.jobs,
+            progress=lambda n: progress.advance(task, n),
+        )
+    t_feat = time.perf_counter() - t0
+    if fs.failed:
+        console.print(f"[yellow]{len(fs.failed)} clips could not be read and were skipped[/], e.g. {fs.failed[0][0]}: {fs.failed[0][1]}")
+    console.print(f"features: {len(fs.clips)} clips in {t_feat:.1f} s ({fs.cached} cached); "
+                  f"{fs.no_speech} without detected speech used whole")
+    if not fs.clips:
+        raise TrainError("no clip could be read")
+
+    X = fs.X
+    y = np.array([c.label for c in fs.clips])
+    groups = np.array([c.speaker for c in fs.clips])
+    corpus_of = np.array([c.corpus for c in fs.clips])
+    labels_present = sorted(set(y))
+    if len(labels_present) < 2:
+        raise TrainError(f"need clips of at least two emotions, found only {','.join(labels_present)}")
+
+    # ---- evaluation
+    from train import evaluate, export
+
+    metrics: dict = {}
+    t_eval = 0.0
+    if not args.no_eval:
+        t0 = time.perf_counter()
+        names = sorted(set(corpus_of))
+        pairs = len(names) * (len(names) - 1)
+        try:
+            with _progress(console) as progress:
+                task = progress.add_task(f"{args.folds}-fold CV by speaker", total=args.folds)
+                cv = evaluate.cross_validate(X, y, groups, corpus_of, hp, folds=args.folds, seed=args.seed,
+                                             on_fold=lambda k: progress.advance(task))
+                xc = {}
+                if pairs:
+                    task2 = progress.add_task("cross-corpus", total=pairs)
+                    xc = evaluate.cross_corpus(X, y, groups, corpus_of, hp, seed=args.seed,
+                                               on_pair=lambda a, b: progress.advance(task2))
+        except evaluate.EvaluationError as exc:
+            raise TrainError(f"{exc} (use fewer --folds or --no-eval)") from None
+        metrics = {"cross_validation": cv, "cross_corpus": xc}
+        t_eval = time.perf_counter() - t0
+
+    # ---- final model on all data, export with parity check
+    from train.model import fit_model
+
+    t0 = time.perf_counter()
+    with console.status("training the final model on all data"):
+        model = fit_model(X, y, hp, args.seed)
+    onnx_bytes = export.to_onnx_bytes(model, info["feature_size"])
+    diff = export.parity(model, onnx_bytes, X)
+    if not diff < export.PARITY_TOL:
+        raise TrainError(f"ONNX Runtime differs from scikit-learn by {diff:.2e} (limit {export.PARITY_TOL:g}); nothing written")
+    t_fit = time.perf_counter() - t0
+    mlp = model.named_steps["mlp"]
+
+    corpora_card = {}
+    for name in sorted(set(corpus_of)):
+        m = corpus_of == name
+        counts = Counter(y[m])
+        corpora_card[name] = {
+            "clips": int(m.sum()),
+            "speakers": sorted(set(groups[m])),
+            "labels": {k: int(counts[k]) for k in model.classes_ if counts[k]},
+        }
+    training = {
+        "estimator": "StandardScaler + MLPClassifier (scikit-learn)",
+        "hyperparameters": hp.asdict(),
+        "balancing": BALANCING,
+        "seed": args.seed,
+        "folds": args.folds,
+        "emotions_requested": list(emotions),
+        "calm_folded_into_neutral": "calm" not in emotions and "neutral" in emotions,
+        "clips": int(len(y)),
+        "epochs": int(mlp.n_iter_),
+        "onnx_parity_max_abs_diff": diff,
+        "skipped": {
+            "unknown_names": found.unknown_names,
+            "label_not_in_set": skipped_labels,
+            "failed": len(fs.failed),
+            "no_speech_whole_clip": fs.no_speech,
+        },
+        "feature_names": info["feature_names"],
+    }
+    card = export.make_card(
+        labels=[str(c) for c in model.classes_],
+        feature=info,
+        segmenter=seg,
+        corpora=corpora_card,
+        metrics=metrics,
+        training=training,
+        licence=corp.licence_text(corpora_card),
+        credits=[corp.CORPORA[c].credit for c in corpora_card],
+    )
+
+    card_path = export.sidecar(out, ".json")
+    metrics_path = export.sidecar(out, ".metrics.json")
+    report_path = export.sidecar(out, ".report.md")
+    png_path = export.sidecar(out, ".confusion.png")
+    export.write_atomic(out, onnx_bytes)
+    export.write_atomic(card_path, export.dumps(card))
+    written = [out, card_path]
+    if metrics:
+        export.write_atomic(metrics_path, export.dumps(metrics))
+        evaluate.plot_confusions(metrics["cross_validation"], png_path,
+                                 title=f"{out.stem}: speaker-independent {args.folds}-fold CV (row = true class, recall)")
+        written += [metrics_path, png_path]
+    from train import report
+
+    export.write_atomic(report_path, report.render(card, png_path.name if metrics else None).encode())
+    written.append(report_path)
+
+    # ---- summary
+    total = time.perf_counter() - t_start
+    table = Table(title=f"{out.name}: {len(model.classes_)} classes, {len(y)} clips", title_justify="left")
+    for col in ("evaluation", "n", "acc %", "UAR %", "F1 %"):
+        table.add_column(col, justify="left" if col == "evaluation" else "right")
+    if metrics:
+        rows = [(f"CV {args.folds}-fold by speaker: all", cv["overall"])]
+        rows += [(f"CV: {k} ({len(v['labels'])} cl.)", v) for k, v in cv["per_corpus"].items()]
+        rows += [(f"cross-corpus {k} ({len(v['labels'])} cl.)", v) for k, v in xc.items()]
+        for name, r in rows:
+            table.add_row(name, str(r["n"]), f"{100*r['accuracy']:.1f}", f"{100*r['uar']:.1f}", f"{100*r['macro_f1']:.1f}")
+    else:
+        table.add_row("not evaluated (--no-eval)", "", "", "", "")
+    out_console.print(table)
+    out_console.print(
+        f"labels: {', '.join(model.classes_)}; ONNX parity {diff:.1e}; time {total:.1f} s "
+        f"(features {t_feat:.1f}, evaluation {t_eval:.1f}, final fit+export {t_fit:.1f})"
+    )
+    out_console.print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=True)
+    out_console = Console()
+    try:
+        return run(args, console, out_console)
+    except TrainError as exc:
+        print(f"ser-train: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"ser-train: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ser-train: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

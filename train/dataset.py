@@ -1,0 +1,227 @@
+"""Clips to feature vectors: decode to 16 kHz mono, cut with the runtime's ``speech_span``, extract
+features, and keep them in an on-disk ``.npz`` cache (no pickle) so re-runs are quick."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from train.corpora import Clip
+
+SAMPLE_RATE = 16000
+CHUNK = 16  # clips per worker task
+
+
+def load_audio(path: Path | str) -> np.ndarray:
+    """Any rate / channel count -> float32 mono 16 kHz."""
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    audio = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if rate != SAMPLE_RATE:
+        audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ").astype(np.float32, copy=False)
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def segmenter_config():
+    """The runtime's default segmenter configuration."""
+    from realtime.segmenter import SegmenterConfig
+
+    return SegmenterConfig()
+
+
+def config_dict(config) -> dict:
+    if hasattr(config, "asdict"):
+        return dict(config.asdict())
+    import dataclasses
+
+    return dataclasses.asdict(config)
+
+
+def feature_info() -> dict:
+    """Feature version, size, names and parameters of the installed ``realtime.features``."""
+    from realtime import features
+
+    return {
+        "feature_version": int(features.FEATURE_VERSION),
+        "feature_size": int(features.FEATURE_SIZE),
+        "feature_names": list(features.FEATURE_NAMES),
+        "feature_params": features.feature_params(),
+    }
+
+
+def clip_features(path: str, config) -> tuple[np.ndarray | None, bool, str]:
+    """(features, speech_found, error) for one file. Without speech the whole clip is used."""
+    from realtime.features import extract
+    from realtime.segmenter import speech_span
+
+    try:
+        audio = load_audio(path)
+        span = speech_span(audio, config)
+        found = span is not None and span.size > 0
+        vec = np.asarray(extract(span if found else audio), dtype=np.float32)
+        if not np.all(np.isfinite(vec)):
+            return None, found, "non-finite features"
+        return vec, found, ""
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a corpus
+        return None, False, f"{type(exc).__name__}: {exc}"
+
+
+def _chunk_features(paths: list[str], config) -> list[tuple[np.ndarray | None, bool, str]]:
+    return [clip_features(p, config) for p in paths]
+
+
+def _worker_init() -> None:
+    # two cores shared by several processes: keep BLAS single-threaded in workers
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+@dataclass
+class FeatureSet:
+    X: np.ndarray  # (n, FEATURE_SIZE) float32
+    clips: list[Clip]  # clips with usable features, same order as X
+    no_speech: int  # clips where speech_span found nothing (whole clip used)
+    failed: list[tuple[str, str]]  # (path, error) of clips that could not be decoded/extracted
+    cached: int  # clips served from the cache
+
+
+def _cache_key(root: str, info: dict, seg: dict) -> str:
+    blob = json.dumps(
+        {"root": root, "v": info["feature_version"], "params": info["feature_params"], "seg": seg},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _group_root(clip: Clip, roots: Sequence[Path]) -> Path:
+    for r in roots:
+        try:
+            clip.path.relative_to(r)
+            return r
+        except ValueError:
+            continue
+    return clip.path.parent
+
+
+def build_features(
+    clips: Sequence[Clip],
+    *,
+    roots: Sequence[Path] = (),
+    cache_dir: Path | None = None,
+    jobs: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> FeatureSet:
+    """Features for ``clips`` (order kept, failures dropped). One cache file per data root, keyed by a
+    hash of (root, FEATURE_VERSION, feature_params, segmenter config); entries are checked by
+    resolved path, size and mtime."""
+    info = feature_info()
+    config = segmenter_config()
+    seg = config_dict(config)
+    size = info["feature_size"]
+    roots = [Path(r).resolve() for r in roots]
+
+    stats = [_stat(c.path) for c in clips]
+    vecs: list[np.ndarray | None] = [None] * len(clips)
+    speech = [True] * len(clips)
+    errors = [""] * len(clips)
+
+    # -- cache lookup, per root
+    by_root: dict[Path, list[int]] = {}
+    for i, c in enumerate(clips):
+        by_root.setdefault(_group_root(c, roots), []).append(i)
+    cache_files: dict[Path, Path] = {}
+    old_entries: dict[Path, dict[str, tuple]] = {}  # entries of other clips, kept when rewriting
+    cached = 0
+    for root, idx in by_root.items():
+        if cache_dir is None:
+            continue
+        f = Path(cache_dir) / f"{root.name or 'root'}-{_cache_key(str(root), info, seg)}.npz"
+        cache_files[root] = f
+        if not f.exists():
+            continue
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                paths, sizes, mtimes = z["paths"], z["sizes"], z["mtimes"]
+                feats, found = z["features"], z["speech"]
+        except Exception:  # noqa: BLE001 - a broken cache is just rebuilt
+            continue
+        if feats.ndim != 2 or feats.shape[1] != size:
+            continue
+        where = {p: k for k, p in enumerate(paths.tolist())}
+        old_entries[root] = {
+            p: (int(sizes[k]), int(mtimes[k]), feats[k], bool(found[k])) for p, k in where.items()
+        }
+        for i in idx:
+            k = where.get(str(clips[i].path))
+            if k is not None and (int(sizes[k]), int(mtimes[k])) == stats[i]:
+                vecs[i] = feats[k]
+                speech[i] = bool(found[k])
+                cached += 1
+    if progress and cached:
+        progress(cached)
+
+    # -- compute the rest
+    todo = [i for i in range(len(clips)) if vecs[i] is None]
+    chunks = [todo[k : k + CHUNK] for k in range(0, len(todo), CHUNK)]
+
+    def take(chunk: list[int], results) -> None:
+        for i, (vec, found, err) in zip(chunk, results):
+            vecs[i], speech[i], errors[i] = vec, found, err
+        if progress:
+            progress(len(chunk))
+
+    if jobs <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            take(chunk, _chunk_features([str(clips[i].path) for i in chunk], config))
+    else:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), initializer=_worker_init) as pool:
+            futures = [(chunk, pool.submit(_chunk_features, [str(clips[i].path) for i in chunk], config)) for chunk in chunks]
+            for chunk, fut in futures:
+                take(chunk, fut.result())
+
+    # -- write caches (current clips of each root that have features)
+    if cache_dir is not None and todo:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        for root, idx in by_root.items():
+            entries = dict(old_entries.get(root, {}))
+            for i in idx:
+                if vecs[i] is not None:
+                    entries[str(clips[i].path)] = (*stats[i], vecs[i], speech[i])
+            if not entries:
+                continue
+            keys = sorted(entries)
+            f = cache_files[root]
+            tmp = f.with_name(f.name + ".tmp.npz")
+            np.savez(
+                tmp,
+                paths=np.array(keys),
+                sizes=np.array([entries[k][0] for k in keys], dtype=np.int64),
+                mtimes=np.array([entries[k][1] for k in keys], dtype=np.int64),
+                features=np.stack([entries[k][2] for k in keys]).astype(np.float32),
+                speech=np.array([entries[k][3] for k in keys], dtype=bool),
+            )
+            os.replace(tmp, f)
+
+    keep = [i for i in range(len(clips)) if vecs[i] is not None]
+    X = np.stack([vecs[i] for i in keep]).astype(np.float32) if keep else np.zeros((0, size), np.float32)
+    return FeatureSet(
+        X=X,
+        clips=[clips[i] for i in keep],
+        no_speech=sum(1 for i in keep if not speech[i]),
+        failed=[(str(clips[i].path), errors[i]) for i in range(len(clips)) if vecs[i] is None],
+        cached=cached,
+    )

@@ -1,0 +1,155 @@
+"""Speaker-independent evaluation: grouped cross-validation, cross-corpus tests, metrics, confusion plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+from sklearn.model_selection import StratifiedGroupKFold
+
+from train.model import Hyperparameters, fit_model
+
+
+class EvaluationError(ValueError):
+    """The data can't support the requested evaluation (e.g. fewer speakers than folds)."""
+
+
+def grouped_splits(y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """StratifiedGroupKFold splits by speaker; asserts no speaker is on both sides of any split."""
+    n_groups = len(np.unique(groups))
+    if folds < 2:
+        raise EvaluationError("--folds must be at least 2")
+    if n_groups < folds:
+        raise EvaluationError(f"only {n_groups} speakers for {folds} speaker-independent folds")
+    cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    splits = []
+    for train_idx, test_idx in cv.split(np.zeros(len(y)), y, groups):
+        overlap = set(groups[train_idx]) & set(groups[test_idx])
+        assert not overlap, f"speaker(s) on both sides of a split: {sorted(overlap)[:5]}"
+        splits.append((train_idx, test_idx))
+    return splits
+
+
+def metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
+    """accuracy, UAR (macro recall over ``labels``), macro-F1, per-class recall, confusion matrix.
+
+    ``labels`` are the classes scored (those the test data has); the confusion matrix is
+    ``labels`` x ``labels`` plus any other predicted class as extra columns (``predicted_labels``)."""
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    labels = [l for l in labels if np.any(y_true == l)]
+    extra = sorted(set(np.unique(y_pred)) - set(labels))
+    cols = list(labels) + extra
+    cm = confusion_matrix(y_true, y_pred, labels=cols)[: len(labels)]
+    recalls = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "uar": float(np.mean(recalls)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "recall": {l: float(r) for l, r in zip(labels, recalls)},
+        "labels": list(labels),
+        "predicted_labels": cols,
+        "confusion": cm.astype(int).tolist(),
+    }
+
+
+def cross_validate(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    corpora: np.ndarray,
+    hp: Hyperparameters,
+    *,
+    folds: int,
+    seed: int,
+    on_fold: Callable[[int], None] | None = None,
+) -> dict:
+    """Pooled out-of-fold predictions of speaker-grouped CV, scored overall and per corpus."""
+    labels = sorted(np.unique(y))
+    pred = np.empty(len(y), dtype=object)
+    fold_acc = []
+    for k, (tr, te) in enumerate(grouped_splits(y, groups, folds, seed)):
+        model = fit_model(X[tr], y[tr], hp, seed)
+        pred[te] = model.predict(X[te])
+        fold_acc.append(float(np.mean(pred[te] == y[te])))
+        if on_fold:
+            on_fold(k)
+    pred = pred.astype(str)
+    out = {
+        "folds": folds,
+        "seed": seed,
+        "grouping": "speaker",
+        "fold_accuracy": fold_acc,
+        "overall": metrics(y, pred, labels),
+        "per_corpus": {},
+    }
+    for c in sorted(np.unique(corpora)):
+        m = corpora == c
+        out["per_corpus"][str(c)] = metrics(y[m], pred[m], sorted(np.unique(y[m])))
+    return out
+
+
+def cross_corpus(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    corpora: np.ndarray,
+    hp: Hyperparameters,
+    *,
+    seed: int,
+    on_pair: Callable[[str, str], None] | None = None,
+) -> dict:
+    """Train on one corpus, test on another, on their shared labels; every ordered pair."""
+    names = sorted(np.unique(corpora))
+    out = {}
+    for a in names:
+        for b in names:
+            if a == b:
+                continue
+            shared = sorted(set(y[corpora == a]) & set(y[corpora == b]))
+            if len(shared) < 2:
+                continue
+            tr = (corpora == a) & np.isin(y, shared)
+            te = (corpora == b) & np.isin(y, shared)
+            assert not set(groups[tr]) & set(groups[te]), "speaker in both train and test corpus"
+            model = fit_model(X[tr], y[tr], hp, seed)
+            m = metrics(y[te], model.predict(X[te]), shared)
+            m["train"], m["test"], m["train_n"] = str(a), str(b), int(tr.sum())
+            out[f"{a}->{b}"] = m
+            if on_pair:
+                on_pair(a, b)
+    return out
+
+
+def plot_confusions(cv: dict, path: Path, title: str = "") -> None:
+    """Row-normalised confusion matrices (overall + per corpus) of the pooled CV predictions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("all corpora", cv["overall"])] + [(k, v) for k, v in cv["per_corpus"].items()]
+    if len(cv["per_corpus"]) == 1:
+        panels = panels[1:]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.0), squeeze=False)
+    for ax, (name, m) in zip(axes[0], panels):
+        cm = np.asarray(m["confusion"], dtype=float)
+        rows = cm.sum(axis=1, keepdims=True)
+        norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+        ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+        ax.set_xticks(range(len(m["predicted_labels"])), m["predicted_labels"], rotation=45, ha="right")
+        ax.set_yticks(range(len(m["labels"])), m["labels"])
+        for i in range(norm.shape[0]):
+            for j in range(norm.shape[1]):
+                ax.text(j, i, f"{norm[i, j]:.2f}\n{int(cm[i, j])}", ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{name}: acc {m['accuracy']:.2f}, UAR {m['uar']:.2f}, F1 {m['macro_f1']:.2f}", fontsize=9)
+    fig.suptitle(title or "speaker-independent CV (recall per row)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

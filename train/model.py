@@ -1,0 +1,84 @@
+"""The classifier: StandardScaler + MLP, class-balanced, deterministic for a given seed."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    hidden: tuple[int, ...] = (128,)
+    alpha: float = 1e-2
+    learning_rate_init: float = 1e-3
+    batch_size: int = 64
+    max_iter: int = 300
+    early_stopping: bool = True
+    validation_fraction: float = 0.15
+    n_iter_no_change: int = 20
+
+    def asdict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+def _mlp_takes_sample_weight() -> bool:
+    return "sample_weight" in inspect.signature(MLPClassifier.fit).parameters
+
+
+#: how classes are balanced: MLP sample weights (scikit-learn >= 1.7) or seeded oversampling
+BALANCING = "sample_weight" if _mlp_takes_sample_weight() else "oversample"
+
+
+def make_model(hp: Hyperparameters, seed: int) -> Pipeline:
+    mlp = MLPClassifier(
+        hidden_layer_sizes=hp.hidden,
+        alpha=hp.alpha,
+        learning_rate_init=hp.learning_rate_init,
+        batch_size=hp.batch_size,
+        max_iter=hp.max_iter,
+        early_stopping=hp.early_stopping,
+        validation_fraction=hp.validation_fraction,
+        n_iter_no_change=hp.n_iter_no_change,
+        random_state=seed,
+    )
+    return Pipeline([("scale", StandardScaler()), ("mlp", mlp)])
+
+
+def oversample(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Repeat minority-class rows (seeded) until every class has as many rows as the largest."""
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    idx = [np.arange(len(y))]
+    for c, n in zip(classes, counts):
+        if n < counts.max():
+            idx.append(rng.choice(np.flatnonzero(y == c), counts.max() - n, replace=True))
+    order = np.concatenate(idx)
+    return X[order], y[order]
+
+
+def fit_model(X: np.ndarray, y: np.ndarray, hp: Hyperparameters, seed: int) -> Pipeline:
+    """Fit a fresh class-balanced pipeline on (X, y)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    model = make_model(hp, seed)
+    X = np.asarray(X, dtype=np.float32)
+    y = np.asarray(y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if BALANCING == "sample_weight":
+            w = compute_sample_weight("balanced", y)
+            model.fit(X, y, mlp__sample_weight=w)
+        else:
+            Xo, yo = oversample(X, y, seed)
+            model.fit(Xo, yo)
+    return model
