@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-from pathlib import Path
 
-from realtime.segmenter import SegmenterConfig
+# One utterance is a small matrix job: BLAS thread pools only add wake-ups and contention with
+# the audio threads. Set before numpy is first imported (respecting a user's own setting).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from realtime.segmenter import SegmenterConfig  # noqa: E402
 
 EXIT_USAGE = 2
 

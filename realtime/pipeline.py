@@ -103,14 +103,19 @@ class Pipeline:
         block = SAMPLE_RATE // 10
         read_pos = 0
         while True:
+            # Snapshot what is written BEFORE looking at the markers: a marker is appended after
+            # the audio before it, so any audio in the snapshot past a marker implies the marker
+            # is already visible, and no chunk ever straddles a source boundary.
+            written = ring.total_written
             if markers and markers[0].position <= read_pos:
                 if not self._apply(markers.popleft()):
                     break
                 continue
-            limit = markers[0].position - read_pos if markers else 8 * block
-            chunk = ring.read(min(limit, 8 * block), timeout=0.02)
-            if not chunk.size:
+            limit = (markers[0].position if markers else written) - read_pos
+            if limit <= 0:
+                ring.wait(0.02)
                 continue
+            chunk = ring.read(min(limit, 8 * block))
             read_pos += chunk.size
             self._consume(chunk)
         self.worker.close()

@@ -64,15 +64,19 @@ class RingBuffer:
         self._ready.set()
         return True
 
-    def read(self, max_samples: int, timeout: float | None = None) -> np.ndarray:
-        """Return up to ``max_samples`` (a copy), waiting up to ``timeout`` s for any to arrive."""
-        if self.available == 0 and timeout:
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for samples to be available; True if there are some."""
+        if self.available == 0:
             self._ready.wait(timeout)
-        self._ready.clear()
+            self._ready.clear()
+        return self.available > 0
+
+    def read(self, max_samples: int, timeout: float = 0.0) -> np.ndarray:
+        """Return up to ``max_samples`` (a copy), waiting up to ``timeout`` s for any to arrive."""
+        if timeout:
+            self.wait(timeout)
         n = min(max_samples, self.available)
         if n <= 0:
-            if self.available:  # data arrived between the check and clear(): keep the signal
-                self._ready.set()
             return np.zeros(0, np.float32)
         start = self._read % self._capacity
         first = min(n, self._capacity - start)
@@ -81,6 +85,4 @@ class RingBuffer:
         else:
             out = np.concatenate([self._data[start:], self._data[: n - first]])
         self._read += n
-        if self.available:
-            self._ready.set()
         return out

@@ -109,6 +109,8 @@ class Session:
         self.view.start()
         try:
             self.source.start()
+            if self.opts.view != "live":
+                _err(self._describe_source())
             while True:
                 try:
                     item = self.pipeline.results.get(timeout=0.05)
@@ -144,6 +146,12 @@ class Session:
             _err("the input device stopped delivering audio; the log is complete up to that point")
             return 1
         return 1 if (self.files_failed or self.log_failed) else 0
+
+    def _describe_source(self) -> str:
+        if isinstance(self.source, FileReplay):
+            pace = "as fast as possible" if self.opts.speed == 0 else f"at {self.opts.speed:g}x real time"
+            return f"replaying {len(self.source.files)} file(s) {pace}"
+        return f"listening on {self.source.name!r} at {self.source.rate} Hz"
 
     def _close_source(self) -> None:
         self.source.stop()

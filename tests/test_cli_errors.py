@@ -1,0 +1,180 @@
+"""The bad-input matrix: one clear line on stderr, a non-zero exit, never a traceback."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from realtime import cli, features
+from conftest import real_clips
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("ser-live: ")
+    assert "Traceback" not in err and "unexpected error" not in err
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.fixture
+def clip(tmp_path):
+    path = tmp_path / "clip.wav"
+    audio, rate = sf.read(real_clips(0, 1)[0], dtype="float32")
+    sf.write(path, audio, rate)
+    return path
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--speed", "-1", "--file", "x.wav"], "--speed"),
+        (["--speed", "fast", "--file", "x.wav"], "not a number"),
+        (["--duration", "0"], "must be > 0"),
+        (["--vad-aggressiveness", "7"], "invalid choice"),
+        (["--hangover-ms", "0", "--file", "x.wav"], "hangover_ms"),
+        (["--bogus"], "unrecognized arguments"),
+        (["--json", "--plain", "--file", "x.wav"], "choose one"),
+    ],
+)
+def test_invalid_options(argv, needle, capsys):
+    code, _, err = run(argv, capsys)
+    assert_one_line_error(code, err, needle)
+    assert code == 2
+
+
+def test_missing_file(tmp_path, capsys):
+    code, _, err = run(["--file", str(tmp_path / "nope.wav")], capsys)
+    assert code != 0 and "nope.wav: no such file or folder" in err and "Traceback" not in err
+
+
+def test_folder_without_audio(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hello")
+    code, _, err = run(["--file", str(tmp_path)], capsys)
+    assert code != 0 and "folder contains no audio files" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b"", "not a readable audio file"),
+        (b"this is not audio at all" * 10, "not a readable audio file"),
+    ],
+)
+def test_bad_file_alone(tmp_path, content, needle, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(content)
+    code, _, err = run(["--file", str(bad), "--speed", "0", "--plain"], capsys)
+    assert code == 1
+    assert needle in err and "Traceback" not in err
+
+
+def test_wav_with_no_samples(tmp_path, capsys):
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 16000)
+    code, _, err = run(["--file", str(empty), "--speed", "0", "--plain"], capsys)
+    assert code == 1 and "contains no audio samples" in err
+
+
+def test_bad_files_in_a_batch_are_skipped_and_the_rest_logged(tmp_path, clip, capsys):
+    bad = tmp_path / "broken.flac"
+    bad.write_bytes(b"fLaC garbage")
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(clip.read_bytes()[: 20000])  # header promises more than is there
+    log = tmp_path / "out.csv"
+    argv = ["--file", str(bad), str(clip), str(tmp_path / "missing.wav"), str(truncated), "--speed", "0", "--plain", "--log", str(log)]
+    code, out, err = run(argv, capsys)
+    assert code == 1  # something was skipped
+    assert "broken.flac" in err and "missing.wav" in err and "Traceback" not in err
+    rows = list(csv.DictReader(log.open()))
+    assert [r["source"] for r in rows].count(str(clip)) == 1  # the good file still classified and logged
+
+
+def test_silence_is_valid_and_gives_no_utterances(tmp_path, capsys):
+    quiet = tmp_path / "silence.wav"
+    sf.write(quiet, np.zeros(3 * 16000, np.float32), 16000)
+    log = tmp_path / "out.csv"
+    code, out, err = run(["--file", str(quiet), "--speed", "0", "--plain", "--log", str(log)], capsys)
+    assert code == 0, err
+    assert "0 utterances" in out
+    assert len(log.read_text().splitlines()) == 1  # header only
+
+
+def test_log_in_missing_folder(tmp_path, clip, capsys):
+    code, _, err = run(["--file", str(clip), "--log", str(tmp_path / "no" / "out.csv")], capsys)
+    assert_one_line_error(code, err, "does not exist")
+
+
+def test_log_with_other_columns_is_refused(tmp_path, clip, capsys):
+    log = tmp_path / "out.csv"
+    log.write_text("x,y\n1,2\n")
+    code, _, err = run(["--file", str(clip), "--log", str(log)], capsys)
+    assert_one_line_error(code, err, "other columns")
+    assert log.read_text() == "x,y\n1,2\n"
+
+
+def _copy_model(tmp_path, default_model):
+    onnx = tmp_path / "m.onnx"
+    shutil.copy(default_model.path, onnx)
+    shutil.copy(default_model.path.with_suffix(".json"), onnx.with_suffix(".json"))
+    return onnx
+
+
+def test_model_missing_or_not_onnx(tmp_path, clip, default_model, capsys):
+    code, _, err = run(["--file", str(clip), "--model", str(tmp_path / "none.onnx")], capsys)
+    assert_one_line_error(code, err, "not found")
+    onnx = _copy_model(tmp_path, default_model)
+    onnx.write_bytes(b"\x08\x07garbage that is not a protobuf graph")
+    code, _, err = run(["--file", str(clip), "--model", str(onnx)], capsys)
+    assert_one_line_error(code, err, "not a loadable ONNX model")
+
+
+def test_model_without_card_or_with_bad_card(tmp_path, clip, default_model, capsys):
+    onnx = _copy_model(tmp_path, default_model)
+    card = onnx.with_suffix(".json")
+    card.unlink()
+    code, _, err = run(["--file", str(clip), "--model", str(onnx)], capsys)
+    assert_one_line_error(code, err, "card", "not found")
+    card.write_text("{not json")
+    code, _, err = run(["--file", str(clip), "--model", str(onnx)], capsys)
+    assert_one_line_error(code, err, "unreadable")
+
+
+def test_feature_version_mismatch_is_refused(tmp_path, clip, default_model, capsys):
+    onnx = _copy_model(tmp_path, default_model)
+    card_path = onnx.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["feature_version"] = features.FEATURE_VERSION + 1
+    card_path.write_text(json.dumps(card))
+    code, _, err = run(["--file", str(clip), "--model", str(onnx)], capsys)
+    assert_one_line_error(code, err, "feature version")
+
+
+def test_card_that_lies_about_feature_size_is_refused(tmp_path, clip, default_model, capsys):
+    onnx = _copy_model(tmp_path, default_model)
+    card_path = onnx.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["feature_size"] = features.FEATURE_SIZE + 3
+    card_path.write_text(json.dumps(card))
+    code, _, err = run(["--file", str(clip), "--model", str(onnx)], capsys)
+    assert_one_line_error(code, err, "feature_size")
+
+
+def test_unknown_device(capsys):
+    code, _, err = run(["--device", "no-such-microphone-xyz", "--duration", "1"], capsys)
+    assert code != 0
+    assert "Traceback" not in err
+    # without PortAudio the message says how to install it; with it, that the device is unknown
+    assert "unknown input device" in err or "PortAudio" in err
