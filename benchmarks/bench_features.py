@@ -38,18 +38,22 @@ def _utterance(seconds: float) -> np.ndarray:
 
 
 def main(repeats: int = 200) -> None:
-    print(f"FEATURE_SIZE={FEATURE_SIZE}  OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(f"FEATURE_SIZE={FEATURE_SIZE}  load={os.getloadavg()[0]:.2f}  OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     for seconds in (1.0, 3.0, 8.0):
         audio = _utterance(seconds)
         for _ in range(10):
             extract(audio)
-        times = np.empty(repeats)
+        wall = np.empty(repeats)
+        cpu = np.empty(repeats)
         for i in range(repeats):
-            start = time.perf_counter()
+            w0, c0 = time.perf_counter(), time.thread_time()
             extract(audio)
-            times[i] = time.perf_counter() - start
-        ms = times * 1e3
-        print(f"{seconds:4.1f} s: median {np.median(ms):.2f} ms  p95 {np.percentile(ms, 95):.2f} ms")
+            wall[i], cpu[i] = time.perf_counter() - w0, time.thread_time() - c0
+        wall_ms, cpu_ms = wall * 1e3, cpu * 1e3
+        print(
+            f"{seconds:4.1f} s: wall median {np.median(wall_ms):.2f} ms  p95 {np.percentile(wall_ms, 95):.2f} ms"
+            f" | cpu median {np.median(cpu_ms):.2f} ms  p95 {np.percentile(cpu_ms, 95):.2f} ms"
+        )
 
 
 if __name__ == "__main__":

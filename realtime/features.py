@@ -2,10 +2,13 @@
 
 ``extract`` maps a mono 16 kHz utterance to a fixed-length float32 vector of
 functionals (mean, std, percentiles, slopes) over frame-level descriptors:
-log-mel bands, MFCCs and their deltas, chroma, F0 and voice quality, energy
-dynamics and spectral shape.  Pure numpy; constant matrices are built once at
-import.  Every descriptor is relative to the utterance's own level, so the
-vector does not depend on input gain.
+log-mel bands, MFCCs and their deltas, spectral shape, chroma, energy
+dynamics, F0 and voice quality.  Pure numpy: one 25 ms / 10 ms STFT feeds one
+matrix product (mel, chroma and spectral-moment columns); F0 comes from a
+normalised autocorrelation of a 4 kHz-decimated signal computed from its power
+spectrum.  All constant matrices are built once at import.  Every descriptor
+is relative to the utterance's own level, so the vector does not depend on
+input gain.
 """
 
 from __future__ import annotations
@@ -13,30 +16,34 @@ from __future__ import annotations
 import numpy as np
 
 SAMPLE_RATE: int = 16000
-FEATURE_VERSION: int = 1
+FEATURE_VERSION: int = 2
 
-# Main analysis: 25 ms Hann window, 10 ms hop, 512-point FFT.
+# Main analysis: 25 ms periodic Hann window, 10 ms hop, FFT of the window length.
 _WIN = 400
 _HOP = 160
-_NFFT = 512
+_NFFT = 400
 _N_MELS = 40
 _N_MFCC = 20  # c0 is computed and dropped
 _TOP_DB = 80.0  # log-mel floor below the utterance's loudest band value
 _ACTIVE_DB = 40.0  # active frames: within this many dB of the loudest frame
-_MIN_ACTIVE = 5
-_LEVEL_PERCENTILE = 95.0  # reference level: this percentile of frame energy
+_MIN_ACTIVE = 5  # fewer active frames than this: use all frames
+_LEVEL_PERCENTILE = 95.0  # level reference: this percentile of frame energy
+_PEAK_DB = 25.0  # energy-envelope peaks counted for the rate must be this close to max
 _EPS = 1e-12
 
-# Pitch analysis: decimate to 8 kHz, 40 ms Hann window, 20 ms hop.
-_PITCH_SR = SAMPLE_RATE // 2
-_PITCH_WIN = 320
-_PITCH_HOP = 160
-_PITCH_NFFT = 512
-_F0_MIN = 60.0
-_F0_MAX = 400.0
-_VOICING_THRESHOLD = 0.45  # normalised autocorrelation peak
-_VOICED_DB = 30.0  # voiced frames must be within this many dB of the loudest
-_OCTAVE_COST = 0.01  # per octave, favours shorter lags (Boersma 1993)
+# Pitch analysis: decimate to 4 kHz, 50 ms Hann window, 20 ms hop, 0-1.5 kHz band.
+_DECIM = 4
+_PITCH_SR = SAMPLE_RATE // _DECIM
+_PITCH_WIN = 200
+_PITCH_HOP = 80
+_PITCH_NFFT = 256
+_PITCH_BAND_HZ = (1000.0, 1500.0)  # full weight below the first, cos^2 taper to zero at the second
+_LAG_STEP = 0.5  # lag grid in 4 kHz samples (0.125 ms)
+_F0_MIN = 75.0
+_F0_MAX = 600.0
+_VOICING_THRESHOLD = 0.45  # normalised autocorrelation peak height
+_VOICED_DB = 30.0  # voiced frames must be within this many dB of the loudest pitch frame
+_OCTAVE_COST = 0.03  # per octave of lag, favours shorter lags (cf. Praat's octave cost)
 _ST_REF_HZ = 55.0
 
 _CHROMA_NAMES = ("C", "Cs", "D", "Ds", "E", "F", "Fs", "G", "Gs", "A", "As", "B")
@@ -45,40 +52,73 @@ _SPECTRAL_NAMES = (
     "spread_hz",
     "rolloff85_hz",
     "flatness_db",
-    "flux",
+    "flux_db",
     "zcr",
     "alpha_ratio_db",
     "hammarberg_db",
     "slope_db_per_khz",
 )
+_ENERGY_NAMES = (
+    "energy_db_mean",
+    "energy_db_std",
+    "energy_db_p10",
+    "energy_db_p50",
+    "energy_db_p90",
+    "energy_db_range",
+    "energy_db_delta_abs_mean",
+    "energy_frac_within_20db",
+    "energy_peak_rate_hz",
+)
+_PITCH_NAMES = (
+    "f0_semitone_mean",
+    "f0_semitone_std",
+    "f0_semitone_p10",
+    "f0_semitone_p50",
+    "f0_semitone_p90",
+    "f0_semitone_range",
+    "f0_semitone_delta_abs_mean",
+    "f0_semitone_slope_per_s",
+    "voiced_fraction",
+    "voiced_segment_rate_hz",
+    "hnr_db_mean",
+    "hnr_db_std",
+    "jitter_rel",
+    "shimmer_db",
+)
+
+
+# ---------------------------------------------------------------- constants
 
 
 def _periodic_hann(n: int) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    """Slaney mel scale (linear below 1 kHz, log above), as librosa htk=False."""
+_F_SP = 200.0 / 3  # Slaney mel scale: linear below 1 kHz, logarithmic above
+_MIN_LOG_HZ = 1000.0
+_LOGSTEP = np.log(6.4) / 27.0
+
+
+def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
     f = np.asarray(f, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz, logstep = 1000.0, np.log(6.4) / 27.0
-    mel = f / f_sp
-    log_part = min_log_hz / f_sp + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep
-    return np.where(f >= min_log_hz, log_part, mel)
+    log_part = _MIN_LOG_HZ / _F_SP + np.log(np.maximum(f, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP
+    return np.where(f >= _MIN_LOG_HZ, log_part, f / _F_SP)
 
 
 def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz, logstep = 1000.0, np.log(6.4) / 27.0
-    min_log_mel = min_log_hz / f_sp
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+    min_log_mel = _MIN_LOG_HZ / _F_SP
+    return np.where(m >= min_log_mel, _MIN_LOG_HZ * np.exp(_LOGSTEP * (m - min_log_mel)), _F_SP * m)
+
+
+def _mel_edges(sr: int, n_mels: int) -> np.ndarray:
+    """Band edge/centre frequencies, shape (n_mels + 2,)."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2), n_mels + 2))
 
 
 def _mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """Slaney-normalised triangular filters, shape (n_mels, n_fft//2 + 1)."""
+    """Slaney-normalised triangular filters, shape (n_mels, n_fft//2 + 1), as librosa's default."""
     fft_freqs = np.linspace(0.0, sr / 2, n_fft // 2 + 1)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2), n_mels + 2))
+    mel_f = _mel_edges(sr, n_mels)
     fdiff = np.diff(mel_f)
     ramps = mel_f[:, None] - fft_freqs[None, :]
     lower = -ramps[:-2] / fdiff[:-1, None]
@@ -88,27 +128,26 @@ def _mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
 
 
 def _dct_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """Orthonormal DCT-II, shape (n_in, n_out), as scipy dct(type=2, norm='ortho')."""
+    """Orthonormal DCT-II, shape (n_in, n_out), as scipy's dct(type=2, norm='ortho')."""
     n = np.arange(n_in)
-    k = np.arange(n_out)
-    m = np.cos(np.pi / n_in * (n[:, None] + 0.5) * k[None, :]) * np.sqrt(2.0 / n_in)
+    m = np.cos(np.pi / n_in * (n[:, None] + 0.5) * np.arange(n_out)[None, :]) * np.sqrt(2.0 / n_in)
     m[:, 0] /= np.sqrt(2.0)
     return m
 
 
-def _chroma_filterbank(sr: int, n_fft: int) -> np.ndarray:
-    """Soft pitch-class weights, shape (n_fft//2 + 1, 12), C first.
+def _chroma_filterbank(freqs: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
+    """Soft pitch-class weights, shape (n_bins, 12), C first.
 
-    Each FFT bin spreads its power over the 12 classes with a Gaussian in
-    circular semitone distance (width at least one semitone and at least the
-    bin's own width in semitones), weighted by a Gaussian over octaves centred
-    near C5 (as librosa's chroma filters).
+    Each bin spreads its power over the 12 classes with a Gaussian in circular
+    semitone distance (at least one semitone wide, wider where the bin itself
+    spans several semitones), weighted by a Gaussian over octaves centred on
+    C5 with two octaves' width, as librosa's chroma filters.
     """
-    freqs = np.linspace(0.0, sr / 2, n_fft // 2 + 1)
     valid = freqs >= 50.0
     f = np.where(valid, freqs, 50.0)
     semis = 12.0 * np.log2(f / 16.351597831287414)  # semitones above C0
-    bin_width = 12.0 * np.log2((f + sr / n_fft / 2) / np.maximum(f - sr / n_fft / 2, 1.0))
+    half_bin = sr / n_fft / 2
+    bin_width = 12.0 * np.log2((f + half_bin) / (f - half_bin))
     sigma = np.maximum(1.0, bin_width / 2)
     d = (semis[:, None] - np.arange(12)[None, :] + 6.0) % 12.0 - 6.0
     w = np.exp(-0.5 * (d / sigma[:, None]) ** 2)
@@ -117,87 +156,93 @@ def _chroma_filterbank(sr: int, n_fft: int) -> np.ndarray:
     return w * (octave_weight * valid)[:, None]
 
 
-def _halfband_taps(n_side: int = 4) -> np.ndarray:
-    """Odd-offset taps of a Hamming-windowed half-band low-pass (centre tap 0.5, unit DC gain)."""
-    k = 2 * np.arange(n_side) + 1
-    h = np.sin(np.pi * k / 2) / (np.pi * k) * (0.54 + 0.46 * np.cos(np.pi * k / (2 * n_side + 1)))
-    return h * (0.25 / h.sum())
+def _lowpass_taps(cutoff_hz: float, n_taps: int, sr: int) -> np.ndarray:
+    """Hamming-windowed sinc low-pass with unit DC gain (odd n_taps, linear phase)."""
+    n = np.arange(n_taps) - (n_taps - 1) / 2
+    h = np.sinc(2.0 * cutoff_hz / sr * n) * np.hamming(n_taps)
+    return h / h.sum()
+
+
+def _cosine_matrix(n_fft: int, lags: np.ndarray, band_weight: np.ndarray) -> np.ndarray:
+    """C with (P @ C)[:, j] = autocorrelation at lag lags[j] of the band-weighted spectrum P."""
+    k = np.arange(n_fft // 2 + 1)
+    c = np.cos(2.0 * np.pi * np.outer(k, lags) / n_fft) * (2.0 / n_fft)
+    c[0] /= 2.0
+    c[-1] /= 2.0
+    return c * band_weight[:, None]
 
 
 _WINDOW = _periodic_hann(_WIN)
-_FREQS = np.linspace(0.0, SAMPLE_RATE / 2, _NFFT // 2 + 1)
-_MEL_FB_T = np.ascontiguousarray(_mel_filterbank(SAMPLE_RATE, _NFFT, _N_MELS).T)
+_FREQS = np.fft.rfftfreq(_NFFT, 1.0 / SAMPLE_RATE)
+_BIN_HZ = SAMPLE_RATE / _NFFT
+_MEL_FB = _mel_filterbank(SAMPLE_RATE, _NFFT, _N_MELS)
+_MEL_CENTRES = _mel_edges(SAMPLE_RATE, _N_MELS)[1:-1]
+_MEL_AREA = _MEL_FB.sum(axis=1)  # undoes Slaney normalisation: band energies sum to the total
 _DCT = _dct_matrix(_N_MELS, _N_MFCC)[:, 1:]
-_CHROMA_FB = _chroma_filterbank(SAMPLE_RATE, _NFFT)
-_HALFBAND = _halfband_taps()
 
-_FLAT_BAND = (_FREQS >= 100.0) & (_FREQS <= 7000.0)
-_ALPHA_LO = (_FREQS >= 50.0) & (_FREQS < 1000.0)
-_ALPHA_HI = (_FREQS >= 1000.0) & (_FREQS < 5000.0)
-_HAMM_LO = (_FREQS > 0.0) & (_FREQS < 2000.0)
-_HAMM_HI = (_FREQS >= 2000.0) & (_FREQS < 5000.0)
-_SLOPE_BAND = (_FREQS >= 50.0) & (_FREQS <= 5000.0)
-_slope_f = _FREQS[_SLOPE_BAND] / 1000.0
-_SLOPE_PROJ = (_slope_f - _slope_f.mean()) / np.sum((_slope_f - _slope_f.mean()) ** 2)
 
+def _band(lo: float, hi: float) -> np.ndarray:
+    return ((_FREQS >= lo) & (_FREQS < hi)).astype(np.float64)
+
+
+# One matrix product gives: mel bands | chroma | total, sum f, sum f^2 | alpha-ratio bands.
+_PROJ = np.ascontiguousarray(
+    np.column_stack(
+        [
+            _MEL_FB.T,
+            _chroma_filterbank(_FREQS, SAMPLE_RATE, _NFFT),
+            np.ones_like(_FREQS),
+            _FREQS,
+            _FREQS**2,
+            _band(50.0, 1000.0),
+            _band(1000.0, 5000.0),
+        ]
+    )
+)
+_CHROMA_COLS = slice(_N_MELS, _N_MELS + 12)
+_TOTAL, _SUM_F, _SUM_F2, _ALPHA_LO, _ALPHA_HI = range(_N_MELS + 12, _N_MELS + 17)
+_HAMM_LO = slice(1, int(2000 / _BIN_HZ))  # (0, 2) kHz
+_HAMM_HI = slice(int(2000 / _BIN_HZ), int(5000 / _BIN_HZ))  # [2, 5) kHz
+_FLAT_MELS = (_MEL_CENTRES >= 100.0) & (_MEL_CENTRES <= 7000.0)
+_SLOPE_MELS = (_MEL_CENTRES >= 50.0) & (_MEL_CENTRES <= 5000.0)
+_slope_khz = _MEL_CENTRES[_SLOPE_MELS] / 1000.0 - (_MEL_CENTRES[_SLOPE_MELS] / 1000.0).mean()
+_SLOPE_PROJ = _slope_khz / np.sum(_slope_khz**2)
+_ZCR_BLOCK = int(np.gcd(_WIN, _HOP))
+
+_DECIM_TAPS = _lowpass_taps(2000.0, 37, SAMPLE_RATE)
 _PITCH_WINDOW = _periodic_hann(_PITCH_WIN)
-_LAG_MIN = int(np.floor(_PITCH_SR / _F0_MAX))
-_LAG_MAX = int(np.ceil(_PITCH_SR / _F0_MIN))
-
-
-def _autocorr_matrix(n_fft: int, n_lags: int) -> np.ndarray:
-    """Matrix C with P @ C == irfft(P)[:, :n_lags] for a one-sided power spectrum P."""
-    k = np.arange(n_fft // 2 + 1)
-    c = np.cos(2.0 * np.pi * np.outer(k, np.arange(n_lags)) / n_fft) * (2.0 / n_fft)
-    c[0] /= 2.0
-    c[-1] /= 2.0
-    return c
-
-
-_AC_MATRIX = _autocorr_matrix(_PITCH_NFFT, _LAG_MAX + 2)
-_win_spec = np.fft.rfft(_PITCH_WINDOW, _PITCH_NFFT)
-_WINDOW_AC = (np.abs(_win_spec) ** 2) @ _AC_MATRIX
-_WINDOW_AC = _WINDOW_AC / _WINDOW_AC[0]
-_LAGS = np.arange(_LAG_MIN - 1, _LAG_MAX + 2)
+_pitch_freqs = np.fft.rfftfreq(_PITCH_NFFT, 1.0 / _PITCH_SR)
+_PITCH_BINS = int(np.searchsorted(_pitch_freqs, _PITCH_BAND_HZ[1]))
+_taper = np.clip((_pitch_freqs - _PITCH_BAND_HZ[0]) / (_PITCH_BAND_HZ[1] - _PITCH_BAND_HZ[0]), 0.0, 1.0)
+_PITCH_BAND = np.cos(0.5 * np.pi * _taper) ** 2
+# Candidate lags (in 4 kHz samples) from 1/F0_MAX to 1/F0_MIN, one guard step either side.
+_LAGS = np.arange(
+    np.floor(_PITCH_SR / _F0_MAX / _LAG_STEP) - 1, np.ceil(_PITCH_SR / _F0_MIN / _LAG_STEP) + 2
+) * _LAG_STEP
+_AC_MATRIX = np.ascontiguousarray(
+    _cosine_matrix(_PITCH_NFFT, np.concatenate([[0.0], _LAGS]), _PITCH_BAND)[:_PITCH_BINS]
+)
+_win_ac = (np.abs(np.fft.rfft(_PITCH_WINDOW, _PITCH_NFFT)) ** 2) @ _cosine_matrix(
+    _PITCH_NFFT, np.concatenate([[0.0], _LAGS]), np.ones_like(_pitch_freqs)
+)
+_WINDOW_AC = _win_ac[1:] / _win_ac[0]
 _LAG_COST = _OCTAVE_COST * np.log2(_F0_MIN * _LAGS / _PITCH_SR)
 
 
 def _build_names() -> tuple[str, ...]:
-    names: list[str] = []
-    names += [f"logmel{i}_mean" for i in range(_N_MELS)]
-    names += [f"logmel{i}_std" for i in range(_N_MELS)]
-    coeffs = range(1, _N_MFCC)
-    names += [f"mfcc{i}_mean" for i in coeffs]
-    names += [f"mfcc{i}_std" for i in coeffs]
-    names += [f"mfcc{i}_delta_std" for i in coeffs]
-    names += [f"{s}_mean" for s in _SPECTRAL_NAMES]
-    names += [f"{s}_std" for s in _SPECTRAL_NAMES]
-    names += [f"chroma_{c}_mean" for c in _CHROMA_NAMES]
-    names += [
-        "energy_db_mean",
-        "energy_db_std",
-        "energy_db_p10",
-        "energy_db_p50",
-        "energy_db_p90",
-        "energy_db_range",
-        "energy_db_delta_abs_mean",
-        "energy_frac_within_20db",
-        "energy_peak_rate_hz",
-    ]
-    names += [
-        "f0_semitone_mean",
-        "f0_semitone_std",
-        "f0_semitone_p10",
-        "f0_semitone_p50",
-        "f0_semitone_p90",
-        "f0_semitone_range",
-        "f0_semitone_delta_abs_mean",
-        "f0_semitone_slope_per_s",
-        "voiced_fraction",
-        "voiced_segment_rate_hz",
-    ]
-    names += ["hnr_db_mean", "hnr_db_std", "jitter_rel", "shimmer_db"]
-    return tuple(names)
+    cep = range(1, _N_MFCC)
+    return (
+        tuple(f"logmel{i}_mean" for i in range(_N_MELS))
+        + tuple(f"logmel{i}_std" for i in range(_N_MELS))
+        + tuple(f"mfcc{i}_mean" for i in cep)
+        + tuple(f"mfcc{i}_std" for i in cep)
+        + tuple(f"mfcc{i}_delta_std" for i in cep)
+        + tuple(f"{s}_mean" for s in _SPECTRAL_NAMES)
+        + tuple(f"{s}_std" for s in _SPECTRAL_NAMES)
+        + tuple(f"chroma_{c}_mean" for c in _CHROMA_NAMES)
+        + _ENERGY_NAMES
+        + _PITCH_NAMES
+    )
 
 
 FEATURE_NAMES: tuple[str, ...] = _build_names()
@@ -205,47 +250,80 @@ FEATURE_SIZE: int = len(FEATURE_NAMES)
 
 
 def feature_params() -> dict:
-    """JSON-serialisable description of the feature computation."""
+    """JSON-serialisable description of the feature computation (for the model card)."""
     return {
         "feature_version": FEATURE_VERSION,
         "feature_size": FEATURE_SIZE,
         "sample_rate": SAMPLE_RATE,
-        "frame": {"win_length": _WIN, "hop_length": _HOP, "n_fft": _NFFT, "window": "hann"},
+        "stft": {"win_length": _WIN, "hop_length": _HOP, "n_fft": _NFFT, "window": "hann (periodic)", "center": False},
         "level": {
             "reference": f"p{_LEVEL_PERCENTILE:g} of frame energy",
-            "active_frames_db": _ACTIVE_DB,
+            "active_frames_within_db": _ACTIVE_DB,
+            "min_active_frames": _MIN_ACTIVE,
             "log_mel_top_db": _TOP_DB,
         },
-        "mel": {"n_mels": _N_MELS, "fmin": 0.0, "fmax": SAMPLE_RATE / 2, "scale": "slaney", "norm": "slaney"},
-        "mfcc": {"n_mfcc": _N_MFCC, "dct": "ortho type 2", "dropped": ["c0"], "delta_width": 5},
-        "chroma": {"n_chroma": 12, "source": "power spectrum"},
+        "mel": {"n_mels": _N_MELS, "fmin": 0.0, "fmax": SAMPLE_RATE / 2, "htk": False, "norm": "slaney"},
+        "mfcc": {"n_mfcc": _N_MFCC, "dct": "type 2, ortho", "dropped": ["c0"], "delta": "5-frame regression"},
+        "chroma": {"n_chroma": 12, "input": "power spectrum", "frame_norm": "max"},
+        "spectral": {
+            "moments": "power-weighted centroid/spread",
+            "rolloff": "85% of energy, from mel band energies",
+            "flatness_hz": [100.0, 7000.0],
+            "flux": "mean abs change of mean-removed log-mel (dB)",
+            "alpha_ratio_hz": [[50.0, 1000.0], [1000.0, 5000.0]],
+            "hammarberg_hz": [[0.0, 2000.0], [2000.0, 5000.0]],
+            "slope": "least-squares dB/kHz over log-mel bands centred 50-5000 Hz",
+        },
         "pitch": {
-            "method": "normalised autocorrelation (power spectrum, window-corrected)",
+            "method": "normalised autocorrelation from the power spectrum, window-corrected, parabolic peak",
             "sample_rate": _PITCH_SR,
             "win_length": _PITCH_WIN,
             "hop_length": _PITCH_HOP,
             "n_fft": _PITCH_NFFT,
+            "band_hz": list(_PITCH_BAND_HZ),
+            "lag_step_s": _LAG_STEP / _PITCH_SR,
             "f0_min_hz": _F0_MIN,
             "f0_max_hz": _F0_MAX,
             "voicing_threshold": _VOICING_THRESHOLD,
-            "voiced_db": _VOICED_DB,
+            "voiced_within_db": _VOICED_DB,
             "octave_cost": _OCTAVE_COST,
             "semitone_ref_hz": _ST_REF_HZ,
         },
+        "energy_peak_within_db": _PEAK_DB,
         "names": list(FEATURE_NAMES),
     }
 
 
+# ---------------------------------------------------------------- helpers
+
+
 def _frames(x: np.ndarray, win: int, hop: int) -> np.ndarray:
-    """Strided (n_frames, win) view; x must have at least win samples."""
-    return np.lib.stride_tricks.sliding_window_view(x, win)[::hop]
+    """Read-only strided (n_frames, win) view of a contiguous float64 x with at least win samples."""
+    n_frames = 1 + (x.size - win) // hop
+    view = np.ndarray((n_frames, win), np.float64, buffer=x, strides=(hop * 8, 8))
+    view.flags.writeable = False
+    return view
 
 
-def _active_mask(energy_db: np.ndarray, threshold_db: float) -> np.ndarray:
-    mask = energy_db >= -threshold_db
-    if mask.sum() < min(_MIN_ACTIVE, energy_db.size):
-        mask = np.ones_like(mask)
-    return mask
+def _power(spec: np.ndarray) -> np.ndarray:
+    """|spec|^2 of a C-contiguous complex128 array (squares it in place)."""
+    parts = spec.view(np.float64)
+    np.square(parts, out=parts)
+    return parts[:, 0::2] + parts[:, 1::2]
+
+
+def _percentiles(a: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """Linear-interpolated percentiles of a non-empty 1-D array (np.percentile, less overhead)."""
+    s = np.sort(a)
+    pos = np.asarray(qs) / 100.0 * (s.size - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, s.size - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def _mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    return mean, np.sqrt(np.maximum((x * x).mean(axis=0) - mean * mean, 0.0))
 
 
 def _delta(x: np.ndarray) -> np.ndarray:
@@ -254,74 +332,149 @@ def _delta(x: np.ndarray) -> np.ndarray:
     return (p[3:-1] - p[1:-3] + 2.0 * (p[4:] - p[:-4])) / 10.0
 
 
-def _mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = x.mean(axis=0)
-    return mean, np.sqrt(np.maximum((x * x).mean(axis=0) - mean * mean, 0.0))
+def _db(a: np.ndarray) -> np.ndarray:
+    return 10.0 * np.log10(a + _EPS)
 
 
-def _decimate2(x: np.ndarray) -> np.ndarray:
-    """Half-band low-pass then keep every second sample (16 kHz -> 8 kHz)."""
-    n = _HALFBAND.size
-    p = np.concatenate([np.zeros(2 * n - 1), x, np.zeros(2 * n - 1)])
-    centre = p[2 * n - 1 : 2 * n - 1 + x.size : 2]
-    y = 0.5 * centre
-    for j, h in enumerate(_HALFBAND):
-        k = 2 * j + 1
-        y = y + h * (
-            p[2 * n - 1 - k : 2 * n - 1 - k + x.size : 2] + p[2 * n - 1 + k : 2 * n - 1 + k + x.size : 2]
-        )
+def _active_mask(energy_db: np.ndarray, within_db: float) -> np.ndarray:
+    mask = energy_db >= -within_db
+    if np.count_nonzero(mask) < min(_MIN_ACTIVE, energy_db.size):
+        mask[:] = True
+    return mask
+
+
+def _zero_crossing_rate(x: np.ndarray, n_frames: int) -> np.ndarray:
+    """Per-frame sign-change rate, counted in blocks of gcd(win, hop) samples."""
+    changes = np.signbit(x[1:]) != np.signbit(x[:-1])
+    n_blocks = (n_frames - 1) * _HOP // _ZCR_BLOCK + _WIN // _ZCR_BLOCK
+    padded = np.zeros(n_blocks * _ZCR_BLOCK)
+    m = min(changes.size, padded.size)
+    padded[:m] = changes[:m]
+    counts = np.concatenate([[0.0], np.cumsum(padded.reshape(n_blocks, _ZCR_BLOCK).sum(axis=1))])
+    start = np.arange(n_frames) * (_HOP // _ZCR_BLOCK)
+    return (counts[start + _WIN // _ZCR_BLOCK] - counts[start]) / (_WIN - 1)
+
+
+def _rolloff(mel_energy: np.ndarray, fraction: float = 0.85) -> np.ndarray:
+    """Roll-off frequency from cumulative (un-normalised) mel band energies, interpolated."""
+    cum = np.cumsum(mel_energy, axis=1)
+    target = fraction * cum[:, -1:]
+    j = np.minimum(np.argmax(cum >= target, axis=1), _N_MELS - 1)
+    rows = np.arange(cum.shape[0])
+    prev = np.where(j > 0, cum[rows, j - 1], 0.0)
+    f_prev = np.where(j > 0, _MEL_CENTRES[j - 1], 0.0)
+    frac = np.clip((target[:, 0] - prev) / (cum[rows, j] - prev + _EPS), 0.0, 1.0)
+    return f_prev + frac * (_MEL_CENTRES[j] - f_prev)
+
+
+def _spectral(q: np.ndarray, hamm_max: np.ndarray, logmel: np.ndarray, zcr: np.ndarray) -> np.ndarray:
+    """Per-frame spectral shape descriptors, shape (n_frames, 9), in _SPECTRAL_NAMES order.
+
+    q: level-normalised projections (_PROJ columns); hamm_max: level-normalised peak bin
+    power in 0-2 and 2-5 kHz; logmel: floored log-mel (dB); zcr: zero-crossing rate.
+    """
+    mel = q[:, :_N_MELS]
+    total = q[:, _TOTAL] + _EPS
+    centroid = q[:, _SUM_F] / total
+    spread = np.sqrt(np.maximum(q[:, _SUM_F2] / total - centroid**2, 0.0))
+    rolloff = _rolloff(mel * _MEL_AREA)
+    flatness = logmel[:, _FLAT_MELS].mean(axis=1) - _db(mel[:, _FLAT_MELS].mean(axis=1))
+    shape = logmel - logmel.mean(axis=1, keepdims=True)
+    flux = np.concatenate([[0.0], np.abs(np.diff(shape, axis=0)).mean(axis=1)])
+    alpha = _db(q[:, _ALPHA_LO]) - _db(q[:, _ALPHA_HI])
+    hammarberg = _db(hamm_max[:, 0]) - _db(hamm_max[:, 1])
+    slope = logmel[:, _SLOPE_MELS] @ _SLOPE_PROJ
+    return np.stack([centroid, spread, rolloff, flatness, flux, zcr, alpha, hammarberg, slope], axis=1)
+
+
+def _energy_features(e_db: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Dynamics of frame energy in dB re the loudest frame, in _ENERGY_NAMES order."""
+    ea = e_db[active]
+    p10, p50, p90 = _percentiles(ea, (10.0, 50.0, 90.0))
+    kernel = _periodic_hann(12)[1:]
+    smooth = np.convolve(np.maximum(e_db, -_ACTIVE_DB), kernel / kernel.sum(), mode="same")
+    mid = smooth[1:-1]
+    n_peaks = np.count_nonzero((mid > smooth[:-2]) & (mid >= smooth[2:]) & (mid > -_PEAK_DB))
+    idx = np.flatnonzero(active)
+    span_s = (idx[-1] - idx[0] + 1) * _HOP / SAMPLE_RATE
+    delta = np.abs(np.diff(e_db))[active[1:]]
+    return np.array(
+        [
+            ea.mean(),
+            ea.std(),
+            p10,
+            p50,
+            p90,
+            p90 - p10,
+            delta.mean() if delta.size else 0.0,
+            np.mean(ea >= -20.0),
+            n_peaks / span_s,
+        ]
+    )
+
+
+def _decimate(x: np.ndarray) -> np.ndarray:
+    """Low-pass (2 kHz) and keep every 4th sample, polyphase: 16 kHz -> 4 kHz."""
+    taps = _DECIM_TAPS
+    delay = (taps.size - 1) // 2
+    n_out = (x.size + _DECIM - 1) // _DECIM
+    xp = np.concatenate([x, np.zeros(_DECIM * (taps.size // _DECIM + 2))])
+    y = np.zeros(n_out)
+    for phase in range(_DECIM):
+        a, b = divmod(delay - phase, _DECIM)
+        y += np.convolve(xp[b::_DECIM], taps[phase::_DECIM])[a : a + n_out]
     return y
 
 
-def _pitch(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per pitch frame: F0 in Hz, peak normalised autocorrelation, energy in dB re max."""
-    y = _decimate2(x)
+def _pitch_track(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per 20 ms pitch frame: F0 (Hz), normalised autocorrelation peak, band energy (dB re max)."""
+    y = _decimate(x)
     if y.size < _PITCH_WIN:
         y = np.concatenate([y, np.zeros(_PITCH_WIN - y.size)])
-    spec = np.fft.rfft(_frames(y, _PITCH_WIN, _PITCH_HOP) * _PITCH_WINDOW, _PITCH_NFFT)
-    power = spec.real**2 + spec.imag**2
-    ac = power @ _AC_MATRIX
-    energy = ac[:, 0]
-    r = ac[:, _LAGS] / (np.maximum(energy, _EPS)[:, None] * _WINDOW_AC[_LAGS])
+    power = _power(np.fft.rfft(_frames(y, _PITCH_WIN, _PITCH_HOP) * _PITCH_WINDOW, _PITCH_NFFT))[:, :_PITCH_BINS]
+    energy = power @ _AC_MATRIX[:, 0]
+    e_db = _db(energy / (energy.max() + _EPS))
+    f0 = np.zeros(energy.size)
+    peak = np.zeros(energy.size)
+    cand = e_db >= -_VOICED_DB
+    if not cand.any() or energy.max() <= 0.0:
+        return f0, peak, e_db
+    ac = power[cand] @ _AC_MATRIX
+    r = ac[:, 1:] / (ac[:, :1] * _WINDOW_AC)
     left, centre, right = r[:, :-2], r[:, 1:-1], r[:, 2:]
     curvature = left - 2.0 * centre + right
     is_peak = (centre >= left) & (centre >= right) & (curvature < 0.0)
-    safe = np.where(is_peak, curvature, -1.0)
-    shift = np.clip(0.5 * (left - right) / safe, -0.5, 0.5)
+    shift = np.clip(0.5 * (left - right) / np.where(is_peak, curvature, -1.0), -0.5, 0.5)
     height = centre - 0.25 * (left - right) * shift
-    score = np.where(is_peak, height - _LAG_COST[1:-1], -np.inf)
-    i = np.argmax(score, axis=1)
+    best = np.argmax(np.where(is_peak, height - _LAG_COST[1:-1], -np.inf), axis=1)
     rows = np.arange(r.shape[0])
-    found = is_peak[rows, i]
-    f0 = _PITCH_SR / (_LAGS[i + 1] + shift[rows, i])
-    peak = np.where(found, height[rows, i], 0.0)
-    energy_db = 10.0 * np.log10(energy + _EPS * (energy.max() + _EPS))
-    return f0, peak, energy_db - energy_db.max()
+    found = is_peak[rows, best]
+    f0[cand] = _PITCH_SR / (_LAGS[best + 1] + _LAG_STEP * shift[rows, best])
+    peak[cand] = np.where(found, height[rows, best], 0.0)
+    return f0, peak, e_db
 
 
 def _pitch_features(x: np.ndarray) -> np.ndarray:
-    f0, r, e_db = _pitch(x)
-    active = _active_mask(e_db, _ACTIVE_DB)
+    """F0 and voice-quality functionals, in _PITCH_NAMES order (F0 terms 0 if nothing is voiced)."""
+    f0, r, e_db = _pitch_track(x)
     voiced = (r >= _VOICING_THRESHOLD) & (e_db >= -_VOICED_DB)
-    n_voiced = int(voiced.sum())
-    span_s = max(active.sum(), 1) * _PITCH_HOP / _PITCH_SR
-    onsets = np.count_nonzero(voiced[1:] & ~voiced[:-1]) + int(voiced[0])
-    out = np.zeros(14)
-    out[8] = n_voiced / max(active.sum(), 1)
-    out[9] = onsets / span_s
-    if n_voiced == 0:
+    n_active = max(np.count_nonzero(e_db >= -_ACTIVE_DB), 1)
+    out = np.zeros(len(_PITCH_NAMES))
+    out[8] = np.count_nonzero(voiced) / n_active
+    out[9] = (np.count_nonzero(voiced[1:] & ~voiced[:-1]) + voiced[0]) / (n_active * _PITCH_HOP / _PITCH_SR)
+    if not voiced.any():
         return out
-    st = 12.0 * np.log2(f0[voiced] / _ST_REF_HZ)
-    p10, p50, p90 = np.percentile(st, [10.0, 50.0, 90.0])
+    st_all = 12.0 * np.log2(np.maximum(f0, 1.0) / _ST_REF_HZ)
+    st = st_all[voiced]
+    p10, p50, p90 = _percentiles(st, (10.0, 50.0, 90.0))
     t = np.flatnonzero(voiced) * (_PITCH_HOP / _PITCH_SR)
-    tc = t - t.mean()
-    var_t = np.sum(tc * tc)
+    t -= t.mean()
+    var_t = np.sum(t * t)
     pair = voiced[1:] & voiced[:-1]
-    st_all = 12.0 * np.log2(f0 / _ST_REF_HZ)
-    d_st = np.abs(np.diff(st_all))[pair]
     triple = pair[1:] & pair[:-1]
-    jitter = np.abs(f0[1:-1] - 0.5 * (f0[:-2] + f0[2:])) / f0[1:-1]
+    d_st = np.abs(np.diff(st_all))[pair]
     shimmer = np.abs(np.diff(e_db))[pair]
+    jitter = (np.abs(f0[1:-1] - 0.5 * (f0[:-2] + f0[2:])) / np.maximum(f0[1:-1], 1.0))[triple]
     rc = np.clip(r[voiced], 1e-3, 1.0 - 1e-3)
     hnr = 10.0 * np.log10(rc / (1.0 - rc))
     out[:8] = [
@@ -332,62 +485,22 @@ def _pitch_features(x: np.ndarray) -> np.ndarray:
         p90,
         p90 - p10,
         d_st.mean() if d_st.size else 0.0,
-        np.sum(tc * (st - st.mean())) / var_t if var_t > 0 else 0.0,
+        np.sum(t * (st - st.mean())) / var_t if var_t > 0 else 0.0,
     ]
     out[10:] = [
         hnr.mean(),
         hnr.std(),
-        jitter[triple].mean() if triple.any() else 0.0,
+        jitter.mean() if jitter.size else 0.0,
         shimmer.mean() if shimmer.size else 0.0,
     ]
     return out
 
 
-def _energy_features(e_db: np.ndarray, active: np.ndarray) -> np.ndarray:
-    """Dynamics of frame energy in dB re the utterance's loudest frame."""
-    ea = e_db[active]
-    p10, p50, p90 = np.percentile(ea, [10.0, 50.0, 90.0])
-    kernel = _periodic_hann(12)[1:]
-    smooth = np.convolve(np.maximum(e_db, -_ACTIVE_DB), kernel / kernel.sum(), mode="same")
-    is_peak = (smooth[1:-1] > smooth[:-2]) & (smooth[1:-1] >= smooth[2:]) & (smooth[1:-1] > -25.0)
-    span_s = max(np.ptp(np.flatnonzero(active)) + 1, 1) * _HOP / SAMPLE_RATE
-    return np.array(
-        [
-            ea.mean(),
-            ea.std(),
-            p10,
-            p50,
-            p90,
-            p90 - p10,
-            np.abs(np.diff(e_db))[active[1:]].mean() if e_db.size > 1 else 0.0,
-            np.mean(ea >= -20.0),
-            np.count_nonzero(is_peak) / span_s,
-        ]
-    )
-
-
-def _spectral(power: np.ndarray, x_frames: np.ndarray) -> np.ndarray:
-    """Per-frame spectral shape descriptors, shape (n_frames, 9)."""
-    mag = np.sqrt(power)
-    total = mag.sum(axis=1) + _EPS
-    centroid = mag @ _FREQS / total
-    spread = np.sqrt(np.maximum(mag @ _FREQS**2 / total - centroid**2, 0.0))
-    cum = np.cumsum(mag, axis=1)
-    rolloff = _FREQS[np.argmax(cum >= 0.85 * cum[:, -1:], axis=1)]
-    pb = power[:, _FLAT_BAND] + _EPS
-    flatness = 10.0 * (np.log10(pb).mean(axis=1) - np.log10(pb.mean(axis=1)))
-    norm = mag / total[:, None]
-    flux = np.concatenate([[0.0], np.sqrt(np.sum(np.diff(norm, axis=0) ** 2, axis=1))])
-    sign = np.signbit(x_frames)
-    zcr = np.count_nonzero(sign[:, 1:] != sign[:, :-1], axis=1) / (x_frames.shape[1] - 1)
-    alpha = 10.0 * np.log10((power[:, _ALPHA_LO].sum(axis=1) + _EPS) / (power[:, _ALPHA_HI].sum(axis=1) + _EPS))
-    hamm = 10.0 * np.log10((power[:, _HAMM_LO].max(axis=1) + _EPS) / (power[:, _HAMM_HI].max(axis=1) + _EPS))
-    slope = (10.0 * np.log10(power[:, _SLOPE_BAND] + _EPS)) @ _SLOPE_PROJ
-    return np.stack([centroid, spread, rolloff, flatness, flux, zcr, alpha, hamm, slope], axis=1)
+# ---------------------------------------------------------------- public
 
 
 def extract(audio: np.ndarray) -> np.ndarray:
-    """Feature vector (float32, shape (FEATURE_SIZE,)) of one mono 16 kHz utterance."""
+    """Feature vector (float32, shape (FEATURE_SIZE,), finite) of one mono 16 kHz utterance."""
     x = np.asarray(audio)
     if x.ndim != 1:
         raise ValueError(f"expected 1-D mono audio, got shape {x.shape}")
@@ -397,36 +510,35 @@ def extract(audio: np.ndarray) -> np.ndarray:
     if x.size < _WIN:
         x = np.concatenate([x, np.zeros(_WIN - x.size)])
 
-    x_frames = _frames(x, _WIN, _HOP)
-    spec = np.fft.rfft(x_frames * _WINDOW, _NFFT)
-    power = spec.real**2 + spec.imag**2
-    frame_energy = power.sum(axis=1)
-    ref = np.percentile(frame_energy, _LEVEL_PERCENTILE)
-    power *= 1.0 / (ref + 1e-30)
-    frame_energy *= 1.0 / (ref + 1e-30)
-    e_db = 10.0 * np.log10(frame_energy + _EPS)
+    power = _power(np.fft.rfft(_frames(x, _WIN, _HOP) * _WINDOW, _NFFT))
+    q = power @ _PROJ
+    level = _percentiles(q[:, _TOTAL], (_LEVEL_PERCENTILE,))[0] + 1e-30
+    q /= level
+    power_max = np.stack([power[:, _HAMM_LO].max(axis=1), power[:, _HAMM_HI].max(axis=1)], axis=1) / level
+    mel = q[:, :_N_MELS]
+    e_db = _db(q[:, _TOTAL])
     e_db -= e_db.max()
     active = _active_mask(e_db, _ACTIVE_DB)
 
-    logmel = 10.0 * np.log10(power @ _MEL_FB_T + _EPS)
+    logmel = _db(mel)
     logmel = np.maximum(logmel, logmel.max() - _TOP_DB)
     mfcc = logmel @ _DCT
-    delta_std = _mean_std(_delta(mfcc)[active])[1]
-    chroma = power @ _CHROMA_FB
-    chroma /= chroma.max(axis=1, keepdims=True) + _EPS
+    chroma = q[:, _CHROMA_COLS]
+    chroma = chroma / (chroma.max(axis=1, keepdims=True) + _EPS)
+    spectral = _spectral(q, power_max, logmel, _zero_crossing_rate(x, power.shape[0]))
 
-    stacked = np.concatenate([logmel, mfcc, _spectral(power, x_frames)], axis=1)[active]
-    mean, std = _mean_std(stacked)
-    n_mel, n_cep = _N_MELS, _N_MFCC - 1
+    mean, std = _mean_std(np.concatenate([logmel, mfcc, spectral], axis=1)[active])
+    n_cep = _N_MFCC - 1
+    cep_end = _N_MELS + n_cep
     out = np.concatenate(
         [
-            mean[:n_mel],
-            std[:n_mel],
-            mean[n_mel : n_mel + n_cep],
-            std[n_mel : n_mel + n_cep],
-            delta_std,
-            mean[n_mel + n_cep :],
-            std[n_mel + n_cep :],
+            mean[:_N_MELS],
+            std[:_N_MELS],
+            mean[_N_MELS:cep_end],
+            std[_N_MELS:cep_end],
+            _mean_std(_delta(mfcc)[active])[1],
+            mean[cep_end:],
+            std[cep_end:],
             chroma[active].mean(axis=0),
             _energy_features(e_db, active),
             _pitch_features(x),

@@ -33,6 +33,13 @@ class Marker:
 
 
 @dataclass(frozen=True)
+class PipelineFailed:
+    """Put on the results queue if the segmenter thread hits an unexpected error."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class SpeechState:
     """Put on the results queue when speech starts or a started span is discarded."""
 
@@ -98,7 +105,19 @@ class Pipeline:
 
     # -- segmenter thread ------------------------------------------------------------------------
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() or self.worker.alive
+
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as e:  # report it; the session ends cleanly instead of hanging
+            self.results.put(PipelineFailed(f"{type(e).__name__}: {e}"))
+        finally:
+            self.worker.close()
+
+    def _loop(self) -> None:
         ring, markers = self.ring, self._markers
         block = SAMPLE_RATE // 10
         read_pos = 0
@@ -118,7 +137,6 @@ class Pipeline:
             chunk = ring.read(min(limit, 8 * block))
             read_pos += chunk.size
             self._consume(chunk)
-        self.worker.close()
 
     def _apply(self, marker: Marker) -> bool:
         if marker.kind == "begin":
@@ -133,6 +151,7 @@ class Pipeline:
             return True
         if self._resampler is not None:
             tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            self._resampler = None
             self._handle(self.segmenter.process(tail))
         self._handle(self.segmenter.flush())
         return marker.kind != "close"

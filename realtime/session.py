@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realtime.model import EmotionModel
-from realtime.pipeline import Pipeline, SpeechState
+from realtime.pipeline import Pipeline, PipelineFailed, SpeechState
 from realtime.replay import FileFailed, FileReplay
 from realtime.segmenter import SegmenterConfig
 from realtime.session_log import LogError, SessionLog
@@ -45,6 +45,7 @@ class Session:
         self.pipeline = Pipeline(opts.model, opts.segmenter, batch=batch)
         self.files_failed = 0
         self.log_failed = False
+        self.pipeline_failed = False
         self._stop = threading.Event()
         self._stop_reason = ""
         self.speaking = False
@@ -84,6 +85,10 @@ class Session:
         if isinstance(item, SpeechState):
             self.speaking = item.speaking
             self.view.speech(item.speaking)
+        elif isinstance(item, PipelineFailed):
+            self.pipeline_failed = True
+            _err(f"internal error in the audio pipeline ({item.message}); stopping")
+            self.request_stop("pipeline failed")
         elif isinstance(item, FileFailed):
             self.files_failed += 1
             _err(f"{item.path}: {item.message} (skipped)")
@@ -116,8 +121,8 @@ class Session:
                     item = self.pipeline.results.get(timeout=0.05)
                 except queue.Empty:
                     item = ...
-                if item is None:  # the pipeline has finished everything after close()
-                    break
+                if item is None or (item is ... and not self.pipeline.alive):
+                    break  # the pipeline has finished everything after close(), or has died
                 if item is not ...:
                     self._handle(item)
                 if not closed:
@@ -145,7 +150,7 @@ class Session:
         if self._stop_reason == "input device stopped":
             _err("the input device stopped delivering audio; the log is complete up to that point")
             return 1
-        return 1 if (self.files_failed or self.log_failed) else 0
+        return 1 if (self.files_failed or self.log_failed or self.pipeline_failed) else 0
 
     def _describe_source(self) -> str:
         if isinstance(self.source, FileReplay):

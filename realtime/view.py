@@ -81,9 +81,9 @@ def summary_text(stats: SessionStats, status: Status, files_failed: int, elapsed
 class LineView:
     """One plain line per final utterance (stdout not a terminal)."""
 
-    def __init__(self, stats: SessionStats, out: TextIO = sys.stdout) -> None:
+    def __init__(self, stats: SessionStats, out: TextIO | None = None) -> None:
         self.stats = stats
-        self.out = out
+        self.out = out or sys.stdout
 
     def start(self) -> None:
         pass

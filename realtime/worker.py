@@ -78,6 +78,10 @@ class Worker:
         self._thread.join(timeout)
 
     @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
     def pending(self) -> int:
         return self._jobs.qsize()
 

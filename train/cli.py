@@ -213,13 +213,13 @@ def run(args, console, out_console) -> int:
         "clips": int(len(y)),
         "epochs": int(mlp.n_iter_),
         "onnx_parity_max_abs_diff": diff,
+        "features_source_sha256": info["source_sha256"],
         "skipped": {
             "unknown_names": found.unknown_names,
             "label_not_in_set": skipped_labels,
             "failed": len(fs.failed),
             "no_speech_whole_clip": fs.no_speech,
         },
-        "feature_names": info["feature_names"],
     }
     card = export.make_card(
         labels=[str(c) for c in model.classes_],

@@ -46,10 +46,11 @@ def config_dict(config) -> dict:
 
 
 def feature_info() -> dict:
-    """Feature version, size, names and parameters of the installed ``realtime.features``."""
+    """Feature version, size, names, parameters and source hash of the installed ``realtime.features``."""
     from realtime import features
 
     return {
+        "source_sha256": hashlib.sha256(Path(features.__file__).read_bytes()).hexdigest(),
         "feature_version": int(features.FEATURE_VERSION),
         "feature_size": int(features.FEATURE_SIZE),
         "feature_names": list(features.FEATURE_NAMES),
@@ -95,7 +96,13 @@ class FeatureSet:
 
 def _cache_key(root: str, info: dict, seg: dict) -> str:
     blob = json.dumps(
-        {"root": root, "v": info["feature_version"], "params": info["feature_params"], "seg": seg},
+        {
+            "root": root,
+            "v": info["feature_version"],
+            "params": info["feature_params"],
+            "src": info["source_sha256"],  # an edit without a version bump must not reuse stale features
+            "seg": seg,
+        },
         sort_keys=True,
         default=str,
     )
@@ -126,7 +133,7 @@ def build_features(
     progress: Callable[[int], None] | None = None,
 ) -> FeatureSet:
     """Features for ``clips`` (order kept, failures dropped). One cache file per data root, keyed by a
-    hash of (root, FEATURE_VERSION, feature_params, segmenter config); entries are checked by
+    hash of (root, FEATURE_VERSION, feature_params, features source, segmenter config); entries are checked by
     resolved path, size and mtime."""
     info = feature_info()
     config = segmenter_config()

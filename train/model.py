@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from sklearn.neural_network import MLPClassifier
@@ -64,15 +64,25 @@ def oversample(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.
     return X[order], y[order]
 
 
+def _can_hold_out(y: np.ndarray, fraction: float) -> bool:
+    _, counts = np.unique(y, return_counts=True)
+    n_val = int(np.ceil(fraction * len(y)))
+    return counts.min() >= 2 and n_val >= len(counts) and len(y) - n_val >= len(counts)
+
+
 def fit_model(X: np.ndarray, y: np.ndarray, hp: Hyperparameters, seed: int) -> Pipeline:
     """Fit a fresh class-balanced pipeline on (X, y)."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
 
-    model = make_model(hp, seed)
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y)
+    if hp.early_stopping and not _can_hold_out(y, hp.validation_fraction):
+        hp = replace(hp, early_stopping=False)  # tiny data: a stratified validation split is impossible
+    if hp.batch_size > len(y) // 2:
+        hp = replace(hp, batch_size=max(1, len(y) // 2))  # tiny data: sklearn would clip it and warn
+    model = make_model(hp, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         if BALANCING == "sample_weight":

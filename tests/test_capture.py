@@ -1,0 +1,122 @@
+"""The real capture path: sounddevice/PortAudio recording a virtual microphone (tests/vmic/vmic.sh)
+while a real clip is played into it, with ser-live running as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import REPO, real_clips
+
+SER_LIVE = [sys.executable, "-c", "from realtime.cli import main; main()"]
+
+
+def _missing() -> str | None:
+    for tool in ("pulseaudio", "pactl", "paplay", "parec"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed (apt-get install pulseaudio pulseaudio-utils libasound2-plugins)"
+    try:
+        import ctypes.util
+
+        if ctypes.util.find_library("portaudio") is None:
+            return "PortAudio not installed (apt-get install libportaudio2)"
+    except Exception as e:  # pragma: no cover - find_library itself failing
+        return str(e)
+    return None
+
+
+@pytest.fixture(scope="module")
+def vmic_env():
+    reason = _missing()
+    if reason:
+        if os.environ.get("SER_REQUIRE_VMIC"):
+            pytest.fail(f"virtual microphone required here but {reason}")
+        pytest.skip(f"virtual microphone unavailable: {reason}")
+    script = REPO / "tests" / "vmic" / "vmic.sh"
+    env_file = subprocess.run(["sh", str(script), "start", "16000"], check=True, capture_output=True, text=True).stdout.strip()
+    env = dict(os.environ)
+    for line in Path(env_file).read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value
+    env["PYTHONPATH"] = str(REPO)
+    yield env
+    subprocess.run(["sh", str(script), "stop"], check=False)
+
+
+def _start(env, *args) -> subprocess.Popen:
+    proc = subprocess.Popen(SER_LIVE + ["--plain", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()  # "ser-live: listening on ..." once the input stream is open
+    assert "listening on" in line, line + proc.stderr.read()
+    return proc
+
+
+def _play(env, path: Path) -> None:
+    subprocess.run(["paplay", f"--device={env['VMIC_SINK']}", str(path)], env=env, check=True, timeout=30)
+
+
+def _confident_clip(tmp_path: Path, env) -> tuple[Path, str]:
+    """A real clip (with a little silence after it) and the emotion file replay gives it."""
+    best = None
+    for i, clip in enumerate(real_clips(3, 3)):
+        audio, _ = sf.read(clip, dtype="float32")
+        path = tmp_path / f"clip{i}.wav"
+        sf.write(path, np.concatenate([audio, np.zeros(8000, np.float32)]), 16000, subtype="PCM_16")
+        out = subprocess.run(SER_LIVE + ["--file", str(path), "--speed", "0", "--json"], env=env, capture_output=True, text=True, check=True).stdout
+        import json
+
+        rows = [json.loads(line) for line in out.splitlines()]
+        if len(rows) == 1 and (best is None or rows[0]["confidence"] > best[2]):
+            best = (path, rows[0]["emotion"], rows[0]["confidence"])
+    assert best is not None
+    return best[0], best[1]
+
+
+def test_microphone_capture_logs_the_played_utterance(vmic_env, tmp_path):
+    clip, expected = _confident_clip(tmp_path, vmic_env)
+    log = tmp_path / "mic.csv"
+    proc = _start(vmic_env, "--duration", "7", "--log", str(log))
+    time.sleep(0.5)
+    _play(vmic_env, clip)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    rows = list(csv.DictReader(log.open()))
+    assert len(rows) == 1, (out, err)
+    row = rows[0]
+    assert row["source"] != "" and not row["source"].endswith(".wav")  # the input device's name
+    speech = sf.info(clip).duration - 0.5
+    assert 0.3 < float(row["start_s"]) < 3.0
+    assert float(row["end_s"]) - float(row["start_s"]) <= speech + 0.8
+    assert row["emotion"] == expected  # the microphone path agrees with file replay
+    assert "input overflows 0" in out
+
+
+def test_sigterm_mid_utterance_classifies_and_logs_it(vmic_env, tmp_path):
+    clip = real_clips(0, 1)[0]
+    audio, _ = sf.read(clip, dtype="float32")
+    long = tmp_path / "long.wav"
+    sf.write(long, np.tile(audio, 3), 16000, subtype="PCM_16")  # about 6 s of continuous speech
+    log = tmp_path / "mic.csv"
+    proc = _start(vmic_env, "--log", str(log))
+    player = subprocess.Popen(["paplay", f"--device={vmic_env['VMIC_SINK']}", str(long)], env=vmic_env)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    out, err = proc.communicate(timeout=10)
+    elapsed = time.monotonic() - t0
+    player.kill()
+    assert proc.returncode == 0, err
+    assert elapsed < 1.5
+    rows = list(csv.DictReader(log.open()))
+    assert len(rows) == 1  # the utterance in progress was classified and logged
+    assert float(rows[0]["end_s"]) - float(rows[0]["start_s"]) > 1.0
+    assert "session: 1 utterances" in out

@@ -1,0 +1,247 @@
+"""The trainer on real clips: features + cache, speaker-grouped splits, ONNX parity, determinism, the
+card, and a tiny end-to-end ``ser-train`` run. Kept small (a few speakers, tiny MLPs, 2 folds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import data_dir
+from train import corpora as corp
+
+features = pytest.importorskip("realtime.features", reason="realtime/features.py is not available")
+
+from train import dataset, evaluate, export  # noqa: E402
+from train.cli import main  # noqa: E402
+from train.model import Hyperparameters, fit_model  # noqa: E402
+
+TINY = Hyperparameters(hidden=(16,), alpha=1e-2, max_iter=60)
+RAVDESS_ACTORS = ("01", "02", "03", "04")
+CREMA_ACTORS = ("1001", "1003", "1005", "1007")
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory) -> Path:
+    """~56 real clips, symlinked: 4 RAVDESS actors x 8 emotions, 4 CREMA-D actors x 6 emotions."""
+    src = data_dir()
+    root = tmp_path_factory.mktemp("corpora")
+    (root / "ravdess").mkdir()
+    (root / "crema-d").mkdir()
+    for a in RAVDESS_ACTORS:
+        for e in range(1, 9):
+            name = f"03-01-{e:02d}-01-01-01-{a}.flac"
+            (root / "ravdess" / name).symlink_to(src / "ravdess" / f"Actor_{a}" / name)
+    for a in CREMA_ACTORS:
+        for emo in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD"):
+            f = sorted((src / "crema-d").glob(f"{a}_*_{emo}_*.flac"))[0]
+            (root / "crema-d" / f.name).symlink_to(f)
+    (root / "crema-d" / "notes.wav").write_bytes(b"")  # unrecognised name: skipped and counted
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def feats(small_data, cache_dir):
+    found = corp.discover([small_data], corp.resolve_emotions(None))
+    fs = dataset.build_features(found.clips, roots=[small_data], cache_dir=cache_dir, jobs=1)
+    assert not fs.failed
+    return fs
+
+
+def _labels(fs) -> np.ndarray:
+    return np.array([c.label for c in fs.clips])
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+def test_load_audio_any_rate_and_channels(tmp_path):
+    src = data_dir() / "ravdess" / "Actor_01" / "03-01-05-01-01-01-01.flac"
+    mono, rate = sf.read(src, dtype="float32")
+    assert rate == 16000
+    import soxr
+
+    hi = soxr.resample(mono, 16000, 44100)
+    stereo = np.stack([hi, 0.5 * hi], axis=1)
+    sf.write(tmp_path / "x.wav", stereo, 44100, subtype="FLOAT")
+    back = dataset.load_audio(tmp_path / "x.wav")
+    assert back.dtype == np.float32 and back.ndim == 1
+    assert abs(back.size - mono.size) <= 2
+    n = min(back.size, mono.size)
+    assert np.corrcoef(back[:n], mono[:n])[0, 1] > 0.99
+    assert np.isclose(np.std(back[:n]), 0.75 * np.std(mono[:n]), rtol=0.02)
+
+
+def test_features_and_cache(feats, small_data, cache_dir):
+    assert feats.X.shape == (56, features.FEATURE_SIZE) and feats.X.dtype == np.float32
+    assert np.all(np.isfinite(feats.X))
+    assert list(cache_dir.glob("*.npz"))
+    found = corp.discover([small_data], corp.resolve_emotions(None))
+    again = dataset.build_features(found.clips, roots=[small_data], cache_dir=cache_dir, jobs=1)
+    assert again.cached == len(found.clips)
+    np.testing.assert_array_equal(again.X, feats.X)
+    for f in cache_dir.glob("*.npz"):
+        with np.load(f, allow_pickle=False) as z:  # no pickled objects in the cache
+            assert z["features"].shape[1] == features.FEATURE_SIZE
+
+
+# ------------------------------------------------------------------------------------ evaluation
+
+
+@pytest.mark.parametrize("folds, seed", [(5, 0), (2, 1), (4, 7)])
+def test_grouped_splits_never_share_a_speaker(folds, seed):
+    d = data_dir()
+    found = corp.discover([d / "ravdess", d / "crema-d"], corp.resolve_emotions(None))
+    y = np.array([c.label for c in found.clips])
+    g = np.array([c.speaker for c in found.clips])
+    tested = []
+    for tr, te in evaluate.grouped_splits(y, g, folds, seed):
+        assert not set(g[tr]) & set(g[te])
+        assert len(tr) + len(te) == len(y)
+        tested += sorted(set(g[te]))
+    assert sorted(tested) == sorted(set(g))  # every speaker tested exactly once
+
+
+def test_too_few_speakers_for_folds():
+    y = np.array(["a", "b", "a", "b"])
+    g = np.array(["s1", "s1", "s2", "s2"])
+    with pytest.raises(evaluate.EvaluationError):
+        evaluate.grouped_splits(y, g, 3, 0)
+
+
+def test_metrics_restricted_to_corpus_labels():
+    m = evaluate.metrics(["a", "a", "b", "b"], ["a", "c", "b", "b"], ["a", "b"])
+    assert m["accuracy"] == 0.75
+    assert m["uar"] == pytest.approx(0.75)  # recall a 0.5, b 1.0; "c" isn't scored as a class
+    assert m["labels"] == ["a", "b"] and m["predicted_labels"] == ["a", "b", "c"]
+    assert m["confusion"] == [[1, 0, 1], [0, 2, 0]]
+
+
+# ------------------------------------------------------------------------------------ export
+
+
+def test_onnx_parity_on_real_features(feats):
+    import onnxruntime as ort
+
+    model = fit_model(feats.X, _labels(feats), TINY, seed=0)
+    blob = export.to_onnx_bytes(model, features.FEATURE_SIZE)
+    assert export.parity(model, blob, feats.X) < export.PARITY_TOL
+    sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == [export.INPUT_NAME]
+    (proba,) = sess.run([export.PROBA_NAME], {export.INPUT_NAME: feats.X[:3]})
+    assert proba.shape == (3, len(model.classes_)) and proba.dtype == np.float32
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_same_seed_same_onnx_bytes(feats):
+    y = _labels(feats)
+    a = export.to_onnx_bytes(fit_model(feats.X, y, TINY, seed=3), features.FEATURE_SIZE)
+    b = export.to_onnx_bytes(fit_model(feats.X, y, TINY, seed=3), features.FEATURE_SIZE)
+    c = export.to_onnx_bytes(fit_model(feats.X, y, TINY, seed=4), features.FEATURE_SIZE)
+    assert a == b
+    assert a != c
+
+
+# ------------------------------------------------------------------------------------ end to end
+
+
+def test_ser_train_end_to_end(small_data, cache_dir, tmp_path, capsys):
+    import onnxruntime as ort
+
+    out = tmp_path / "tiny.onnx"
+    rc = main([
+        "--data", str(small_data / "ravdess"), str(small_data / "crema-d"), "--out", str(out),
+        "--folds", "2", "--jobs", "1", "--hidden", "16", "--max-iter", "60", "--cache-dir", str(cache_dir),
+    ])
+    assert rc == 0, capsys.readouterr().err
+    for suffix in (".json", ".metrics.json", ".report.md", ".confusion.png"):
+        assert (tmp_path / f"tiny{suffix}").is_file(), suffix
+    assert (tmp_path / "tiny.confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+    card = json.loads((tmp_path / "tiny.json").read_text())
+    assert card["format"] == "ser-live-model" and card["format_version"] == 1
+    assert card["labels"] == ["angry", "disgust", "fearful", "happy", "neutral", "sad", "surprised"]
+    assert card["feature_version"] == features.FEATURE_VERSION
+    assert card["feature_size"] == features.FEATURE_SIZE
+    assert card["sample_rate"] == 16000
+    assert card["segmenter"] == dataset.config_dict(dataset.segmenter_config())
+    assert "non-commercial" in card["licence"] and "RAVDESS" in card["licence"]
+    assert any("Livingstone" in c for c in card["credits"]) and any("CREMA-D" in c for c in card["credits"])
+    assert card["corpora"]["ravdess"]["speakers"] == [f"ravdess:{a}" for a in RAVDESS_ACTORS]
+    assert card["corpora"]["crema-d"]["clips"] == 24
+    assert card["training"]["seed"] == 0 and card["training"]["folds"] == 2
+    assert card["training"]["skipped"]["unknown_names"] == 1
+    assert set(card["library_versions"]) >= {"numpy", "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "python"}
+    cv = card["metrics"]["cross_validation"]
+    assert set(cv["per_corpus"]) == {"ravdess", "crema-d"}
+    assert cv["per_corpus"]["crema-d"]["labels"] == ["angry", "disgust", "fearful", "happy", "neutral", "sad"]
+    assert set(card["metrics"]["cross_corpus"]) == {"ravdess->crema-d", "crema-d->ravdess"}
+    metrics = json.loads((tmp_path / "tiny.metrics.json").read_text())
+    assert metrics == card["metrics"]
+
+    # the ONNX output columns follow the card's labels
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    found = corp.discover([small_data], corp.resolve_emotions(None))
+    X = dataset.build_features(found.clips, roots=[small_data], cache_dir=cache_dir, jobs=1).X
+    label, proba = sess.run(["label", card["output_name"]], {card["input_name"]: X})
+    assert proba.shape == (len(X), len(card["labels"]))
+    assert list(label) == [card["labels"][i] for i in proba.argmax(axis=1)]
+
+    # and the runtime's own loader accepts model + card
+    from realtime.model import EmotionModel
+
+    m = EmotionModel(out)
+    assert m.labels == card["labels"]
+
+
+def test_ser_train_four_classes_no_eval(small_data, cache_dir, tmp_path):
+    out = tmp_path / "four.onnx"
+    rc = main([
+        "--data", str(small_data), "--out", str(out), "--emotions", "calm,happy,fearful,disgust",
+        "--no-eval", "--jobs", "1", "--hidden", "8", "--max-iter", "30", "--cache-dir", str(cache_dir),
+    ])
+    assert rc == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["labels"] == ["calm", "disgust", "fearful", "happy"]
+    assert card["metrics"] == {}
+    assert card["corpora"]["ravdess"]["labels"]["calm"] == 4  # calm kept, not folded
+    assert card["training"]["skipped"]["label_not_in_set"] == 4 * 4 + 4 * 3
+    assert not out.with_suffix(".metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing_data", "unknown_emotion", "missing_out_dir", "no_clips"],
+)
+def test_bad_input_one_line_exit_2(case, small_data, tmp_path, capsys):
+    args = {
+        "missing_data": ["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "m.onnx")],
+        "unknown_emotion": ["--data", str(small_data), "--out", str(tmp_path / "m.onnx"), "--emotions", "happy,joy"],
+        "missing_out_dir": ["--data", str(small_data), "--out", str(tmp_path / "no" / "m.onnx")],
+        "no_clips": ["--data", str(tmp_path), "--out", str(tmp_path / "m.onnx")],
+    }[case]
+    assert main(args + ["--cache-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ser-train: error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    exe = Path(sys.executable).with_name("ser-train")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "train.cli"]
+    r = subprocess.run(cmd + ["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "m.onnx")],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "100"})
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
+    assert "data folder not found" in r.stderr
