@@ -24,6 +24,9 @@ from realtime.segmenter import Segmenter, SegmenterConfig
 from realtime.worker import Job, Worker
 
 
+LEVEL_FALL_DB_PER_S = 30.0
+
+
 @dataclass(frozen=True)
 class Marker:
     position: int  # ring sample index where it applies
@@ -160,7 +163,9 @@ class Pipeline:
         if self._resampler is not None:
             chunk = self._resampler.resample_chunk(chunk)
         if chunk.size:
-            self.level_db = 10.0 * math.log10(float(np.dot(chunk, chunk)) / chunk.size + 1e-12)
+            db = 10.0 * math.log10(float(np.dot(chunk, chunk)) / chunk.size + 1e-12)
+            # a meter's ballistics: instant rise, fall of LEVEL_FALL_DB_PER_S
+            self.level_db = max(db, self.level_db - LEVEL_FALL_DB_PER_S * chunk.size / SAMPLE_RATE)
             self.source_seconds += chunk.size / SAMPLE_RATE
             self._handle(self.segmenter.process(chunk))
 
