@@ -49,6 +49,8 @@ def resolve_device(device: str | None) -> tuple[int | None, str]:
         key: int | str = int(device) if device.isdigit() else device
         info = sd.query_devices(key, kind="input")
     except (ValueError, sd.PortAudioError) as e:
+        if device is None:
+            raise CaptureError(f"no default input device ({e}); connect a microphone or choose one with --device") from None
         raise CaptureError(f"unknown input device {device!r}: {e} (see --list-devices)") from None
     return int(info["index"]), str(info["name"])
 

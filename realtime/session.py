@@ -20,6 +20,10 @@ from realtime.view import JsonView, LineView, LiveView, Status, summary_text
 from realtime.worker import Result
 
 
+STOP_GRACE_SECONDS = 0.8  # after Ctrl-C/SIGTERM/--duration: time left to classify what is in progress
+STALL_SECONDS = 3.0  # a microphone that delivers nothing this long has gone away
+
+
 @dataclass
 class Options:
     model: EmotionModel
@@ -48,6 +52,8 @@ class Session:
         self.pipeline_failed = False
         self._stop = threading.Event()
         self._stop_reason = ""
+        self._last_written = 0
+        self._last_audio = 0.0
         self.speaking = False
         if opts.view == "live":
             self.view = LiveView(self.stats)
@@ -105,11 +111,30 @@ class Session:
                         _err(f"{e}; logging stopped, the session goes on")
             self.view.result(item)
 
+    def _on_signal(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self._stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: stop at once
+        self.request_stop("interrupted" if signum == signal.SIGINT else "terminated")
+
+    def _check_stop(self, t0: float) -> None:
+        now = time.monotonic()
+        if self.opts.duration is not None and now - t0 >= self.opts.duration:
+            self.request_stop("duration reached")
+        if isinstance(self.source, FileReplay):
+            if self.source.done.is_set():
+                self.request_stop("end of files")
+            return
+        written = self.pipeline.ring.total_written
+        if written != self._last_written:
+            self._last_written, self._last_audio = written, now
+        if self.source.failed.is_set() or now - self._last_audio > STALL_SECONDS:
+            self.request_stop("input device stopped")
+
     def run(self) -> int:
         """Run to the end of the files, --duration, Ctrl-C or SIGTERM; return the exit code."""
-        previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop("terminated"))
-        t0 = time.monotonic()
-        closed = False
+        handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        t0 = self._last_audio = time.monotonic()
+        deadline = None  # once a stop is requested: classify what is in progress, but not forever
         self.pipeline.start()
         self.view.start()
         try:
@@ -125,22 +150,21 @@ class Session:
                     break  # the pipeline has finished everything after close(), or has died
                 if item is not ...:
                     self._handle(item)
-                if not closed:
-                    if self.opts.duration is not None and time.monotonic() - t0 >= self.opts.duration:
-                        self.request_stop("duration reached")
-                    failed = getattr(self.source, "failed", None)
-                    if failed is not None and failed.is_set():
-                        self.request_stop("input device stopped")
-                    done = getattr(self.source, "done", None)
-                    if self._stop.is_set() or (done is not None and done.is_set()):
+                if deadline is None:
+                    self._check_stop(t0)
+                    if self._stop.is_set():
                         self._close_source()
-                        closed = True
+                        natural = self._stop_reason == "end of files"
+                        deadline = float("inf") if natural else time.monotonic() + STOP_GRACE_SECONDS
+                elif time.monotonic() > deadline:
+                    _err("stopped before every queued utterance was classified")
+                    break
                 self.view.tick(self._status())
         except KeyboardInterrupt:
-            self.request_stop("interrupted")
-            self._drain(closed)
+            pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, previous in handlers.items():
+                signal.signal(sig, previous)
             self.view.stop()
             if self.opts.log is not None:
                 self.opts.log.close()
@@ -163,20 +187,3 @@ class Session:
         if isinstance(self.source, FileReplay):
             self.source.join(1.0)  # its end-of-source marker must come before close()
         self.pipeline.close()
-
-    def _drain(self, closed: bool, timeout: float = 2.0) -> None:
-        """After Ctrl-C: classify what is in progress, log it, and stop within ``timeout``."""
-        try:
-            if not closed:
-                self._close_source()
-            deadline = time.monotonic() + timeout
-            while (left := deadline - time.monotonic()) > 0:
-                try:
-                    item = self.pipeline.results.get(timeout=left)
-                except queue.Empty:
-                    break
-                if item is None:
-                    break
-                self._handle(item)
-        except KeyboardInterrupt:  # a second Ctrl-C: stop at once
-            pass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +56,37 @@ def default_model():
     if not DEFAULT_MODEL.is_file():
         pytest.fail(f"shipped model {DEFAULT_MODEL} is missing")
     return EmotionModel(DEFAULT_MODEL)
+
+
+def _missing() -> str | None:
+    for tool in ("pulseaudio", "pactl", "paplay", "parec"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed (apt-get install pulseaudio pulseaudio-utils libasound2-plugins)"
+    try:
+        import ctypes.util
+
+        if ctypes.util.find_library("portaudio") is None:
+            return "PortAudio not installed (apt-get install libportaudio2)"
+    except Exception as e:  # pragma: no cover - find_library itself failing
+        return str(e)
+    return None
+
+
+@pytest.fixture
+def vmic_env():
+    reason = _missing()
+    if reason:
+        if os.environ.get("SER_REQUIRE_VMIC"):
+            pytest.fail(f"virtual microphone required here but {reason}")
+        pytest.skip(f"virtual microphone unavailable: {reason}")
+    script = REPO / "tests" / "vmic" / "vmic.sh"
+    env_file = subprocess.run(["sh", str(script), "start", "16000"], check=True, capture_output=True, text=True).stdout.strip()
+    env = dict(os.environ)
+    for line in Path(env_file).read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value
+    env["PYTHONPATH"] = str(REPO)
+    yield env
+    subprocess.run(["sh", str(script), "stop"], check=False)
+
+

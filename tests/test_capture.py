@@ -4,8 +4,6 @@ while a real clip is played into it, with ser-live running as a user runs it."""
 from __future__ import annotations
 
 import csv
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,41 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO, real_clips
+from conftest import real_clips
 
 SER_LIVE = [sys.executable, "-c", "from realtime.cli import main; main()"]
-
-
-def _missing() -> str | None:
-    for tool in ("pulseaudio", "pactl", "paplay", "parec"):
-        if shutil.which(tool) is None:
-            return f"{tool} not installed (apt-get install pulseaudio pulseaudio-utils libasound2-plugins)"
-    try:
-        import ctypes.util
-
-        if ctypes.util.find_library("portaudio") is None:
-            return "PortAudio not installed (apt-get install libportaudio2)"
-    except Exception as e:  # pragma: no cover - find_library itself failing
-        return str(e)
-    return None
-
-
-@pytest.fixture(scope="module")
-def vmic_env():
-    reason = _missing()
-    if reason:
-        if os.environ.get("SER_REQUIRE_VMIC"):
-            pytest.fail(f"virtual microphone required here but {reason}")
-        pytest.skip(f"virtual microphone unavailable: {reason}")
-    script = REPO / "tests" / "vmic" / "vmic.sh"
-    env_file = subprocess.run(["sh", str(script), "start", "16000"], check=True, capture_output=True, text=True).stdout.strip()
-    env = dict(os.environ)
-    for line in Path(env_file).read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = value
-    env["PYTHONPATH"] = str(REPO)
-    yield env
-    subprocess.run(["sh", str(script), "stop"], check=False)
 
 
 def _start(env, *args) -> subprocess.Popen:
