@@ -132,7 +132,9 @@ class Session:
 
     def run(self) -> int:
         """Run to the end of the files, --duration, Ctrl-C or SIGTERM; return the exit code."""
-        handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():  # Python delivers signals there only
+            handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         t0 = self._last_audio = time.monotonic()
         deadline = None  # once a stop is requested: classify what is in progress, but not forever
         self.pipeline.start()

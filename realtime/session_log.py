@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -48,29 +47,26 @@ class SessionLog:
             self._write(_line(self.columns))
 
     def _existing_header(self) -> list[str] | None:
+        """The header of an existing log we may continue; LogError for anything else."""
         try:
-            with open(self.path, encoding="utf-8", newline="") as f:
-                first = f.readline()
-                needs_newline = False
-                if first:
-                    f.seek(0, os.SEEK_END)
-                    f.seek(f.tell() - 1)
-                    needs_newline = f.read(1) != "\n"
+            text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as e:
             raise LogError(f"cannot read existing log {self.path}: {e}") from None
-        if not first:
+        if not text:
             return None
-        header = next(csv.reader([first]))
-        if header != self.columns:
-            raise LogError(
-                f"{self.path} exists with other columns ({', '.join(header[:9])}...); "
-                "choose another log file (it was not changed)"
-            )
-        if needs_newline:  # appending after a half-written row would corrupt the log
-            raise LogError(f"{self.path} ends with an incomplete row; repair or move it (it was not changed)")
-        return header
+        unchanged = "(it was not changed)"
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+        except csv.Error as e:
+            raise LogError(f"{self.path} is not a well-formed CSV log ({e}); choose another file {unchanged}") from None
+        if rows[0] != self.columns:
+            raise LogError(f"{self.path} exists with other columns ({', '.join(rows[0][:9])}...); choose another log file {unchanged}")
+        if not text.endswith("\n") or any(len(row) != len(self.columns) for row in rows[1:]):
+            # appending after a half-written or malformed row would corrupt the log
+            raise LogError(f"{self.path} has an incomplete or malformed row; repair or move it {unchanged}")
+        return rows[0]
 
     def _write(self, text: str) -> None:
         try:

@@ -63,7 +63,7 @@ def test_half_written_row_is_refused(tmp_path):
     log.close()
     path.write_text(path.read_text() + "mic,1.0,2")
     before = path.read_text()
-    with pytest.raises(LogError, match="incomplete row"):
+    with pytest.raises(LogError, match="incomplete or malformed row"):
         SessionLog(path, LABELS)
     assert path.read_text() == before
 
