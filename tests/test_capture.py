@@ -27,7 +27,9 @@ def _start(env, *args) -> subprocess.Popen:
 
 
 def _play(env, path: Path) -> None:
-    subprocess.run(["paplay", f"--device={env['VMIC_SINK']}", str(path)], env=env, check=True, timeout=30)
+    """Play a file into the virtual microphone, in real time; returns when it has been played."""
+    timeout = sf.info(path).duration + 30
+    subprocess.run(["paplay", f"--device={env['VMIC_SINK']}", str(path)], env=env, check=True, timeout=timeout)
 
 
 def _confident_clip(tmp_path: Path, env) -> tuple[Path, str]:
