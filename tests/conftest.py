@@ -48,6 +48,16 @@ def join_with_pauses(paths: list[Path], seed: int = 0, floor_dbfs: float = -60.0
     return x, spans
 
 
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run ser-live in-process: (exit code, stdout, stderr)."""
+    from realtime import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
 @pytest.fixture(scope="session")
 def default_model():
     from models import DEFAULT_MODEL

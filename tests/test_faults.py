@@ -9,16 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime import cli, worker
+from realtime import worker
 from realtime.session_log import LogError, SessionLog
-from conftest import join_with_pauses, real_clips
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(argv)
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
+from conftest import run_cli as run, join_with_pauses, real_clips
 
 
 @pytest.fixture(scope="module")

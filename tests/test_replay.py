@@ -7,18 +7,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime import cli
 from realtime.pipeline import Pipeline, SpeechState
 from realtime.replay import FileReplay
 from realtime.worker import Result
-from conftest import join_with_pauses, real_clips
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(argv)
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
+from conftest import run_cli as run, join_with_pauses, real_clips
 
 
 @pytest.fixture(scope="module")
