@@ -14,6 +14,7 @@ from realtime.pipeline import Pipeline
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
 BLOCK_SECONDS = 0.03  # paced replay writes blocks like a microphone callback would
+READ_FRAMES = 16384  # decode this much per call: every SoundFile.read seeks, which is slow on FLAC
 
 
 class InputError(Exception):
@@ -106,19 +107,27 @@ class FileReplay:
             block = max(1, int(rate * BLOCK_SECONDS))
             p.begin_source(str(path), rate)
             t0, fed = time.monotonic(), 0
+            read = max(block, READ_FRAMES // block * block)
             try:
                 while not self._stop.is_set():
-                    data = f.read(block, dtype="float32", always_2d=True)
+                    data = f.read(read, dtype="float32", always_2d=True)
                     if not data.size:
                         break
                     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
                     np.nan_to_num(mono, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
-                    if self.speed > 0:
+                    np.clip(mono, -1.0, 1.0, out=mono)  # beyond full scale, as a real converter would
+                    if self.speed == 0:  # as fast as the pipeline takes it: no need for small blocks
+                        p.feed_audio(mono, wait=True)
+                        fed += mono.size
+                        continue
+                    for i in range(0, mono.size, block):
+                        if self._stop.is_set():
+                            break
                         delay = t0 + fed / rate / self.speed - time.monotonic()
                         if delay > 0:
                             self._stop.wait(delay)
-                    p.feed_audio(mono, wait=self.speed == 0)
-                    fed += mono.size
+                        p.feed_audio(mono[i : i + block])
+                        fed += min(block, mono.size - i)
             except Exception as e:  # truncated or corrupt data part-way through the file
                 reason = str(e).split(":")[-1].strip() or type(e).__name__
                 p.results.put(FileFailed(str(path), f"decoding stopped after {fed / rate:.2f} s ({reason})"))

@@ -8,11 +8,12 @@ exactly the way the live path cuts speech.
 
 from __future__ import annotations
 
+import collections
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+import _webrtcvad  # the C module behind webrtcvad.Vad: no per-frame wrapper, no importlib.metadata at start-up
 import numpy as np
-import webrtcvad
 
 from realtime.features import SAMPLE_RATE
 
@@ -76,7 +77,9 @@ class Segmenter:
 
     def __init__(self, config: SegmenterConfig | None = None) -> None:
         self.config = c = config or SegmenterConfig()
-        self._vad = webrtcvad.Vad(c.aggressiveness)
+        self._vad = _webrtcvad.create()
+        _webrtcvad.init(self._vad)
+        _webrtcvad.set_mode(self._vad, c.aggressiveness)
         ms = SAMPLE_RATE // 1000
         self._frame = c.frame_ms * ms
         self._pad = c.pad_ms * ms
@@ -98,7 +101,8 @@ class Segmenter:
         self._t0 = 0  # source sample index of _buf[0]
         self._pos = 0  # samples consumed (multiple of the frame)
         self._rest = np.zeros(0, np.float32)  # partial frame carried to the next call
-        self._flags: list[bool] = []  # voiced flags of the last _window frames
+        self._flags: collections.deque[bool] = collections.deque(maxlen=self._window)  # last _window frames
+        self._n_voiced = 0  # voiced frames in _flags
         self._speaking = False
         self._utt_start = 0  # sample index where the utterance audio starts (with pre-roll)
         self._first_voiced = 0
@@ -124,15 +128,25 @@ class Segmenter:
         if not usable:
             return []
         chunk = np.ascontiguousarray(audio[:usable], np.float32)
-        pcm = (np.clip(chunk, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        pcm = memoryview((np.clip(chunk, -1.0, 1.0) * 32767.0).astype("<i2").tobytes())
         events: list[SegmentEvent] = []
-        step = 2 * self._frame
-        for i in range(usable // self._frame):
-            frame = chunk[i * self._frame : (i + 1) * self._frame]
-            voiced = self._vad.is_speech(pcm[i * step : (i + 1) * step], SAMPLE_RATE)
-            self._append(frame)
-            self._pos += self._frame
-            self._step(voiced, events)
+        frame, vad, process = self._frame, self._vad, _webrtcvad.process
+        step = 2 * frame
+        voiced = [process(vad, SAMPLE_RATE, pcm[i : i + step], frame) for i in range(0, 2 * usable, step)]
+        # Copy the whole chunk into the history at once when it fits (the usual case); the state
+        # machine below then only moves positions. Otherwise frame by frame, trimming while idle.
+        bulk = self._n + usable <= self._buf.size
+        if bulk:
+            self._buf[self._n : self._n + usable] = chunk
+            self._n += usable
+        for i, v in enumerate(voiced):
+            if not bulk:
+                self._append(chunk[i * frame : (i + 1) * frame])
+            self._pos += frame
+            if v or self._speaking or self._n_voiced:
+                self._step(v, events)
+            else:  # idle and nothing voiced in the window: only the window moves on
+                self._flags.append(False)
         return events
 
     def flush(self) -> list[SegmentEvent]:
@@ -160,11 +174,13 @@ class Segmenter:
     def _step(self, voiced: bool, events: list[SegmentEvent]) -> None:
         pos = self._pos
         if not self._speaking:
-            self._flags.append(voiced)
-            if len(self._flags) > self._window:
-                self._flags.pop(0)
-            if sum(self._flags) >= self._need:
-                first = pos - self._frame * (len(self._flags) - self._flags.index(True))
+            flags = self._flags
+            if len(flags) == self._window and flags[0]:
+                self._n_voiced -= 1
+            flags.append(voiced)
+            self._n_voiced += voiced
+            if self._n_voiced >= self._need:
+                first = pos - self._frame * (len(flags) - flags.index(True))
                 self._begin(max(first - self._pad, self._t0, 0), first, events)
                 self._last_voiced_end = pos
             return
@@ -200,6 +216,7 @@ class Segmenter:
         self._silent_frames = 0
         self._next_update = start + self._every
         self._flags.clear()
+        self._n_voiced = 0
         events.append(SegmentEvent("start", start, self._pos, self._pos))
 
     def _close(self, end: int, reason: str, events: list[SegmentEvent]) -> None:
@@ -211,6 +228,7 @@ class Segmenter:
             events.append(SegmentEvent("discard", self._utt_start, end, self._pos, None, reason))
         self._speaking = False
         self._flags.clear()
+        self._n_voiced = 0
 
 
 def utterances(audio: np.ndarray, config: SegmenterConfig | None = None) -> list[SegmentEvent]:

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from realtime.stats import SessionStats, percentiles
@@ -52,8 +51,8 @@ def _ms(value: float) -> str:
 
 
 def _clock(seconds: float) -> str:
-    m, s = divmod(max(seconds, 0.0), 60)
-    return f"{int(m):02d}:{s:04.1f}"
+    m, s = divmod(int(max(seconds, 0.0)), 60)
+    return f"{m:02d}:{s:02d}"
 
 
 def _latency_line(stats: SessionStats) -> str:
@@ -134,9 +133,16 @@ class JsonView(LineView):
 
 
 class LiveView:
-    """The terminal view: current emotion, probability bars, history, level, latency, counters."""
+    """The terminal view: current emotion, probability bars, history, level, latency, counters.
 
-    def __init__(self, stats: SessionStats, console: Console | None = None, history: int = 8, fps: float = 10.0) -> None:
+    Drawing is the costly part of listening (rich lays out and writes the whole panel), so it is
+    economical: plain text lines instead of rich tables, a redraw right away (at most ``fps`` times
+    a second) when a result or a speech state arrives, and otherwise at most ``status_fps`` times
+    a second, only when something it shows has changed (level meter, clock, counters).
+    """
+
+    def __init__(self, stats: SessionStats, console: Console | None = None, history: int = 8, fps: float = 30.0,
+                 status_fps: float = 2.0) -> None:
         self.stats = stats
         self.console = console or Console()
         self.history: collections.deque[Result] = collections.deque(maxlen=history)
@@ -145,8 +151,11 @@ class LiveView:
         self.speaking = False
         self._live = Live(console=self.console, auto_refresh=False, transient=False)
         self._period = 1.0 / fps
+        self._status_period = 1.0 / status_fps
         self._last_draw = 0.0
         self._dirty = True
+        self._shown: tuple | None = None  # what the status part showed at the last draw
+        self._results_text: tuple[Text, Text] | None = None  # the parts that change only with results
 
     def start(self) -> None:
         self._live.start()
@@ -157,79 +166,93 @@ class LiveView:
         self._live.stop()
 
     def speech(self, speaking: bool) -> None:
+        # Speech starting is shown at once; speech ending is not urgent: the final result follows
+        # within milliseconds and draws it (else the status redraw shows it).
+        if speaking and not self.speaking:
+            self._dirty = True
         self.speaking = speaking
-        self._dirty = True
 
     def result(self, r: Result) -> None:
         if r.probs is not None:
             self.current = r
         if r.job.final:
             self.history.appendleft(r)
+        self._results_text = None
         self._dirty = True
 
+    @staticmethod
+    def _signature(st: Status) -> tuple:
+        level = max(st.level_db, -99.0)
+        return (st.source, int(st.source_seconds), _meter_cells(level), round(level), st.speaking, st.overflows,
+                st.dropped_blocks, st.dropped_final, st.pending)
+
     def tick(self, status: Status) -> None:
-        """Redraw at most ``fps`` times a second, and only when something changed."""
-        changed = self.status is None or (status.level_db, status.speaking, int(status.source_seconds * 4)) != (
-            self.status.level_db,
-            self.status.speaking,
-            int(self.status.source_seconds * 4),
-        )
+        """Redraw now if a result or speech state is waiting, else at most ``status_fps`` a second."""
         self.status = status
-        now = time.monotonic()
-        if (changed or self._dirty) and now - self._last_draw >= self._period:
+        since = time.monotonic() - self._last_draw
+        if self._dirty:
+            if since >= self._period:
+                self._draw()
+        elif since >= self._status_period and self._signature(status) != self._shown:
             self._draw()
 
     def _draw(self) -> None:
         self._live.update(self._render(), refresh=True)
         self._last_draw = time.monotonic()
         self._dirty = False
+        self._shown = None if self.status is None else self._signature(self.status)
 
-    def _render(self) -> Panel:
+    def _render_results(self) -> tuple[Text, Text]:
+        """Head and probability bars; history and latencies: rebuilt only when a result arrives."""
         labels = self.stats.labels
-        st = self.status
-        head = Text()
+        t = Text()
         if self.current is None:
-            head.append("  listening…  ", style="bold")
+            t.append("  listening…  ", style="bold")
         else:
             r = self.current
             best = int(r.probs.argmax())
             label = labels[best]
-            style = f"bold black on {COLOURS.get(label, 'white')}"
-            head.append(f"  {label.upper()}  ", style=style)
-            head.append(f"  {r.probs[best]:.0%}", style="bold")
+            t.append(f"  {label.upper()}  ", style=f"bold black on {COLOURS.get(label, 'white')}")
+            t.append(f"  {r.probs[best]:.0%}", style="bold")
             if not r.job.final:
-                head.append("  (provisional)", style="dim italic")
+                t.append("  (provisional)", style="dim italic")
         if self.stats.mood_label:
-            head.append(f"     mood: {self.stats.mood_label}", style=COLOURS.get(self.stats.mood_label, "white"))
-
-        bars = Table.grid(padding=(0, 1))
+            t.append(f"     mood: {self.stats.mood_label}", style=COLOURS.get(self.stats.mood_label, "white"))
+        t.append("\n\n")
         probs = self.current.probs if self.current is not None else None
         for i, label in enumerate(labels):
             p = float(probs[i]) if probs is not None else 0.0
-            bars.add_row(Text(f"{label:>9}"), Text("█" * int(round(p * 30)) or "·", style=COLOURS.get(label, "white")), Text(f"{p:4.0%}"))
+            bar = "█" * int(round(p * 30)) or "·"
+            t.append(f"{label:>9} ")
+            t.append(f"{bar:<30}", style=COLOURS.get(label, "white"))
+            t.append(f" {p:4.0%}\n")
+        top, t = t, Text()
+        t.append(f" {'time':<8}  {'span (s)':<13}  {'emotion':<9}  {'conf':>4}  latency\n", style="dim")
+        for r in self.history:
+            when = datetime.fromtimestamp(r.wall_time).strftime("%H:%M:%S")
+            t.append(f" {when:<8}  {r.job.start_s:6.1f}–{r.job.end_s:6.1f}  ")
+            if r.probs is None:
+                t.append(f"{'failed':<9}\n", style="red")
+                continue
+            best = int(r.probs.argmax())
+            t.append(f"{labels[best]:<9}", style=COLOURS.get(labels[best], "white"))
+            t.append(f"  {r.probs[best]:.2f}  {r.latency_ms:.0f} ms\n")
+        t.append("\n")
+        t.append(_latency_line(self.stats), style="dim")
+        return top, t
 
+    def _render(self) -> Panel:
+        st = self.status
+        if self._results_text is None:
+            self._results_text = self._render_results()
         level = st.level_db if st else -120.0
-        cells = int(max(0.0, min(1.0, (level + 70.0) / 70.0)) * 20)
+        cells = _meter_cells(level)
         state = Text()
         state.append("● speaking" if self.speaking else "○ silent", style="bold green" if self.speaking else "dim")
         state.append("   level ")
         state.append("▮" * cells, style="green" if level < -12 else "red")
         state.append("▯" * (20 - cells), style="dim")
         state.append(f" {max(level, -99):.0f} dBFS")
-
-        hist = Table(box=None, show_header=True, header_style="dim", padding=(0, 1))
-        for col in ("time", "span (s)", "emotion", "conf", "latency"):
-            hist.add_column(col)
-        for r in self.history:
-            when = datetime.fromtimestamp(r.wall_time).strftime("%H:%M:%S")
-            span = f"{r.job.start_s:6.1f}–{r.job.end_s:6.1f}"
-            if r.probs is None:
-                hist.add_row(when, span, Text("failed", style="red"), "", "")
-                continue
-            best = int(r.probs.argmax())
-            hist.add_row(when, span, Text(labels[best], style=COLOURS.get(labels[best], "white")), f"{r.probs[best]:.2f}", f"{r.latency_ms:.0f} ms")
-
-        foot = Text(_latency_line(self.stats), style="dim")
         counters = Text(style="dim")
         if st:
             counters.append(
@@ -239,4 +262,10 @@ class LiveView:
             if st.dropped_final:
                 counters.append("   worker is falling behind!", style="bold red")
         title = f"ser-live — {st.source if st else ''} — {_clock(st.source_seconds if st else 0.0)}"
-        return Panel(Group(head, Text(), bars, Text(), state, Text(), hist, Text(), foot, counters), title=title, title_align="left")
+        top, bottom = self._results_text
+        body = Text("\n").join([top, state, Text(), bottom, counters])
+        return Panel(body, title=title, title_align="left")
+
+
+def _meter_cells(level_db: float) -> int:
+    return int(max(0.0, min(1.0, (level_db + 70.0) / 70.0)) * 20)

@@ -1,0 +1,1 @@
+"""ser-live's real-time performance benchmarks: ``python -m benchmarks.run [--quick]``."""
