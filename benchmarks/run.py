@@ -28,6 +28,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import csv  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
@@ -511,11 +512,39 @@ def bench_startup(clip: Path, runs: int) -> dict:
 
 
 def bench_memory(stream: Path, hours: float) -> dict:
-    import psutil
-
     audio_s = sf.info(str(stream)).duration
     reps = max(2, math.ceil(hours * 3600 / audio_s))
-    cmd = ser_live_cmd() + ["--speed", "0", "--plain", "--file"] + [str(stream)] * reps
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "long.csv"
+        cmd = ser_live_cmd() + ["--speed", "0", "--plain", "--log", str(log), "--file"] + [str(stream)] * reps
+        result = _sample_rss(cmd, reps)
+        result["audio_hours"] = reps * audio_s / 3600
+        result["x_real_time"] = reps * audio_s / result["wall_s"]
+        rows = list(csv.DictReader(log.open()))
+    # the same file replayed reps times: every copy must give the same utterances, and the
+    # per-utterance processing time must not creep up as the session grows
+    result["utterances"] = len(rows)
+    result["utterances_expected"] = reps * _utterances_in_first_copy(rows)
+    latency = np.array([float(r["latency_ms"]) for r in rows])
+    tenth = max(1, len(latency) // 10)
+    # at --speed 0 latency includes waiting in the bounded job queue, which fills during the first
+    # tenth: compare the second tenth with the last
+    result["latency_p50_first_tenth_ms"] = float(np.median(latency[tenth : 2 * tenth]))
+    result["latency_p50_last_tenth_ms"] = float(np.median(latency[-tenth:]))
+    return result
+
+
+def _utterances_in_first_copy(rows: list[dict]) -> int:
+    """Rows until the source's clock starts again (each copy restarts at start_s near 0)."""
+    for i in range(1, len(rows)):
+        if float(rows[i]["start_s"]) < float(rows[i - 1]["start_s"]):
+            return i
+    return len(rows)
+
+
+def _sample_rss(cmd: list[str], reps: int) -> dict:
+    import psutil
+
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
     ps = psutil.Process(proc.pid)
@@ -533,9 +562,7 @@ def bench_memory(stream: Path, hours: float) -> dict:
     peak = max(s[1] for s in samples)
     return {
         "exit_code": proc.returncode,
-        "audio_hours": reps * audio_s / 3600,
         "wall_s": wall,
-        "x_real_time": reps * audio_s / wall,
         "rss_after_first_file_mb": steady[0] / 2**20,
         "rss_at_end_mb": tail[-1] / 2**20,
         "growth_mb": (tail[-1] - steady[0]) / 2**20,
@@ -581,6 +608,7 @@ FIGURE_KEYS = [
     "speedup_vs_librosa_1s", "speedup_vs_librosa_3s", "speedup_vs_librosa_8s",
     "end_of_speech_to_result", "end_of_speech_to_screen", "hangover_wait", "processing",
     "replay_throughput", "cpu_silent", "cpu_speech", "startup", "peak_rss", "rss_growth_8h",
+    "long_session_utterances", "long_session_latency_drift",
     "heldout_uar",
 ]
 
@@ -635,6 +663,11 @@ def figures(r: dict) -> list[Figure]:
     out.append(Figure("rss_growth_8h", f"RSS growth over {mem['audio_hours']:.2f} h of audio at full speed", mem["growth_mb"], "MB",
                       "<= 10 MB", mem["growth_mb"] <= 10,
                       f"{mem['rss_after_first_file_mb']:.0f} -> {mem['rss_at_end_mb']:.0f} MB in {mem['wall_s']:.0f} s"))
+    out.append(Figure("long_session_utterances", "long session: utterances logged / expected", mem["utterances"], "",
+                      f"= {mem['utterances_expected']}", mem["utterances"] == mem["utterances_expected"]))
+    drift = mem["latency_p50_last_tenth_ms"] - mem["latency_p50_first_tenth_ms"]
+    out.append(Figure("long_session_latency_drift", "long session: latency p50, last tenth minus second tenth", drift, "ms",
+                      "no drift", None, f"{mem['latency_p50_first_tenth_ms']:.1f} -> {mem['latency_p50_last_tenth_ms']:.1f} ms"))
     acc = r["accuracy"]
     out.append(Figure("heldout_uar", f"shipped model held-out UAR ({acc['folds']}-fold, by {acc['grouping']})", 100 * acc["uar_overall"], "%",
                       note=", ".join(f"{k} {100 * v:.1f}%" for k, v in acc["uar_per_corpus"].items())))
