@@ -21,8 +21,11 @@ SER_LIVE = [sys.executable, "-c", "from realtime.cli import main; main()"]
 
 def _start(env, *args) -> subprocess.Popen:
     proc = subprocess.Popen(SER_LIVE + ["--plain", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()  # "ser-live: listening on ..." once the input stream is open
-    assert "listening on" in line, line + proc.stderr.read()
+    seen = []  # ALSA/PortAudio may print their own lines first
+    while not seen or "listening on" not in seen[-1]:  # printed once the input stream is open
+        line = proc.stderr.readline()
+        assert line, "".join(seen)  # ser-live exited without listening
+        seen.append(line)
     return proc
 
 

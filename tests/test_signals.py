@@ -8,6 +8,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -77,3 +78,33 @@ def test_random_signals_leave_a_complete_well_formed_log(stream, tmp_path):
     elapsed = sorted(t for _, t in trials)
     assert elapsed[int(0.9 * len(elapsed))] <= 1.0, elapsed
     assert elapsed[-1] <= 2.0, elapsed
+
+
+MIC_TRIALS = 10
+
+
+def test_random_signals_during_microphone_capture(vmic_env, tmp_path):
+    """The same guarantees while recording the virtual microphone with speech playing into it."""
+    from test_capture import _start
+
+    clip = real_clips(0, 1)[0]
+    audio, _ = sf.read(clip, dtype="float32")
+    speech = tmp_path / "speech.wav"
+    sf.write(speech, np.tile(audio, 2), 16000, subtype="PCM_16")
+    problems, elapsed = [], []
+    for i in range(MIC_TRIALS):
+        rng = random.Random(1000 + i)
+        sig = (signal.SIGINT, signal.SIGTERM)[i % 2]
+        log = tmp_path / f"mic{i}.csv"
+        proc = _start(vmic_env, "--log", str(log))
+        player = subprocess.Popen(["paplay", f"--device={vmic_env['VMIC_SINK']}", str(speech)], env=vmic_env)
+        time.sleep(rng.uniform(0.2, 4.0))
+        proc.send_signal(sig)
+        t0 = time.monotonic()
+        out, err = proc.communicate(timeout=10)
+        elapsed.append(time.monotonic() - t0)
+        player.kill()
+        player.wait()
+        problems.append(_check(i, proc.returncode, out, err, log))
+    assert not [p for p in problems if p], "\n".join(p for p in problems if p)
+    assert sorted(elapsed)[int(0.9 * len(elapsed))] <= 1.0 and max(elapsed) <= 2.0, elapsed
