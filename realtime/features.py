@@ -9,6 +9,15 @@ normalised autocorrelation of a 4 kHz-decimated signal computed from its power
 spectrum.  All constant matrices are built once at import.  Every descriptor
 is relative to the utterance's own level, so the vector does not depend on
 input gain.
+
+Version 3 (noise-floor robustness): both spectra get a synthetic white floor
+``_FLOOR_DB`` below the utterance level before any descriptor is computed, so
+a studio's digital silence and a microphone's hiss below that floor look the
+same; active frames are those within ``_ACTIVE_DB`` (25 dB) of the loudest,
+which keeps the floor out of the statistics; the zero-crossing rate is
+estimated from the floored spectrum instead of the waveform.  Measured on
+real clips, a -60 dBFS white floor moves the standardised vector about half
+as much as it moved version 2's (tests/test_features.py).
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 SAMPLE_RATE: int = 16000
-FEATURE_VERSION: int = 2
+FEATURE_VERSION: int = 3
 
 # Main analysis: 25 ms periodic Hann window, 10 ms hop, FFT of the window length.
 _WIN = 400
@@ -24,8 +33,9 @@ _HOP = 160
 _NFFT = 400
 _N_MELS = 40
 _N_MFCC = 20  # c0 is computed and dropped
-_TOP_DB = 80.0  # log-mel floor below the utterance's loudest band value
-_ACTIVE_DB = 40.0  # active frames: within this many dB of the loudest frame
+_FLOOR_DB = 30.0  # synthetic white floor: total power this many dB below the level reference
+_TOP_DB = 60.0  # log-mel floor below the utterance's loudest band value
+_ACTIVE_DB = 25.0  # active frames: within this many dB of the loudest frame
 _MIN_ACTIVE = 5  # fewer active frames than this: use all frames
 _LEVEL_PERCENTILE = 95.0  # level reference: this percentile of frame energy
 _PEAK_DB = 25.0  # energy-envelope peaks counted for the rate must be this close to max
@@ -42,7 +52,7 @@ _LAG_STEP = 0.5  # lag grid in 4 kHz samples (0.125 ms)
 _F0_MIN = 75.0
 _F0_MAX = 600.0
 _VOICING_THRESHOLD = 0.45  # normalised autocorrelation peak height
-_VOICED_DB = 30.0  # voiced frames must be within this many dB of the loudest pitch frame
+_VOICED_DB = 25.0  # voiced frames must be within this many dB of the loudest pitch frame (= _ACTIVE_DB: voiced within active)
 _OCTAVE_COST = 0.03  # per octave of lag, favours shorter lags (cf. Praat's octave cost)
 _ST_REF_HZ = 55.0
 
@@ -207,7 +217,7 @@ _FLAT_MELS = (_MEL_CENTRES >= 100.0) & (_MEL_CENTRES <= 7000.0)
 _SLOPE_MELS = (_MEL_CENTRES >= 50.0) & (_MEL_CENTRES <= 5000.0)
 _slope_khz = _MEL_CENTRES[_SLOPE_MELS] / 1000.0 - (_MEL_CENTRES[_SLOPE_MELS] / 1000.0).mean()
 _SLOPE_PROJ = _slope_khz / np.sum(_slope_khz**2)
-_ZCR_BLOCK = int(np.gcd(_WIN, _HOP))
+_PROJ_FLOOR = _PROJ.sum(axis=0) / _FREQS.size  # projections of a white floor of unit total power
 
 _DECIM_TAPS = _lowpass_taps(2000.0, 37, SAMPLE_RATE)
 _PITCH_WINDOW = _periodic_hann(_PITCH_WIN)
@@ -226,6 +236,7 @@ _win_ac = (np.abs(np.fft.rfft(_PITCH_WINDOW, _PITCH_NFFT)) ** 2) @ _cosine_matri
     _PITCH_NFFT, np.concatenate([[0.0], _LAGS]), np.ones_like(_pitch_freqs)
 )
 _WINDOW_AC = _win_ac[1:] / _win_ac[0]
+_AC_FLOOR = _AC_MATRIX.sum(axis=0)  # autocorrelation of a unit white floor per bin
 _LAG_COST = _OCTAVE_COST * np.log2(_F0_MIN * _LAGS / _PITCH_SR)
 
 
@@ -261,6 +272,7 @@ def feature_params() -> dict:
             "active_frames_within_db": _ACTIVE_DB,
             "min_active_frames": _MIN_ACTIVE,
             "log_mel_top_db": _TOP_DB,
+            "synthetic_white_floor_db": _FLOOR_DB,
         },
         "mel": {"n_mels": _N_MELS, "fmin": 0.0, "fmax": SAMPLE_RATE / 2, "htk": False, "norm": "slaney"},
         "mfcc": {"n_mfcc": _N_MFCC, "dct": "type 2, ortho", "dropped": ["c0"], "delta": "5-frame regression"},
@@ -273,6 +285,7 @@ def feature_params() -> dict:
             "alpha_ratio_hz": [[50.0, 1000.0], [1000.0, 5000.0]],
             "hammarberg_hz": [[0.0, 2000.0], [2000.0, 5000.0]],
             "slope": "least-squares dB/kHz over log-mel bands centred 50-5000 Hz",
+            "zcr": "Rice estimate from the power spectrum, 2 sqrt(E[f^2]) / sr",
         },
         "pitch": {
             "method": "normalised autocorrelation from the power spectrum, window-corrected, parabolic peak",
@@ -343,18 +356,6 @@ def _active_mask(energy_db: np.ndarray, within_db: float) -> np.ndarray:
     return mask
 
 
-def _zero_crossing_rate(x: np.ndarray, n_frames: int) -> np.ndarray:
-    """Per-frame sign-change rate, counted in blocks of gcd(win, hop) samples."""
-    changes = np.signbit(x[1:]) != np.signbit(x[:-1])
-    n_blocks = (n_frames - 1) * _HOP // _ZCR_BLOCK + _WIN // _ZCR_BLOCK
-    padded = np.zeros(n_blocks * _ZCR_BLOCK)
-    m = min(changes.size, padded.size)
-    padded[:m] = changes[:m]
-    counts = np.concatenate([[0.0], np.cumsum(padded.reshape(n_blocks, _ZCR_BLOCK).sum(axis=1))])
-    start = np.arange(n_frames) * (_HOP // _ZCR_BLOCK)
-    return (counts[start + _WIN // _ZCR_BLOCK] - counts[start]) / (_WIN - 1)
-
-
 def _rolloff(mel_energy: np.ndarray, fraction: float = 0.85) -> np.ndarray:
     """Roll-off frequency from cumulative (un-normalised) mel band energies, interpolated."""
     cum = np.cumsum(mel_energy, axis=1)
@@ -367,16 +368,20 @@ def _rolloff(mel_energy: np.ndarray, fraction: float = 0.85) -> np.ndarray:
     return f_prev + frac * (_MEL_CENTRES[j] - f_prev)
 
 
-def _spectral(q: np.ndarray, hamm_max: np.ndarray, logmel: np.ndarray, zcr: np.ndarray) -> np.ndarray:
+def _spectral(q: np.ndarray, hamm_max: np.ndarray, logmel: np.ndarray) -> np.ndarray:
     """Per-frame spectral shape descriptors, shape (n_frames, 9), in _SPECTRAL_NAMES order.
 
     q: level-normalised projections (_PROJ columns); hamm_max: level-normalised peak bin
-    power in 0-2 and 2-5 kHz; logmel: floored log-mel (dB); zcr: zero-crossing rate.
+    power in 0-2 and 2-5 kHz; logmel: floored log-mel (dB). The zero-crossing rate is Rice's
+    estimate from the floored spectrum, 2 sqrt(E[f^2]) / sr, so noise moves it no more than it
+    moves the spectrum.
     """
     mel = q[:, :_N_MELS]
     total = q[:, _TOTAL] + _EPS
     centroid = q[:, _SUM_F] / total
-    spread = np.sqrt(np.maximum(q[:, _SUM_F2] / total - centroid**2, 0.0))
+    m2 = q[:, _SUM_F2] / total
+    spread = np.sqrt(np.maximum(m2 - centroid**2, 0.0))
+    zcr = 2.0 * np.sqrt(m2) / SAMPLE_RATE
     rolloff = _rolloff(mel * _MEL_AREA)
     flatness = logmel[:, _FLAT_MELS].mean(axis=1) - _db(mel[:, _FLAT_MELS].mean(axis=1))
     shape = logmel - logmel.mean(axis=1, keepdims=True)
@@ -433,13 +438,16 @@ def _pitch_track(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         y = np.concatenate([y, np.zeros(_PITCH_WIN - y.size)])
     power = _power(np.fft.rfft(_frames(y, _PITCH_WIN, _PITCH_HOP) * _PITCH_WINDOW, _PITCH_NFFT))[:, :_PITCH_BINS]
     energy = power @ _AC_MATRIX[:, 0]
+    # the same synthetic white floor as the main analysis, relative to this band's level
+    floor = _percentiles(energy, (_LEVEL_PERCENTILE,))[0] * 10.0 ** (-_FLOOR_DB / 10.0) / _AC_MATRIX[:, 0].sum()
+    energy = energy + floor * _AC_MATRIX[:, 0].sum()
     e_db = _db(energy / (energy.max() + _EPS))
     f0 = np.zeros(energy.size)
     peak = np.zeros(energy.size)
     cand = e_db >= -_VOICED_DB
     if not cand.any() or energy.max() <= 0.0:
         return f0, peak, e_db
-    ac = power[cand] @ _AC_MATRIX
+    ac = power[cand] @ _AC_MATRIX + floor * _AC_FLOOR
     r = ac[:, 1:] / (ac[:, :1] * _WINDOW_AC)
     left, centre, right = r[:, :-2], r[:, 1:-1], r[:, 2:]
     curvature = left - 2.0 * centre + right
@@ -515,6 +523,11 @@ def extract(audio: np.ndarray) -> np.ndarray:
     level = _percentiles(q[:, _TOTAL], (_LEVEL_PERCENTILE,))[0] + 1e-30
     q /= level
     power_max = np.stack([power[:, _HAMM_LO].max(axis=1), power[:, _HAMM_HI].max(axis=1)], axis=1) / level
+    # A synthetic white floor _FLOOR_DB below the level masks whatever quieter noise the recording
+    # has (a studio's digital silence, a microphone's hiss), so both look the same.
+    floor = 10.0 ** (-_FLOOR_DB / 10.0)
+    q += floor * _PROJ_FLOOR
+    power_max += floor / _FREQS.size
     mel = q[:, :_N_MELS]
     e_db = _db(q[:, _TOTAL])
     e_db -= e_db.max()
@@ -525,7 +538,7 @@ def extract(audio: np.ndarray) -> np.ndarray:
     mfcc = logmel @ _DCT
     chroma = q[:, _CHROMA_COLS]
     chroma = chroma / (chroma.max(axis=1, keepdims=True) + _EPS)
-    spectral = _spectral(q, power_max, logmel, _zero_crossing_rate(x, power.shape[0]))
+    spectral = _spectral(q, power_max, logmel)
 
     mean, std = _mean_std(np.concatenate([logmel, mfcc, spectral], axis=1)[active])
     n_cep = _N_MFCC - 1

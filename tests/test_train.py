@@ -245,3 +245,115 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
     assert "data folder not found" in r.stderr
+
+
+# ------------------------------------------------------------------------------------ augmentation
+
+
+def _clip_audio(name="03-01-05-01-01-01-01.flac") -> np.ndarray:
+    return dataset.load_audio(data_dir() / "ravdess" / "Actor_01" / name)
+
+
+def test_corruption_is_deterministic_per_clip():
+    from train import augment
+
+    audio = _clip_audio()
+    c = augment.Corruption(name="t", noises=("white", "pink"), snr_db=(5.0, 30.0), gain_db=(-10.0, 10.0),
+                           floor_dbfs=(-60.0, -50.0), telephone_p=0.5, seed=3)
+    a = c.apply(audio, "clip-a.flac")
+    np.testing.assert_array_equal(a, c.apply(audio.copy(), "clip-a.flac"))
+    assert not np.array_equal(a, c.apply(audio, "clip-b.flac"))  # another clip, other draws
+    assert not np.array_equal(a, augment.Corruption(**{**c.to_dict(), "copy": 1}).apply(audio, "clip-a.flac"))
+    assert a.dtype == np.float32 and a.shape == audio.shape and np.isfinite(a).all()
+    json.dumps(c.to_dict())  # goes into the cache key and the card
+
+
+@pytest.mark.parametrize("kind", ["white", "pink", "babble"])
+def test_noise_at_requested_snr_of_active_speech(kind):
+    from train import augment
+
+    audio = _clip_audio()
+    pool = [str(p) for p in sorted((data_dir() / "ravdess" / "Actor_02").glob("*.flac"))[:8]]
+    c = augment.Corruption(name="t", noises=(kind,), snr_db=(12.0, 12.0), seed=1)
+    noisy = c.apply(audio, "x.flac", pool, dataset.load_audio)
+    noise = noisy.astype(np.float64) - audio
+    snr = 10 * np.log10(augment.active_level(audio) / np.mean(noise**2))
+    assert snr == pytest.approx(12.0, abs=0.5)
+    if kind == "pink":  # more power below 1 kHz than above 4 kHz
+        spec = np.abs(np.fft.rfft(noise)) ** 2
+        f = np.fft.rfftfreq(noise.size, 1 / 16000)
+        assert spec[(f > 100) & (f < 1000)].mean() > 10 * spec[f > 4000].mean()
+    if kind == "babble":
+        with pytest.raises(ValueError):
+            c.apply(audio, "x.flac")  # babble needs other speakers
+
+
+def test_telephone_band_removes_low_and_high():
+    from train import augment
+
+    t = np.arange(16000) / 16000
+    tones = {f: np.sin(2 * np.pi * f * t) for f in (100.0, 1000.0, 6000.0)}
+    gain = {f: np.std(augment.telephone(x)[4000:]) / np.std(x) for f, x in tones.items()}
+    assert gain[1000.0] > 0.9 and gain[100.0] < 0.1 and gain[6000.0] < 0.05
+
+
+def test_augmented_features_cached_apart(feats, small_data, cache_dir):
+    from train import augment
+
+    found = corp.discover([small_data], corp.resolve_emotions(None))
+    (copy,) = augment.training_copies(1)
+    aug = dataset.build_features(found.clips, roots=[small_data], cache_dir=cache_dir, jobs=1, corruption=copy)
+    assert aug.X.shape == feats.X.shape and not aug.failed
+    assert not np.allclose(aug.X, feats.X)
+    assert list(cache_dir.glob(f"*-{copy.name}0-*.npz"))
+    again = dataset.build_features(found.clips, roots=[small_data], cache_dir=cache_dir, jobs=1, corruption=copy)
+    assert again.cached == len(found.clips)
+    np.testing.assert_array_equal(again.X, aug.X)
+    clean = dataset.build_features(found.clips, roots=[small_data], cache_dir=cache_dir, jobs=1)
+    np.testing.assert_array_equal(clean.X, feats.X)  # the clean cache is untouched
+
+
+def test_training_rows_and_ece():
+    X = np.arange(12, dtype=np.float32).reshape(6, 2)
+    y = np.array(list("abcabc"))
+    Xt, yt = evaluate.training_rows(X, y, np.array([0, 2]), [X + 100])
+    np.testing.assert_array_equal(Xt, [[0, 1], [4, 5], [100, 101], [104, 105]])
+    assert list(yt) == ["a", "c", "a", "c"]
+    proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
+    assert evaluate.expected_calibration_error(proba, np.array([0, 0, 0, 1])) == pytest.approx(0.1 * 0.5 + 0.1 * 0.5)
+    perfect = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert evaluate.expected_calibration_error(perfect, np.array([0, 1])) == 0.0
+
+
+def test_stream_vs_clip_runs_the_live_path(feats):
+    from train import evaluate_cli
+
+    y = _labels(feats)
+    model = fit_model(feats.X, y, TINY, seed=0)
+    picks = [feats.clips[i] for i in (0, 9, 30, 45)]
+    pred, stats = evaluate_cli._stream_predictions(model, list(model.classes_), picks, -60.0, seed=0)
+    assert len(pred) == 4 and stats["missed"] == 0 and stats["utterances"] >= 4
+    assert set(pred) <= set(model.classes_)
+    # the stream's labels are (mostly) those the same model gives the clips one by one
+    X = np.stack([feats.X[i] for i in (0, 9, 30, 45)])
+    assert np.mean(np.array(pred) == model.predict(X)) >= 0.5
+
+
+def test_temperature_scaling_inside_the_model(feats):
+    from train.model import apply_temperature
+
+    y = _labels(feats)
+    model = fit_model(feats.X, y, TINY, seed=0)
+    raw = model.predict_proba(feats.X)
+    apply_temperature(model, 2.0)
+    np.testing.assert_allclose(model.predict_proba(feats.X), evaluate._soften(raw, 2.0), atol=1e-6)
+    assert export.parity(model, export.to_onnx_bytes(model, features.FEATURE_SIZE), feats.X) < export.PARITY_TOL
+    # overconfident predictions (right 60% of the time at ~0.97) call for T > 1
+    rng = np.random.default_rng(0)
+    y_idx = rng.integers(0, 3, 500)
+    guess = np.where(rng.uniform(size=500) < 0.6, y_idx, (y_idx + 1) % 3)
+    proba = np.full((500, 3), 0.015)
+    proba[np.arange(500), guess] = 0.97
+    t = evaluate.fit_temperature(proba, y_idx)
+    assert t > 1.5
+    assert evaluate.expected_calibration_error(evaluate._soften(proba, t), y_idx) < 0.5 * evaluate.expected_calibration_error(proba, y_idx)

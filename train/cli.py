@@ -16,8 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from train import augment
 from train import corpora as corp
 from train.model import BALANCING, Hyperparameters
+
+#: corrupted copies per training clip (``--augment``); chosen by the evaluation in reports/
+DEFAULT_AUGMENT = 1
 
 
 class TrainError(Exception):
@@ -68,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-eval", action="store_true", help="skip cross-validation and cross-corpus tests")
     p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
                    help="feature extraction processes (default: CPU count)")
+    p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT, metavar="N",
+                   help=f"corrupted copies of every training clip added to the clean ones (default {DEFAULT_AUGMENT}; "
+                   "0 = clean only): microphone floor -65..-45 dBFS, white/pink/babble noise at 5-35 dB SNR, "
+                   "-20..+10 dB gain, telephone band 1 in 5; seeded per clip (see train/augment.py)")
     p.add_argument("--hidden", type=_parse_hidden, default=d.hidden, metavar="N[,N...]",
                    help=f"MLP hidden layer sizes (default {','.join(map(str, d.hidden))})")
     p.add_argument("--alpha", type=float, default=d.alpha, help=f"MLP L2 penalty (default {d.alpha:g})")
@@ -102,6 +110,8 @@ def _check_inputs(args) -> tuple[list[Path], Path, tuple[str, ...]]:
         raise TrainError(str(exc)) from None
     if args.alpha < 0:
         raise TrainError("--alpha must be >= 0")
+    if args.augment < 0:
+        raise TrainError("--augment must be >= 0")
     return roots, out, emotions
 
 
@@ -140,11 +150,24 @@ def run(args, console, out_console) -> int:
             found.clips, roots=roots, cache_dir=None if args.no_cache else args.cache_dir, jobs=args.jobs,
             progress=lambda n: progress.advance(task, n),
         )
+    augmented = []
+    if args.augment and fs.clips:
+        for corruption in augment.training_copies(args.augment, args.seed):
+            with _progress(console) as progress:
+                task = progress.add_task(f"augmented copy {corruption.copy + 1}", total=len(fs.clips))
+                fa = dataset.build_features(
+                    fs.clips, roots=roots, cache_dir=None if args.no_cache else args.cache_dir, jobs=args.jobs,
+                    progress=lambda n: progress.advance(task, n), corruption=corruption,
+                )
+            if len(fa.clips) != len(fs.clips):
+                raise TrainError(f"{len(fs.clips) - len(fa.clips)} clips failed after augmentation, "
+                                 f"e.g. {fa.failed[0][0]}: {fa.failed[0][1]}")
+            augmented.append(fa.X)
     t_feat = time.perf_counter() - t0
     if fs.failed:
         console.print(f"[yellow]{len(fs.failed)} clips could not be read and were skipped[/], e.g. {fs.failed[0][0]}: {fs.failed[0][1]}")
-    console.print(f"features: {len(fs.clips)} clips in {t_feat:.1f} s ({fs.cached} cached); "
-                  f"{fs.no_speech} without detected speech used whole")
+    console.print(f"features: {len(fs.clips)} clips x {1 + len(augmented)} versions in {t_feat:.1f} s "
+                  f"({fs.cached} clean cached); {fs.no_speech} without detected speech used whole")
     if not fs.clips:
         raise TrainError("no clip could be read")
 
@@ -169,23 +192,26 @@ def run(args, console, out_console) -> int:
             with _progress(console) as progress:
                 task = progress.add_task(f"{args.folds}-fold CV by speaker", total=args.folds)
                 cv = evaluate.cross_validate(X, y, groups, corpus_of, hp, folds=args.folds, seed=args.seed,
-                                             on_fold=lambda k: progress.advance(task))
+                                             on_fold=lambda k: progress.advance(task), augmented=augmented)
                 xc = {}
                 if pairs:
                     task2 = progress.add_task("cross-corpus", total=pairs)
                     xc = evaluate.cross_corpus(X, y, groups, corpus_of, hp, seed=args.seed,
-                                               on_pair=lambda a, b: progress.advance(task2))
+                                               on_pair=lambda a, b: progress.advance(task2), augmented=augmented)
         except evaluate.EvaluationError as exc:
             raise TrainError(f"{exc} (use fewer --folds or --no-eval)") from None
         metrics = {"cross_validation": cv, "cross_corpus": xc}
         t_eval = time.perf_counter() - t0
 
     # ---- final model on all data, export with parity check
-    from train.model import fit_model
+    from train.model import apply_temperature, fit_model
 
     t0 = time.perf_counter()
     with console.status("training the final model on all data"):
-        model = fit_model(X, y, hp, args.seed)
+        model = fit_model(*evaluate.training_rows(X, y, np.arange(len(y)), augmented), hp, args.seed)
+        # temperature from the pooled out-of-fold CV probabilities (1 without evaluation)
+        temperature = metrics["cross_validation"]["calibration"]["temperature"] if metrics else 1.0
+        apply_temperature(model, temperature)
     onnx_bytes = export.to_onnx_bytes(model, info["feature_size"])
     diff = export.parity(model, onnx_bytes, X)
     if not diff < export.PARITY_TOL:
@@ -206,13 +232,20 @@ def run(args, console, out_console) -> int:
         "estimator": "StandardScaler + MLPClassifier (scikit-learn)",
         "hyperparameters": hp.asdict(),
         "balancing": BALANCING,
+        "augmentation": {
+            "copies": len(augmented),
+            "corruptions": [c.to_dict() for c in augment.training_copies(args.augment, args.seed)] if augmented else [],
+            "applied": "to the raw clip before speech_span and extract, as the runtime would hear it",
+        },
         "seed": args.seed,
         "folds": args.folds,
         "emotions_requested": list(emotions),
         "calm_folded_into_neutral": "calm" not in emotions and "neutral" in emotions,
         "clips": int(len(y)),
+        "training_rows": int(len(y) * (1 + len(augmented))),
         "epochs": int(mlp.n_iter_),
         "onnx_parity_max_abs_diff": diff,
+        "temperature": temperature,
         "features_source_sha256": info["source_sha256"],
         "skipped": {
             "unknown_names": found.unknown_names,

@@ -58,13 +58,16 @@ def feature_info() -> dict:
     }
 
 
-def clip_features(path: str, config) -> tuple[np.ndarray | None, bool, str]:
-    """(features, speech_found, error) for one file. Without speech the whole clip is used."""
+def clip_features(path: str, config, corruption=None, pool: Sequence[str] = ()) -> tuple[np.ndarray | None, bool, str]:
+    """(features, speech_found, error) for one file, optionally corrupted (``train.augment.Corruption``)
+    before it is cut. Without speech the whole clip is used."""
     from realtime.features import extract
     from realtime.segmenter import speech_span
 
     try:
         audio = load_audio(path)
+        if corruption is not None:
+            audio = corruption.apply(audio, Path(path).name, pool, load_audio)
         span = speech_span(audio, config)
         found = span is not None and span.size > 0
         vec = np.asarray(extract(span if found else audio), dtype=np.float32)
@@ -75,8 +78,10 @@ def clip_features(path: str, config) -> tuple[np.ndarray | None, bool, str]:
         return None, False, f"{type(exc).__name__}: {exc}"
 
 
-def _chunk_features(paths: list[str], config) -> list[tuple[np.ndarray | None, bool, str]]:
-    return [clip_features(p, config) for p in paths]
+def _chunk_features(paths: list[str], config, corruption=None,
+                    pools: list[Sequence[str]] | None = None) -> list[tuple[np.ndarray | None, bool, str]]:
+    pools = pools or [()] * len(paths)
+    return [clip_features(p, config, corruption, pool) for p, pool in zip(paths, pools)]
 
 
 def _worker_init() -> None:
@@ -94,10 +99,11 @@ class FeatureSet:
     cached: int  # clips served from the cache
 
 
-def _cache_key(root: str, info: dict, seg: dict) -> str:
+def _cache_key(root: str, info: dict, seg: dict, corruption: dict | None = None) -> str:
     blob = json.dumps(
         {
             "root": root,
+            "corruption": corruption,
             "v": info["feature_version"],
             "params": info["feature_params"],
             "src": info["source_sha256"],  # an edit without a version bump must not reuse stale features
@@ -131,10 +137,14 @@ def build_features(
     cache_dir: Path | None = None,
     jobs: int = 1,
     progress: Callable[[int], None] | None = None,
+    corruption=None,
 ) -> FeatureSet:
     """Features for ``clips`` (order kept, failures dropped). One cache file per data root, keyed by a
-    hash of (root, FEATURE_VERSION, feature_params, features source, segmenter config); entries are checked by
-    resolved path, size and mtime."""
+    hash of (root, FEATURE_VERSION, feature_params, features source, segmenter config, corruption); entries
+    are checked by resolved path, size and mtime.
+
+    ``corruption`` (a ``train.augment.Corruption``) is applied to each clip's raw audio before it is cut;
+    babble takes its talkers from the other speakers among ``clips``."""
     info = feature_info()
     config = segmenter_config()
     seg = config_dict(config)
@@ -156,7 +166,9 @@ def build_features(
     for root, idx in by_root.items():
         if cache_dir is None:
             continue
-        f = Path(cache_dir) / f"{root.name or 'root'}-{_cache_key(str(root), info, seg)}.npz"
+        cdict = corruption.to_dict() if corruption is not None else None
+        tag = f"-{corruption.name}{corruption.copy}" if corruption is not None else ""
+        f = Path(cache_dir) / f"{root.name or 'root'}{tag}-{_cache_key(str(root), info, seg, cdict)}.npz"
         cache_files[root] = f
         if not f.exists():
             continue
@@ -184,6 +196,18 @@ def build_features(
     # -- compute the rest
     todo = [i for i in range(len(clips)) if vecs[i] is None]
     chunks = [todo[k : k + CHUNK] for k in range(0, len(todo), CHUNK)]
+    pools: list[Sequence[str]] = [()] * len(clips)
+    if corruption is not None and corruption.needs_pool():
+        by_speaker: dict[str, list[str]] = {}
+        for c in clips:
+            by_speaker.setdefault(c.speaker, []).append(str(c.path))
+        every = sorted(str(c.path) for c in clips)
+        for i in todo:
+            own = set(by_speaker[clips[i].speaker])
+            pools[i] = [p for p in every if p not in own][::7]  # thinned: a pool of hundreds is plenty
+
+    def args(chunk: list[int]):
+        return [str(clips[i].path) for i in chunk], config, corruption, [pools[i] for i in chunk]
 
     def take(chunk: list[int], results) -> None:
         for i, (vec, found, err) in zip(chunk, results):
@@ -193,10 +217,10 @@ def build_features(
 
     if jobs <= 1 or len(chunks) <= 1:
         for chunk in chunks:
-            take(chunk, _chunk_features([str(clips[i].path) for i in chunk], config))
+            take(chunk, _chunk_features(*args(chunk)))
     else:
         with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), initializer=_worker_init) as pool:
-            futures = [(chunk, pool.submit(_chunk_features, [str(clips[i].path) for i in chunk], config)) for chunk in chunks]
+            futures = [(chunk, pool.submit(_chunk_features, *args(chunk))) for chunk in chunks]
             for chunk, fut in futures:
                 take(chunk, fut.result())
 

@@ -66,13 +66,20 @@ def cross_validate(
     folds: int,
     seed: int,
     on_fold: Callable[[int], None] | None = None,
+    augmented: Sequence[np.ndarray] = (),
 ) -> dict:
-    """Pooled out-of-fold predictions of speaker-grouped CV, scored overall and per corpus."""
+    """Pooled out-of-fold predictions of speaker-grouped CV, scored overall and per corpus.
+
+    ``augmented``: corrupted copies of ``X`` (same rows); the training side of each fold gets them too,
+    the test side is always the clean clips."""
     labels = sorted(np.unique(y))
     pred = np.empty(len(y), dtype=object)
+    proba = np.zeros((len(y), len(labels)))
     fold_acc = []
     for k, (tr, te) in enumerate(grouped_splits(y, groups, folds, seed)):
-        model = fit_model(X[tr], y[tr], hp, seed)
+        model = fit_model(*training_rows(X, y, tr, augmented), hp, seed)
+        cols = [labels.index(c) for c in model.classes_]
+        proba[np.ix_(te, cols)] = model.predict_proba(X[te])
         pred[te] = model.predict(X[te])
         fold_acc.append(float(np.mean(pred[te] == y[te])))
         if on_fold:
@@ -85,6 +92,14 @@ def cross_validate(
         "fold_accuracy": fold_acc,
         "overall": metrics(y, pred, labels),
         "per_corpus": {},
+    }
+    y_idx = np.array([labels.index(v) for v in y])
+    t = fit_temperature(proba, y_idx)
+    out["calibration"] = {
+        "ece": expected_calibration_error(proba, y_idx),
+        "temperature": t,
+        "ece_after_temperature": expected_calibration_error(_soften(proba, t), y_idx),
+        "bins": 10,
     }
     for c in sorted(np.unique(corpora)):
         m = corpora == c
@@ -101,8 +116,10 @@ def cross_corpus(
     *,
     seed: int,
     on_pair: Callable[[str, str], None] | None = None,
+    augmented: Sequence[np.ndarray] = (),
 ) -> dict:
-    """Train on one corpus, test on another, on their shared labels; every ordered pair."""
+    """Train on one corpus, test on another, on their shared labels; every ordered pair.
+    ``augmented`` as in :func:`cross_validate` (training side only)."""
     names = sorted(np.unique(corpora))
     out = {}
     for a in names:
@@ -115,7 +132,7 @@ def cross_corpus(
             tr = (corpora == a) & np.isin(y, shared)
             te = (corpora == b) & np.isin(y, shared)
             assert not set(groups[tr]) & set(groups[te]), "speaker in both train and test corpus"
-            model = fit_model(X[tr], y[tr], hp, seed)
+            model = fit_model(*training_rows(X, y, np.flatnonzero(tr), augmented), hp, seed)
             m = metrics(y[te], model.predict(X[te]), shared)
             m["train"], m["test"], m["train_n"] = str(a), str(b), int(tr.sum())
             out[f"{a}->{b}"] = m
@@ -153,3 +170,38 @@ def plot_confusions(cv: dict, path: Path, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def training_rows(X: np.ndarray, y: np.ndarray, idx: np.ndarray,
+                  augmented: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``idx`` of the clean features plus the same rows of every augmented copy."""
+    Xt = np.concatenate([X[idx]] + [a[idx] for a in augmented])
+    return Xt, np.tile(y[idx], 1 + len(augmented))
+
+
+def expected_calibration_error(proba: np.ndarray, y_idx: np.ndarray, bins: int = 10) -> float:
+    """ECE of the top-class confidence: |accuracy - confidence| averaged over equal-width bins, weighted."""
+    conf = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y_idx
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+def _soften(proba: np.ndarray, t: float) -> np.ndarray:
+    z = np.log(np.clip(proba, 1e-12, 1.0)) / t
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(proba: np.ndarray, y_idx: np.ndarray) -> float:
+    """Temperature T (grid 0.5-4) minimising the log loss of softmax(log p / T) on out-of-fold predictions."""
+    grid = np.round(np.arange(0.5, 4.0001, 0.05), 2)
+    nll = [-np.mean(np.log(_soften(proba, t)[np.arange(len(y_idx)), y_idx] + 1e-12)) for t in grid]
+    return float(grid[int(np.argmin(nll))])

@@ -92,3 +92,13 @@ def fit_model(X: np.ndarray, y: np.ndarray, hp: Hyperparameters, seed: int) -> P
             Xo, yo = oversample(X, y, seed)
             model.fit(Xo, yo)
     return model
+
+
+def apply_temperature(model: Pipeline, temperature: float) -> Pipeline:
+    """Divide the MLP's output-layer weights and biases by ``temperature``: the softmax then gives
+    softmax(logits / T), exactly temperature scaling, inside the same (exported) graph."""
+    if temperature != 1.0:
+        mlp = model.named_steps["mlp"]
+        mlp.coefs_[-1] = mlp.coefs_[-1] / temperature
+        mlp.intercepts_[-1] = mlp.intercepts_[-1] / temperature
+    return model

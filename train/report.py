@@ -18,6 +18,17 @@ def render(card: dict, png_name: str | None = None) -> str:
         f"MLP {t['hyperparameters']['hidden']} alpha {t['hyperparameters']['alpha']}, seed {t['seed']}, "
         f"class balance by {t['balancing']}.",
         "",
+    ]
+    aug = t.get("augmentation") or {}
+    if aug.get("copies"):
+        lines += [
+            f"Training augmentation: {aug['copies']} corrupted cop{'y' if aug['copies'] == 1 else 'ies'} of every clip "
+            "besides the clean one (microphone floor, white/pink noise at an SNR relative to the active speech level, "
+            "gain, telephone band; seeded per clip, applied before the runtime's cut). CV folds train on the "
+            "augmented training side and test on clean held-out clips.",
+            "",
+        ]
+    lines += [
         "| corpus | clips | speakers | labels |",
         "|---|---:|---:|---|",
     ]
@@ -41,6 +52,11 @@ def render(card: dict, png_name: str | None = None) -> str:
         for name, r in rows:
             lines.append(f"| {name} | {r['n']} | {len(r['labels'])} | {_pct(r['accuracy'])} | {_pct(r['uar'])} | {_pct(r['macro_f1'])} |")
         lines += ["", "Per-class recall % (all data): " + ", ".join(f"{k} {_pct(v)}" for k, v in cv["overall"]["recall"].items()), ""]
+        cal = cv.get("calibration")
+        if cal:
+            lines += [f"Calibration: expected calibration error of the top-class probability (pooled CV, {cal['bins']} bins) "
+                      f"{_pct(cal['ece'])}% raw, {_pct(cal['ece_after_temperature'])}% after temperature scaling with "
+                      f"T = {cal['temperature']:g} (fitted on these out-of-fold probabilities and built into the final model).", ""]
         xc = m.get("cross_corpus") or {}
         if xc:
             lines += [
