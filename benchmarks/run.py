@@ -551,9 +551,11 @@ def _sample_rss(cmd: list[str], reps: int) -> dict:
     samples: list[tuple[float, int]] = []
     while proc.poll() is None:
         try:
-            samples.append((time.monotonic() - t0, ps.memory_info().rss))
+            rss = ps.memory_info().rss
         except psutil.Error:
             break
+        if rss:  # 0 once the process has exited but is not yet reaped
+            samples.append((time.monotonic() - t0, rss))
         time.sleep(0.2)
     wall = time.monotonic() - t0
     # RSS once the first copy of the stream has been replayed vs at the end (the replay rate is steady)
