@@ -102,11 +102,12 @@ class Pipeline:
         """No more sources: finish everything queued; ``results`` ends with ``None``."""
         self._markers.append(Marker(self.ring.total_written, "close"))
 
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-        self.worker.join(timeout)
-
     # -- segmenter thread ------------------------------------------------------------------------
+
+    @property
+    def source(self) -> str:
+        """Name of the source the segmenter thread is reading."""
+        return self._source
 
     @property
     def alive(self) -> bool:

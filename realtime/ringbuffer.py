@@ -27,10 +27,6 @@ class RingBuffer:
         self.dropped_samples = 0
 
     @property
-    def capacity(self) -> int:
-        return self._capacity
-
-    @property
     def available(self) -> int:
         """Samples waiting to be read."""
         return self._written - self._read

@@ -111,10 +111,6 @@ class Segmenter:
         self._next_update = 0
 
     @property
-    def speaking(self) -> bool:
-        return self._speaking
-
-    @property
     def position(self) -> int:
         """Samples consumed from the current source."""
         return self._pos

@@ -76,7 +76,7 @@ class Session:
     def _status(self) -> Status:
         p, src = self.pipeline, self.source
         return Status(
-            source=p._source,
+            source=p.source,
             source_seconds=p.source_seconds,
             level_db=p.level_db,
             speaking=self.speaking,

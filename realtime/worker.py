@@ -87,9 +87,6 @@ class Worker:
         """Finish the queued jobs, then stop (the thread puts ``None`` on ``results``)."""
         self._jobs.put(None)
 
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
