@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import os
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+from realtime import process
+
+process.pin_blas_threads()  # as ser-live does; numba (librosa) too, for the librosa-way figures
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
@@ -726,6 +728,7 @@ def run(settings: Settings, quick: bool) -> tuple[dict, list[Figure], dict]:
 
     meta = {"date": datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(), "quick": quick,
             "load_start": " ".join(f"{v:.2f}" for v in os.getloadavg()), "settings": settings.__dict__}
+    meta["heap_kept"] = process.keep_freed_memory()  # the features are timed as ser-live runs them
     model = EmotionModel(DEFAULT_MODEL)
     paths = clip_paths(settings.clips_per_corpus)
     clips = [load(p) for p in paths]

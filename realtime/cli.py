@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 
-# One utterance is a small matrix job: BLAS thread pools only add wake-ups and contention with
-# the audio threads. Set before numpy is first imported (respecting a user's own setting).
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+from realtime import process
+
+process.pin_blas_threads()  # before numpy is first imported
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
@@ -73,6 +72,7 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    process.keep_freed_memory()
     from realtime.capture import CaptureError
     from realtime.model import EmotionModel, ModelError
     from realtime.replay import expand_paths

@@ -191,6 +191,10 @@ _MEL_AREA = _MEL_FB.sum(axis=1)  # undoes Slaney normalisation: band energies su
 _DCT = _dct_matrix(_N_MELS, _N_MFCC)[:, 1:]
 
 
+_FLAT_MELS = (_MEL_CENTRES >= 100.0) & (_MEL_CENTRES <= 7000.0)
+_SLOPE_MELS = (_MEL_CENTRES >= 50.0) & (_MEL_CENTRES <= 5000.0)
+
+
 def _band(lo: float, hi: float) -> np.ndarray:
     return ((_FREQS >= lo) & (_FREQS < hi)).astype(np.float64)
 
@@ -206,17 +210,22 @@ _PROJ = np.ascontiguousarray(
             _FREQS**2,
             _band(50.0, 1000.0),
             _band(1000.0, 5000.0),
+            _MEL_FB[_FLAT_MELS].mean(axis=0),
         ]
     )
 )
 _CHROMA_COLS = slice(_N_MELS, _N_MELS + 12)
-_TOTAL, _SUM_F, _SUM_F2, _ALPHA_LO, _ALPHA_HI = range(_N_MELS + 12, _N_MELS + 17)
+_TOTAL, _SUM_F, _SUM_F2, _ALPHA_LO, _ALPHA_HI, _FLAT_LIN = range(_N_MELS + 12, _N_MELS + 18)
 _HAMM_LO = slice(1, int(2000 / _BIN_HZ))  # (0, 2) kHz
 _HAMM_HI = slice(int(2000 / _BIN_HZ), int(5000 / _BIN_HZ))  # [2, 5) kHz
-_FLAT_MELS = (_MEL_CENTRES >= 100.0) & (_MEL_CENTRES <= 7000.0)
-_SLOPE_MELS = (_MEL_CENTRES >= 50.0) & (_MEL_CENTRES <= 5000.0)
-_slope_khz = _MEL_CENTRES[_SLOPE_MELS] / 1000.0 - (_MEL_CENTRES[_SLOPE_MELS] / 1000.0).mean()
-_SLOPE_PROJ = _slope_khz / np.sum(_slope_khz**2)
+_slope_khz = np.where(_SLOPE_MELS, _MEL_CENTRES / 1000.0 - (_MEL_CENTRES[_SLOPE_MELS] / 1000.0).mean(), 0.0)
+# One matrix product of the log-mel frames gives: MFCCs | mean over the flatness bands | slope.
+_LOGMEL_PROJ = np.ascontiguousarray(
+    np.column_stack([_DCT, _FLAT_MELS / np.count_nonzero(_FLAT_MELS), _slope_khz / np.sum(_slope_khz**2)])
+)
+_N_CEP = _N_MFCC - 1
+_ROLLOFF_HZ = np.concatenate([[0.0], _MEL_CENTRES])
+_FLAT_LOG, _SLOPE = _N_CEP, _N_CEP + 1
 _PROJ_FLOOR = _PROJ.sum(axis=0) / _FREQS.size  # projections of a white floor of unit total power
 
 _DECIM_TAPS = _lowpass_taps(2000.0, 37, SAMPLE_RATE)
@@ -358,38 +367,40 @@ def _active_mask(energy_db: np.ndarray, within_db: float) -> np.ndarray:
 
 def _rolloff(mel_energy: np.ndarray, fraction: float = 0.85) -> np.ndarray:
     """Roll-off frequency from cumulative (un-normalised) mel band energies, interpolated."""
-    cum = np.cumsum(mel_energy, axis=1)
-    target = fraction * cum[:, -1:]
-    j = np.minimum(np.argmax(cum >= target, axis=1), _N_MELS - 1)
-    rows = np.arange(cum.shape[0])
-    prev = np.where(j > 0, cum[rows, j - 1], 0.0)
-    f_prev = np.where(j > 0, _MEL_CENTRES[j - 1], 0.0)
-    frac = np.clip((target[:, 0] - prev) / (cum[rows, j] - prev + _EPS), 0.0, 1.0)
-    return f_prev + frac * (_MEL_CENTRES[j] - f_prev)
+    rows = np.arange(mel_energy.shape[0])
+    cum = np.zeros((rows.size, _N_MELS + 1))  # cum[:, j] = energy of the bands below band j
+    np.cumsum(mel_energy, axis=1, out=cum[:, 1:])
+    target = fraction * cum[:, -1]
+    j = np.minimum(np.count_nonzero(cum[:, 1:] < target[:, None], axis=1), _N_MELS - 1)  # cum is non-decreasing
+    prev, cur = cum[rows, j], cum[rows, j + 1]
+    f_prev, f_cur = _ROLLOFF_HZ[j], _ROLLOFF_HZ[j + 1]
+    return f_prev + np.clip((target - prev) / (cur - prev + _EPS), 0.0, 1.0) * (f_cur - f_prev)
 
 
-def _spectral(q: np.ndarray, hamm_max: np.ndarray, logmel: np.ndarray) -> np.ndarray:
+def _spectral(q: np.ndarray, hamm_max: np.ndarray, logmel: np.ndarray, logmel_proj: np.ndarray) -> np.ndarray:
     """Per-frame spectral shape descriptors, shape (n_frames, 9), in _SPECTRAL_NAMES order.
 
     q: level-normalised projections (_PROJ columns); hamm_max: level-normalised peak bin
-    power in 0-2 and 2-5 kHz; logmel: floored log-mel (dB). The zero-crossing rate is Rice's
-    estimate from the floored spectrum, 2 sqrt(E[f^2]) / sr, so noise moves it no more than it
-    moves the spectrum.
+    power in 0-2 and 2-5 kHz; logmel: floored log-mel (dB); logmel_proj: logmel @ _LOGMEL_PROJ.
+    The zero-crossing rate is Rice's estimate from the floored spectrum, 2 sqrt(E[f^2]) / sr,
+    so noise moves it no more than it moves the spectrum.
     """
-    mel = q[:, :_N_MELS]
+    out = np.empty((q.shape[0], len(_SPECTRAL_NAMES)))
     total = q[:, _TOTAL] + _EPS
-    centroid = q[:, _SUM_F] / total
+    centroid = np.divide(q[:, _SUM_F], total, out=out[:, 0])
     m2 = q[:, _SUM_F2] / total
-    spread = np.sqrt(np.maximum(m2 - centroid**2, 0.0))
-    zcr = 2.0 * np.sqrt(m2) / SAMPLE_RATE
-    rolloff = _rolloff(mel * _MEL_AREA)
-    flatness = logmel[:, _FLAT_MELS].mean(axis=1) - _db(mel[:, _FLAT_MELS].mean(axis=1))
-    shape = logmel - logmel.mean(axis=1, keepdims=True)
-    flux = np.concatenate([[0.0], np.abs(np.diff(shape, axis=0)).mean(axis=1)])
-    alpha = _db(q[:, _ALPHA_LO]) - _db(q[:, _ALPHA_HI])
-    hammarberg = _db(hamm_max[:, 0]) - _db(hamm_max[:, 1])
-    slope = logmel[:, _SLOPE_MELS] @ _SLOPE_PROJ
-    return np.stack([centroid, spread, rolloff, flatness, flux, zcr, alpha, hammarberg, slope], axis=1)
+    np.sqrt(np.maximum(m2 - centroid**2, 0.0), out=out[:, 1])
+    out[:, 2] = _rolloff(q[:, :_N_MELS] * _MEL_AREA)
+    out[:, 3] = logmel_proj[:, _FLAT_LOG] - _db(q[:, _FLAT_LIN])
+    diff = np.diff(logmel, axis=0)
+    diff -= diff.mean(axis=1, keepdims=True)  # change of the mean-removed log-mel
+    out[0, 4] = 0.0
+    np.abs(diff).mean(axis=1, out=out[1:, 4])
+    out[:, 5] = 2.0 * np.sqrt(m2) / SAMPLE_RATE
+    out[:, 6] = _db(q[:, _ALPHA_LO]) - _db(q[:, _ALPHA_HI])
+    out[:, 7] = _db(hamm_max[:, 0]) - _db(hamm_max[:, 1])
+    out[:, 8] = logmel_proj[:, _SLOPE]
+    return out
 
 
 def _energy_features(e_db: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -423,11 +434,11 @@ def _decimate(x: np.ndarray) -> np.ndarray:
     taps = _DECIM_TAPS
     delay = (taps.size - 1) // 2
     n_out = (x.size + _DECIM - 1) // _DECIM
-    xp = np.concatenate([x, np.zeros(_DECIM * (taps.size // _DECIM + 2))])
     y = np.zeros(n_out)
     for phase in range(_DECIM):
         a, b = divmod(delay - phase, _DECIM)
-        y += np.convolve(xp[b::_DECIM], taps[phase::_DECIM])[a : a + n_out]
+        part = np.convolve(x[b::_DECIM], taps[phase::_DECIM])[a : a + n_out]  # full convolution: zero tail
+        y[: part.size] += part
     return y
 
 
@@ -535,10 +546,11 @@ def extract(audio: np.ndarray) -> np.ndarray:
 
     logmel = _db(mel)
     logmel = np.maximum(logmel, logmel.max() - _TOP_DB)
-    mfcc = logmel @ _DCT
+    logmel_proj = logmel @ _LOGMEL_PROJ
+    mfcc = logmel_proj[:, :_N_CEP]
     chroma = q[:, _CHROMA_COLS]
     chroma = chroma / (chroma.max(axis=1, keepdims=True) + _EPS)
-    spectral = _spectral(q, power_max, logmel)
+    spectral = _spectral(q, power_max, logmel, logmel_proj)
 
     mean, std = _mean_std(np.concatenate([logmel, mfcc, spectral], axis=1)[active])
     n_cep = _N_MFCC - 1

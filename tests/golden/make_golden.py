@@ -1,0 +1,63 @@
+"""Write tests/golden/golden.json: feature vectors and shipped-model probabilities of a few real clips.
+
+    python tests/golden/make_golden.py
+
+Run it only when a change is meant to alter them (a new feature version, a retrained model), and
+say so in the commit: tests/test_golden.py fails whenever a code or dependency change moves them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from models import DEFAULT_MODEL  # noqa: E402
+from realtime import features  # noqa: E402
+from realtime.model import EmotionModel  # noqa: E402
+
+CLIPS = (
+    "ravdess/Actor_01/03-01-01-01-01-01-01.flac",
+    "ravdess/Actor_08/03-01-05-02-01-01-08.flac",
+    "ravdess/Actor_15/03-01-06-01-02-02-15.flac",
+    "crema-d/1001_DFA_ANG_XX.flac",
+    "crema-d/1031_IEO_SAD_HI.flac",
+    "crema-d/1075_TSI_HAP_XX.flac",
+)
+OUT = Path(__file__).with_name("golden.json")
+DATA = Path(os.environ.get("SER_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main() -> None:
+    model = EmotionModel(DEFAULT_MODEL)
+    rows = {}
+    for rel in CLIPS:
+        audio, rate = sf.read(DATA / rel, dtype="float32")
+        assert rate == features.SAMPLE_RATE, rel
+        vector = features.extract(audio)
+        rows[rel] = {"features": [float(v) for v in vector], "probs": [float(p) for p in model.predict(vector)]}
+    doc = {
+        "feature_version": features.FEATURE_VERSION,
+        "model_sha256": sha256(DEFAULT_MODEL),
+        "labels": model.labels,
+        "made_with": {"numpy": np.__version__, "onnxruntime": __import__("onnxruntime").__version__},
+        "clips": rows,
+    }
+    OUT.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
