@@ -150,8 +150,20 @@ def _mixed_sessions(groups: np.ndarray, corpus: np.ndarray, idx: np.ndarray, see
     return out
 
 
+def _machine() -> dict:
+    import datetime
+    import os
+    import platform
+
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+                       f"Python {platform.python_version()}",
+            "load_average": round(os.getloadavg()[0], 1)}
+
+
 def run(args) -> dict:
     t_start = time.perf_counter()
+    meta = _machine()
     roots = [Path(d).resolve() for d in args.data]
     found = corp.discover(roots, corp.resolve_emotions(None))
     clips = found.clips
@@ -255,6 +267,7 @@ def run(args) -> dict:
     }
     result["stream"]["gap"] = result["stream"]["uar_clips"] - result["stream"]["uar_stream"]
     t_stream = time.perf_counter() - t0
+    result["run"] = meta
     result["timing_s"] = {"features": round(t_feat), "cv": round(t_cv), "cross_corpus": round(t_xc),
                           "stream": round(t_stream), "total": round(time.perf_counter() - t_start)}
     return result
@@ -329,7 +342,8 @@ def render(r: dict) -> str:
         "Per-class recall (CV): "
         + "; ".join(f"{c}: " + ", ".join(f"{l} {pct(v)}" for l, v in cv[c]["recall"].items()) for c in cv) + ".",
         "",
-        f"Time (s): {r['timing_s']}.",
+        f"Run {r['run']['date']} on {r['run']['machine']} (load average {r['run']['load_average']:g} at the start). "
+        f"Time (s): {r['timing_s']}; features are cached between runs.",
         "",
         "What each part of the recipe adds (feature floor, augmentation, noise types, speaker normalisation, "
         "feature groups): [ablation.md](ablation.md).",
