@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime import features
+from realtime.speaker_norm import SpeakerNorm, SpeakerNormError
 
 
 class ModelError(Exception):
@@ -45,8 +46,19 @@ def read_card(model_path: Path) -> dict:
     return card
 
 
+def read_speaker_norm(card: dict, model_path: Path) -> SpeakerNorm | None:
+    """The card's causal speaker normalisation, or None when it has no ``speaker_norm`` field."""
+    if "speaker_norm" not in card:
+        return None
+    try:
+        return SpeakerNorm.from_card(card["speaker_norm"], features.FEATURE_SIZE)
+    except SpeakerNormError as e:
+        raise ModelError(f"model card {card_path(model_path)}: {e}") from None
+
+
 class EmotionModel:
-    """An ONNX Runtime session pinned to one thread, created once, plus the card's labels."""
+    """An ONNX Runtime session pinned to one thread, created once, plus the card's labels and
+    speaker normalisation (``speaker_norm``, None for a model without it)."""
 
     def __init__(self, model_path: Path | str) -> None:
         self.path = Path(model_path)
@@ -54,6 +66,7 @@ class EmotionModel:
             raise ModelError(f"model file {self.path} not found")
         self.card = read_card(self.path)
         self.labels: list[str] = list(self.card["labels"])
+        self.speaker_norm = read_speaker_norm(self.card, self.path)
         import onnxruntime as ort
 
         opts = ort.SessionOptions()

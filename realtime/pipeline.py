@@ -74,6 +74,7 @@ class Pipeline:
         self.segmenter = Segmenter(self.config)
         self._markers: collections.deque[Marker] = collections.deque()
         self._source = ""
+        self._source_id = 0  # counts begun sources
         self._resampler = None
         self.level_db = -120.0  # input level of the latest block, dBFS
         self.source_seconds = 0.0  # audio consumed from the current source
@@ -145,6 +146,7 @@ class Pipeline:
     def _apply(self, marker: Marker) -> bool:
         if marker.kind == "begin":
             self._source = marker.source
+            self._source_id += 1
             self.source_seconds = 0.0
             self.segmenter.reset()
             self._resampler = None
@@ -179,7 +181,7 @@ class Pipeline:
             final = e.kind == "end"
             if not final and self.batch:  # nobody watches provisional results in batch scoring
                 continue
-            job = Job(self._source, e.start / SAMPLE_RATE, e.end / SAMPLE_RATE, e.audio, final, now)
+            job = Job(self._source, e.start / SAMPLE_RATE, e.end / SAMPLE_RATE, e.audio, final, now, self._source_id)
             self.worker.submit(job, wait=self.batch and final)
             if final:
                 self.results.put(SpeechState(self._source, False, e.end / SAMPLE_RATE))

@@ -32,6 +32,9 @@ class SessionStats:
     inference_ms: collections.deque = field(init=False)
     max_latency_ms: float = 0.0
     mood: np.ndarray | None = None
+    adapted: int | None = None  # final utterances the current source's speaker normaliser holds (None: no normaliser)
+    adapted_sources: int = 0  # sources the normaliser restarted for
+    adapted_max: int = 0  # most final utterances one source's normaliser held
 
     def __post_init__(self) -> None:
         self.latency_ms = collections.deque(maxlen=self.window)
@@ -51,6 +54,10 @@ class SessionStats:
         self.max_latency_ms = max(self.max_latency_ms, result.latency_ms)
         self.feature_ms.append(result.feature_ms)
         self.inference_ms.append(result.inference_ms)
+        if result.adapted is not None:
+            self.adapted = result.adapted + 1
+            self.adapted_sources += result.adapted == 0
+            self.adapted_max = max(self.adapted_max, self.adapted)
         d = self.mood_decay
         self.mood = result.probs.copy() if self.mood is None else d * self.mood + (1 - d) * result.probs
 

@@ -69,6 +69,9 @@ def summary_text(stats: SessionStats, status: Status, files_failed: int, elapsed
     spoken = {k: v for k, v in stats.seconds_per_emotion.items() if v > 0}
     if spoken:
         lines.append("time per emotion: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(spoken.items(), key=lambda kv: -kv[1])))
+    if stats.adapted is not None:
+        lines.append(f"speaker normalisation: running mean per source, {stats.adapted_sources} source(s), "
+                     f"adapted on up to {stats.adapted_max} utterances of one source")
     lines.append(_latency_line(stats))
     lines.append(
         f"input overflows {status.overflows}, dropped blocks {status.dropped_blocks}, "
@@ -259,6 +262,8 @@ class LiveView:
                 f"utterances {self.stats.utterances}  overflows {st.overflows}  dropped blocks {st.dropped_blocks}  "
                 f"dropped utterances {st.dropped_final}  queue {st.pending}"
             )
+            if self.stats.adapted is not None:
+                counters.append(f"  adapted to this source: {self.stats.adapted} utt.")
             if st.dropped_final:
                 counters.append("   worker is falling behind!", style="bold red")
         title = f"ser-live — {st.source if st else ''} — {_clock(st.source_seconds if st else 0.0)}"

@@ -11,6 +11,7 @@ import numpy as np
 
 from realtime import features
 from realtime.model import EmotionModel
+from realtime.speaker_norm import SourceState
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Job:
     audio: np.ndarray = field(repr=False)
     final: bool
     detected: float  # time.monotonic() when the segmenter emitted it
+    source_id: int = 0  # a new number for every source the pipeline begins: the speaker normaliser restarts
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Result:
     inference_ms: float = 0.0
     ready: float = 0.0  # time.monotonic() when the result was ready
     wall_time: float = 0.0  # time.time() at the same moment
+    adapted: int | None = None  # earlier final utterances of this source the normaliser had; None: model without one
 
     @property
     def latency_ms(self) -> float:
@@ -46,6 +49,9 @@ class Worker:
 
     ``submit(job, wait=False)`` never blocks: when the queue is full the job is dropped and
     counted (live sources must not stall). ``wait=True`` is for batch replay, which must not drop.
+
+    With a model that carries a speaker normaliser the worker keeps one state for the current source:
+    every job is normalised with it (plus its own vector); only a classified final utterance updates it.
     """
 
     def __init__(self, model: EmotionModel, results: queue.Queue, max_pending: int = 8) -> None:
@@ -54,6 +60,8 @@ class Worker:
         self._jobs: queue.Queue[Job | None] = queue.Queue(max_pending)
         self.dropped_final = 0
         self.dropped_provisional = 0
+        self._norm_state: SourceState | None = None
+        self._norm_source = -1
         self._thread = threading.Thread(target=self._run, name="ser-worker", daemon=True)
 
     def start(self) -> None:
@@ -100,13 +108,27 @@ class Worker:
             self.results.put(self.classify(job))
         self.results.put(None)
 
+    def _state(self, job: Job) -> SourceState | None:
+        """The normaliser state of ``job``'s source (fresh at a new source), None without normalisation."""
+        if self.model.speaker_norm is None:
+            return None
+        if self._norm_state is None or self._norm_source != job.source_id:
+            self._norm_state, self._norm_source = self.model.speaker_norm.state(), job.source_id
+        return self._norm_state
+
     def classify(self, job: Job) -> Result:
         t0 = time.perf_counter()
+        state = self._state(job)
+        adapted = None if state is None else state.n
         try:
             vector = features.extract(job.audio)
+            x = vector if state is None else state.apply(vector)
             t1 = time.perf_counter()
-            probs = self.model.predict(vector)
+            probs = self.model.predict(x)
             t2 = time.perf_counter()
         except Exception as e:  # one bad utterance must not end the session
-            return Result(job, None, f"{type(e).__name__}: {e}", ready=time.monotonic(), wall_time=time.time())
-        return Result(job, probs, "", (t1 - t0) * 1e3, (t2 - t1) * 1e3, time.monotonic(), time.time())
+            return Result(job, None, f"{type(e).__name__}: {e}", ready=time.monotonic(), wall_time=time.time(),
+                          adapted=adapted)
+        if state is not None and job.final:
+            state.update(vector)
+        return Result(job, probs, "", (t1 - t0) * 1e3, (t2 - t1) * 1e3, time.monotonic(), time.time(), adapted)

@@ -190,10 +190,20 @@ def test_ser_train_end_to_end(small_data, cache_dir, tmp_path, capsys):
     metrics = json.loads((tmp_path / "tiny.metrics.json").read_text())
     assert metrics == card["metrics"]
 
-    # the ONNX output columns follow the card's labels
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    # causal speaker normalisation by default; its mean is that of the training rows (clean + augmented)
+    from train import augment
+
     found = corp.discover([small_data], corp.resolve_emotions(None))
     X = dataset.build_features(found.clips, roots=[small_data], cache_dir=cache_dir, jobs=1).X
+    (copy,) = augment.training_copies(1)
+    Xa = dataset.build_features(found.clips, roots=[small_data], cache_dir=cache_dir, jobs=1, corruption=copy).X
+    sn = card["speaker_norm"]
+    assert sn["method"] == "causal_running_mean" and sn["prior_clips"] == 3
+    np.testing.assert_allclose(sn["mean"], np.concatenate([X, Xa]).astype(np.float64).mean(axis=0), rtol=1e-9)
+    assert card["training"]["speaker_norm"]["method"] == "causal_running_mean"
+
+    # the ONNX output columns follow the card's labels
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     label, proba = sess.run(["label", card["output_name"]], {card["input_name"]: X})
     assert proba.shape == (len(X), len(card["labels"]))
     assert list(label) == [card["labels"][i] for i in proba.argmax(axis=1)]
@@ -203,6 +213,7 @@ def test_ser_train_end_to_end(small_data, cache_dir, tmp_path, capsys):
 
     m = EmotionModel(out)
     assert m.labels == card["labels"]
+    np.testing.assert_array_equal(m.speaker_norm.mean, sn["mean"])
 
 
 def test_ser_train_four_classes_no_eval(small_data, cache_dir, tmp_path):
@@ -210,9 +221,11 @@ def test_ser_train_four_classes_no_eval(small_data, cache_dir, tmp_path):
     rc = main([
         "--data", str(small_data), "--out", str(out), "--emotions", "calm,happy,fearful,disgust",
         "--no-eval", "--jobs", "1", "--hidden", "8", "--max-iter", "30", "--cache-dir", str(cache_dir),
+        "--speaker-norm", "none",
     ])
     assert rc == 0
     card = json.loads(out.with_suffix(".json").read_text())
+    assert "speaker_norm" not in card and card["training"]["speaker_norm"] == {"method": "none"}
     assert card["labels"] == ["calm", "disgust", "fearful", "happy"]
     assert card["metrics"] == {}
     assert card["corpora"]["ravdess"]["labels"]["calm"] == 4  # calm kept, not folded
@@ -222,7 +235,7 @@ def test_ser_train_four_classes_no_eval(small_data, cache_dir, tmp_path):
 
 @pytest.mark.parametrize(
     "case",
-    ["missing_data", "unknown_emotion", "missing_out_dir", "no_clips"],
+    ["missing_data", "unknown_emotion", "missing_out_dir", "no_clips", "negative_prior"],
 )
 def test_bad_input_one_line_exit_2(case, small_data, tmp_path, capsys):
     args = {
@@ -230,6 +243,7 @@ def test_bad_input_one_line_exit_2(case, small_data, tmp_path, capsys):
         "unknown_emotion": ["--data", str(small_data), "--out", str(tmp_path / "m.onnx"), "--emotions", "happy,joy"],
         "missing_out_dir": ["--data", str(small_data), "--out", str(tmp_path / "no" / "m.onnx")],
         "no_clips": ["--data", str(tmp_path), "--out", str(tmp_path / "m.onnx")],
+        "negative_prior": ["--data", str(small_data), "--out", str(tmp_path / "m.onnx"), "--norm-prior", "-1"],
     }[case]
     assert main(args + ["--cache-dir", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
@@ -331,7 +345,7 @@ def test_stream_vs_clip_runs_the_live_path(feats):
     y = _labels(feats)
     model = fit_model(feats.X, y, TINY, seed=0)
     picks = [feats.clips[i] for i in (0, 9, 30, 45)]
-    pred, stats = evaluate_cli._stream_predictions(model, list(model.classes_), picks, -60.0, seed=0)
+    pred, stats = evaluate_cli._stream_predictions(model, list(model.classes_), [picks], -60.0, seed=0)
     assert len(pred) == 4 and stats["missed"] == 0 and stats["utterances"] >= 4
     assert set(pred) <= set(model.classes_)
     # the stream's labels are (mostly) those the same model gives the clips one by one

@@ -9,10 +9,13 @@ A variant is comma-separated KEY=VALUE:
   K    augmented copies per training clip (``ser-train --augment``)
   SNR  training-noise SNR range as LO:HI (default that of ``augment.training_copies``)
   H    hidden sizes as A:B;  AL  L2 alpha
-  SN   speaker normalisation, evaluation only (the runtime does not do it):
-       ``oracle`` = z-score with all of the speaker's clips (an upper bound, not causal);
-       ``causal`` = subtract the running mean of the speaker's clips so far, in a seeded arrival
-       order, shrunk to the global mean with a prior weight of 3 clips (what a session could do).
+  SN   speaker normalisation: ``none`` (default);
+       ``causal`` = the runtime's normaliser (``realtime/speaker_norm.py``, ``ser-train --speaker-norm
+       causal``): subtract the running mean of the speaker's clips so far, in a seeded arrival order,
+       shrunk to the training mean with a prior weight of P clips; the mean comes from each model's
+       training rows only;
+       ``oracle`` = z-score with all of the speaker's clips (an upper bound, not causal, not shippable)
+  P    prior weight of ``SN=causal`` in clips (default that of ``ser-train --norm-prior``)
 
 For each variant it prints and appends to ``--out`` (JSON lines): 5-fold speaker-grouped CV UAR per
 corpus on clean held-out clips and on the same clips over a -60 dBFS white floor, and cross-corpus UAR
@@ -40,19 +43,13 @@ def _parse(text: str) -> dict:
     return out
 
 
-def _speaker_norm(A: np.ndarray, groups: np.ndarray, mode: str, mu: np.ndarray, prior: float = 3.0) -> np.ndarray:
+def _oracle_norm(A: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Z-score every speaker's rows with all of that speaker's rows (uses the future: a bound only)."""
     A = A.astype(np.float64).copy()
-    rng = np.random.default_rng(5)
     for s in np.unique(groups):
         idx = np.flatnonzero(groups == s)
-        if mode == "oracle":
-            sub = A[idx]
-            A[idx] = (sub - sub.mean(0)) / (sub.std(0) + 1e-3 * np.abs(sub).mean(0) + 1e-6)
-        else:
-            idx = rng.permutation(idx)
-            n = np.arange(1, idx.size + 1)[:, None]
-            running = (prior * mu + np.cumsum(A[idx], axis=0)) / (prior + n)
-            A[idx] = A[idx] - running + mu
+        sub = A[idx]
+        A[idx] = (sub - sub.mean(0)) / (sub.std(0) + 1e-3 * np.abs(sub).mean(0) + 1e-6)
     return A.astype(np.float32)
 
 
@@ -62,6 +59,7 @@ _DEFAULTS: dict = {}
 def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: int = 0) -> dict:
     from realtime import features as F
     from train import augment, corpora as corp, dataset, evaluate
+    from train.cli import DEFAULT_NORM_PRIOR
     from train.model import Hyperparameters, fit_model
 
     defaults = _DEFAULTS.setdefault("features", {n: getattr(F, n) for n in ("_FLOOR_DB", "_ACTIVE_DB", "_TOP_DB")})
@@ -84,18 +82,23 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     y = np.array([c.label for c in clips])
     g = np.array([c.speaker for c in clips])
     co = np.array([c.corpus for c in clips])
-    if v.get("SN"):
-        mu = X.mean(axis=0)
-        X, Xn = _speaker_norm(X, g, v["SN"], mu), _speaker_norm(Xn, g, v["SN"], mu)
-        Xa = [_speaker_norm(a, g, v["SN"], mu) for a in Xa]
+    sn = None
+    if v.get("SN") == "oracle":
+        X, Xn, Xa = _oracle_norm(X, g), _oracle_norm(Xn, g), [_oracle_norm(a, g) for a in Xa]
+    elif v.get("SN") == "causal":
+        sn = evaluate.SessionNorm(float(v.get("P", DEFAULT_NORM_PRIOR)), g, evaluate.arrival_rank(g, seed))
+    elif v.get("SN", "none") != "none":
+        raise SystemExit(f"unknown SN={v['SN']} (none, causal, oracle)")
     d = Hyperparameters()
     hp = dataclasses.replace(d, hidden=tuple(int(h) for h in v["H"].split(":")) if "H" in v else d.hidden,
                              alpha=float(v.get("AL", d.alpha)))
     res: dict = {"variant": v}
     pred = {"clean": np.empty(len(y), object), "floor": np.empty(len(y), object)}
     for tr, te in evaluate.grouped_splits(y, g, 5, seed):
-        m = fit_model(*evaluate.training_rows(X, y, tr, Xa), hp, seed)
-        pred["clean"][te], pred["floor"][te] = m.predict(X[te]), m.predict(Xn[te])
+        Xt, yt, norm = evaluate.fold_rows(X, y, tr, Xa, sn)
+        m = fit_model(Xt, yt, hp, seed)
+        for k, A in (("clean", X), ("floor", Xn)):
+            pred[k][te] = m.predict(evaluate.held_out_rows(A, te, sn, norm))
     for k, p in pred.items():
         for c in sorted(set(co)):
             mk = co == c
@@ -103,9 +106,11 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     for a, b in (("ravdess", "crema-d"), ("crema-d", "ravdess")):
         shared = sorted(set(y[co == a]) & set(y[co == b]))
         tr, te = (co == a) & np.isin(y, shared), (co == b) & np.isin(y, shared)
-        m = fit_model(*evaluate.training_rows(X, y, np.flatnonzero(tr), Xa), hp, seed)
-        res[f"x_{a}->{b}"] = round(evaluate.metrics(y[te], m.predict(X[te]), shared)["uar"], 3)
-        res[f"x_{a}->{b}_floor"] = round(evaluate.metrics(y[te], m.predict(Xn[te]), shared)["uar"], 3)
+        Xt, yt, norm = evaluate.fold_rows(X, y, np.flatnonzero(tr), Xa, sn)
+        m = fit_model(Xt, yt, hp, seed)
+        te = np.flatnonzero(te)
+        res[f"x_{a}->{b}"] = round(evaluate.metrics(y[te], m.predict(evaluate.held_out_rows(X, te, sn, norm)), shared)["uar"], 3)
+        res[f"x_{a}->{b}_floor"] = round(evaluate.metrics(y[te], m.predict(evaluate.held_out_rows(Xn, te, sn, norm)), shared)["uar"], 3)
     return res
 
 

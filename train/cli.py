@@ -22,6 +22,9 @@ from train.model import BALANCING, Hyperparameters
 
 #: corrupted copies per training clip (``--augment``); chosen by the evaluation in reports/
 DEFAULT_AUGMENT = 1
+#: causal per-speaker normalisation (``--speaker-norm``, ``--norm-prior``); see reports/ablation.md
+DEFAULT_SPEAKER_NORM = "causal"
+DEFAULT_NORM_PRIOR = 3.0
 
 
 class TrainError(Exception):
@@ -76,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"corrupted copies of every training clip added to the clean ones (default {DEFAULT_AUGMENT}; "
                    "0 = clean only): microphone floor -65..-45 dBFS, white/pink/babble noise at 5-35 dB SNR, "
                    "-20..+10 dB gain, telephone band 1 in 5; seeded per clip (see train/augment.py)")
+    p.add_argument("--speaker-norm", choices=("none", "causal"), default=DEFAULT_SPEAKER_NORM,
+                   help=f"per-speaker normalisation (default {DEFAULT_SPEAKER_NORM}): 'causal' subtracts the running "
+                   "mean of the speaker's clips so far (seeded arrival order), shrunk to the training mean, as the "
+                   "runtime does per source; the card records it")
+    p.add_argument("--norm-prior", type=float, default=DEFAULT_NORM_PRIOR, metavar="N",
+                   help=f"weight of the training mean in the running mean, in clips (default {DEFAULT_NORM_PRIOR:g})")
     p.add_argument("--hidden", type=_parse_hidden, default=d.hidden, metavar="N[,N...]",
                    help=f"MLP hidden layer sizes (default {','.join(map(str, d.hidden))})")
     p.add_argument("--alpha", type=float, default=d.alpha, help=f"MLP L2 penalty (default {d.alpha:g})")
@@ -112,6 +121,8 @@ def _check_inputs(args) -> tuple[list[Path], Path, tuple[str, ...]]:
         raise TrainError("--alpha must be >= 0")
     if args.augment < 0:
         raise TrainError("--augment must be >= 0")
+    if not 0 <= args.norm_prior < float("inf"):
+        raise TrainError("--norm-prior must be a finite number >= 0")
     return roots, out, emotions
 
 
@@ -182,6 +193,10 @@ def run(args, console, out_console) -> int:
     # ---- evaluation
     from train import evaluate, export
 
+    sn = None  # causal speaker normalisation: every speaker one session, in a seeded arrival order
+    if args.speaker_norm == "causal":
+        sn = evaluate.SessionNorm(args.norm_prior, groups, evaluate.arrival_rank(groups, args.seed))
+
     metrics: dict = {}
     t_eval = 0.0
     if not args.no_eval:
@@ -192,12 +207,13 @@ def run(args, console, out_console) -> int:
             with _progress(console) as progress:
                 task = progress.add_task(f"{args.folds}-fold CV by speaker", total=args.folds)
                 cv = evaluate.cross_validate(X, y, groups, corpus_of, hp, folds=args.folds, seed=args.seed,
-                                             on_fold=lambda k: progress.advance(task), augmented=augmented)
+                                             on_fold=lambda k: progress.advance(task), augmented=augmented, sn=sn)
                 xc = {}
                 if pairs:
                     task2 = progress.add_task("cross-corpus", total=pairs)
                     xc = evaluate.cross_corpus(X, y, groups, corpus_of, hp, seed=args.seed,
-                                               on_pair=lambda a, b: progress.advance(task2), augmented=augmented)
+                                               on_pair=lambda a, b: progress.advance(task2), augmented=augmented,
+                                               sn=sn)
         except evaluate.EvaluationError as exc:
             raise TrainError(f"{exc} (use fewer --folds or --no-eval)") from None
         metrics = {"cross_validation": cv, "cross_corpus": xc}
@@ -208,12 +224,14 @@ def run(args, console, out_console) -> int:
 
     t0 = time.perf_counter()
     with console.status("training the final model on all data"):
-        model = fit_model(*evaluate.training_rows(X, y, np.arange(len(y)), augmented), hp, args.seed)
+        everyone = np.arange(len(y))
+        Xt, yt, norm = evaluate.fold_rows(X, y, everyone, augmented, sn)
+        model = fit_model(Xt, yt, hp, args.seed)
         # temperature from the pooled out-of-fold CV probabilities (1 without evaluation)
         temperature = metrics["cross_validation"]["calibration"]["temperature"] if metrics else 1.0
         apply_temperature(model, temperature)
     onnx_bytes = export.to_onnx_bytes(model, info["feature_size"])
-    diff = export.parity(model, onnx_bytes, X)
+    diff = export.parity(model, onnx_bytes, evaluate.held_out_rows(X, everyone, sn, norm))
     if not diff < export.PARITY_TOL:
         raise TrainError(f"ONNX Runtime differs from scikit-learn by {diff:.2e} (limit {export.PARITY_TOL:g}); nothing written")
     t_fit = time.perf_counter() - t0
@@ -236,6 +254,13 @@ def run(args, console, out_console) -> int:
             "copies": len(augmented),
             "corruptions": [c.to_dict() for c in augment.training_copies(args.augment, args.seed)] if augmented else [],
             "applied": "to the raw clip before speech_span and extract, as the runtime would hear it",
+        },
+        "speaker_norm": {"method": "none"} if norm is None else {
+            "method": norm.to_card()["method"],
+            "prior_clips": norm.to_card()["prior_clips"],
+            "sessions": "each speaker's clips in a random order seeded by (seed, speaker); each augmented copy is "
+                        "a session of its own in the same order",
+            "mean": "of the training rows (clean and augmented copies); in CV of the training folds only",
         },
         "seed": args.seed,
         "folds": args.folds,
@@ -261,6 +286,7 @@ def run(args, console, out_console) -> int:
         corpora=corpora_card,
         metrics=metrics,
         training=training,
+        speaker_norm=norm,
         licence=corp.licence_text(corpora_card),
         credits=[corp.CORPORA[c].credit for c in corpora_card],
     )

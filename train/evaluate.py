@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -9,6 +11,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 from sklearn.model_selection import StratifiedGroupKFold
 
+from realtime.speaker_norm import SpeakerNorm
 from train.model import Hyperparameters, fit_model
 
 
@@ -56,6 +59,58 @@ def metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str])
     }
 
 
+def arrival_rank(groups: np.ndarray, seed: int) -> np.ndarray:
+    """Each clip's position in its speaker's arrival order: a random permutation of the speaker's clips
+    seeded by (seed, speaker), so it does not depend on which other speakers are present."""
+    rank = np.empty(len(groups), np.int64)
+    for s in np.unique(groups):
+        idx = np.flatnonzero(groups == s)
+        rank[idx] = np.random.default_rng([seed, zlib.crc32(str(s).encode())]).permutation(idx.size)
+    return rank
+
+
+@dataclass(frozen=True)
+class SessionNorm:
+    """How the trainer applies the runtime's causal speaker normalisation: every speaker's clips form one
+    session in arrival order ``rank`` (each augmented copy its own session, in the same order), and the
+    training mean comes from the rows a model is trained on, never from its test rows."""
+
+    prior: float
+    groups: np.ndarray
+    rank: np.ndarray
+
+    def fit(self, X: np.ndarray, idx: np.ndarray, augmented: Sequence[np.ndarray] = ()) -> SpeakerNorm:
+        """The normaliser of a model trained on rows ``idx`` (clean and augmented): their mean."""
+        rows = np.concatenate([X[idx]] + [a[idx] for a in augmented]).astype(np.float64)
+        return SpeakerNorm(rows.mean(axis=0), self.prior)
+
+    def apply(self, norm: SpeakerNorm, A: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Rows ``idx`` of ``A`` (in that order) normalised, each speaker's rows as one session in arrival order."""
+        out = np.empty((len(idx), A.shape[1]), np.float32)
+        g, r = self.groups[idx], self.rank[idx]
+        for s in np.unique(g):
+            pos = np.flatnonzero(g == s)
+            pos = pos[np.argsort(r[pos], kind="stable")]
+            out[pos] = norm.sequence(A[idx[pos]])
+        return out
+
+
+def fold_rows(X: np.ndarray, y: np.ndarray, idx: np.ndarray, augmented: Sequence[np.ndarray] = (),
+              sn: SessionNorm | None = None) -> tuple[np.ndarray, np.ndarray, SpeakerNorm | None]:
+    """Training rows of ``idx`` (as :func:`training_rows`), normalised per speaker with a normaliser fitted
+    on them when ``sn`` is given; also returns that normaliser (None without ``sn``)."""
+    if sn is None:
+        return (*training_rows(X, y, idx, augmented), None)
+    norm = sn.fit(X, idx, augmented)
+    Xt = np.concatenate([sn.apply(norm, A, idx) for A in (X, *augmented)])
+    return Xt, np.tile(y[idx], 1 + len(augmented)), norm
+
+
+def held_out_rows(A: np.ndarray, idx: np.ndarray, sn: SessionNorm | None, norm: SpeakerNorm | None) -> np.ndarray:
+    """Held-out rows ``idx`` of ``A`` as the model sees them: normalised per speaker when it was trained so."""
+    return A[idx] if sn is None else sn.apply(norm, A, idx)
+
+
 def cross_validate(
     X: np.ndarray,
     y: np.ndarray,
@@ -67,20 +122,24 @@ def cross_validate(
     seed: int,
     on_fold: Callable[[int], None] | None = None,
     augmented: Sequence[np.ndarray] = (),
+    sn: SessionNorm | None = None,
 ) -> dict:
     """Pooled out-of-fold predictions of speaker-grouped CV, scored overall and per corpus.
 
     ``augmented``: corrupted copies of ``X`` (same rows); the training side of each fold gets them too,
-    the test side is always the clean clips."""
+    the test side is always the clean clips. ``sn``: speaker normalisation, fitted per fold on its
+    training side."""
     labels = sorted(np.unique(y))
     pred = np.empty(len(y), dtype=object)
     proba = np.zeros((len(y), len(labels)))
     fold_acc = []
     for k, (tr, te) in enumerate(grouped_splits(y, groups, folds, seed)):
-        model = fit_model(*training_rows(X, y, tr, augmented), hp, seed)
+        Xt, yt, norm = fold_rows(X, y, tr, augmented, sn)
+        model = fit_model(Xt, yt, hp, seed)
+        Xte = held_out_rows(X, te, sn, norm)
         cols = [labels.index(c) for c in model.classes_]
-        proba[np.ix_(te, cols)] = model.predict_proba(X[te])
-        pred[te] = model.predict(X[te])
+        proba[np.ix_(te, cols)] = model.predict_proba(Xte)
+        pred[te] = model.predict(Xte)
         fold_acc.append(float(np.mean(pred[te] == y[te])))
         if on_fold:
             on_fold(k)
@@ -117,9 +176,10 @@ def cross_corpus(
     seed: int,
     on_pair: Callable[[str, str], None] | None = None,
     augmented: Sequence[np.ndarray] = (),
+    sn: SessionNorm | None = None,
 ) -> dict:
     """Train on one corpus, test on another, on their shared labels; every ordered pair.
-    ``augmented`` as in :func:`cross_validate` (training side only)."""
+    ``augmented`` and ``sn`` as in :func:`cross_validate` (normaliser fitted on the training corpus)."""
     names = sorted(np.unique(corpora))
     out = {}
     for a in names:
@@ -132,8 +192,9 @@ def cross_corpus(
             tr = (corpora == a) & np.isin(y, shared)
             te = (corpora == b) & np.isin(y, shared)
             assert not set(groups[tr]) & set(groups[te]), "speaker in both train and test corpus"
-            model = fit_model(*training_rows(X, y, np.flatnonzero(tr), augmented), hp, seed)
-            m = metrics(y[te], model.predict(X[te]), shared)
+            Xt, yt, norm = fold_rows(X, y, np.flatnonzero(tr), augmented, sn)
+            model = fit_model(Xt, yt, hp, seed)
+            m = metrics(y[te], model.predict(held_out_rows(X, np.flatnonzero(te), sn, norm)), shared)
             m["train"], m["test"], m["train_n"] = str(a), str(b), int(tr.sum())
             out[f"{a}->{b}"] = m
             if on_pair:

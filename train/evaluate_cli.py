@@ -11,11 +11,19 @@ Robustness: each condition (``train.augment.test_conditions``) corrupts the *hel
 before ``speech_span`` and ``extract``; the fold models are the ones trained for the clean CV row, so
 "cost" is clean UAR minus corrupted UAR on exactly the same clips and models.
 
-Stream vs clip: the held-out clips of fold 0 (a seeded sample of ``--stream-clips``) are joined with
-0.8-1.6 s pauses over a white noise floor (``--stream-floor`` dBFS), written to a WAV file and run through
-``realtime.pipeline.Pipeline`` + ``realtime.replay.FileReplay`` (what ``ser-live --file ... --speed 0``
-does) with fold 0's model exported to ONNX. Each clip takes the final utterance that overlaps it most;
-a clip no utterance overlaps counts as wrong. The same model scores the same clips one by one.
+Speaker normalisation (``--speaker-norm causal``, the ser-train default): every fold fits the normaliser's
+mean on its training rows only; each held-out speaker is one session in a seeded arrival order, under every
+condition. "Speaker changes" rescores the same held-out clips as if a source mixed speakers: without any
+adaptation (every clip normalised as the first of its source), and with two speakers of a corpus
+interleaved in one source.
+
+Stream vs clip: the held-out clips of fold 0 (a seeded sample of ``--stream-clips``) are joined, one WAV
+file per speaker in the speaker's arrival order, with 0.8-1.6 s pauses over a white noise floor
+(``--stream-floor`` dBFS), and run through ``realtime.pipeline.Pipeline`` + ``realtime.replay.FileReplay``
+(what ``ser-live --file ... --speed 0`` does: each file is a source the runtime adapts to chronologically)
+with fold 0's model exported to ONNX with its card. Each clip takes the final utterance that overlaps it
+most; a clip no utterance overlaps counts as wrong. The same model scores the same clips one by one,
+normalised per speaker in the same order.
 """
 
 from __future__ import annotations
@@ -29,8 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.speaker_norm import SpeakerNorm
 from train import augment, corpora as corp, dataset, evaluate, export
-from train.cli import DEFAULT_AUGMENT
+from train.cli import DEFAULT_AUGMENT, DEFAULT_NORM_PRIOR, DEFAULT_SPEAKER_NORM
 from train.model import Hyperparameters, fit_model
 
 TARGETS = {
@@ -73,8 +82,10 @@ def _join(clips, seed: int, floor_dbfs: float):
     return x, spans
 
 
-def _stream_predictions(model, labels, clips, floor_dbfs: float, seed: int) -> tuple[list[str], dict]:
-    """Run the joined stream through the live pipeline; one label (or "none") per clip."""
+def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, seed: int,
+                        norm: SpeakerNorm | None = None) -> tuple[list[str], dict]:
+    """Run one joined WAV file per session (a list of clips) through the live pipeline as consecutive
+    sources; one label (or "none") per clip, sessions concatenated."""
     import soundfile as sf
 
     from realtime.model import EmotionModel
@@ -88,14 +99,20 @@ def _stream_predictions(model, labels, clips, floor_dbfs: float, seed: int) -> t
         onnx_path.write_bytes(export.to_onnx_bytes(model, info["feature_size"]))
         card = {"format": "ser-live-model", "format_version": 1, "labels": list(labels),
                 "feature_version": info["feature_version"], "feature_size": info["feature_size"]}
+        if norm is not None:
+            card["speaker_norm"] = norm.to_card()
         export.sidecar(onnx_path, ".json").write_text(json.dumps(card))
-        x, spans = _join(clips, seed, floor_dbfs)
-        wav = Path(tmp) / "stream.wav"
-        sf.write(wav, x, 16000, subtype="FLOAT")
+        files, spans, samples = [], [], 0
+        for i, clips in enumerate(sessions):
+            x, sp = _join(clips, seed + i, floor_dbfs)
+            files.append(Path(tmp) / f"session{i:03d}.wav")
+            sf.write(files[-1], x, 16000, subtype="FLOAT")
+            spans.append(sp)
+            samples += x.size
         t0 = time.perf_counter()
         pipe = Pipeline(EmotionModel(onnx_path), batch=True)
         pipe.start()
-        replay = FileReplay(pipe, [wav], speed=0)
+        replay = FileReplay(pipe, files, speed=0)
         replay.start()
         replay.join()
         pipe.close()
@@ -104,22 +121,49 @@ def _stream_predictions(model, labels, clips, floor_dbfs: float, seed: int) -> t
             if isinstance(item, Result) and item.job.final and item.probs is not None:
                 results.append(item)
         elapsed = time.perf_counter() - t0
-    starts = np.array([r.job.start_s for r in results]) * 16000
-    ends = np.array([r.job.end_s for r in results]) * 16000
     out = []
-    for s, e in spans:
-        overlap = np.minimum(ends, e) - np.maximum(starts, s)
-        if overlap.size and overlap.max() > 0:
-            out.append(labels[int(np.argmax(results[int(np.argmax(overlap))].probs))])
-        else:
-            out.append("none")
-    stats = {"utterances": len(results), "clips": len(spans), "missed": out.count("none"),
-             "audio_s": round(x.size / 16000, 1), "replay_s": round(elapsed, 1), "floor_dbfs": floor_dbfs}
+    for f, file_spans in zip(files, spans):
+        mine = [r for r in results if r.job.source == str(f)]
+        starts = np.array([r.job.start_s for r in mine]) * 16000
+        ends = np.array([r.job.end_s for r in mine]) * 16000
+        for s, e in file_spans:
+            overlap = np.minimum(ends, e) - np.maximum(starts, s)
+            if overlap.size and overlap.max() > 0:
+                out.append(labels[int(np.argmax(mine[int(np.argmax(overlap))].probs))])
+            else:
+                out.append("none")
+    stats = {"utterances": len(results), "clips": sum(map(len, spans)), "sources": len(files),
+             "missed": out.count("none"), "audio_s": round(samples / 16000, 1), "replay_s": round(elapsed, 1),
+             "floor_dbfs": floor_dbfs}
     return out, stats
+
+
+def _mixed_sessions(groups: np.ndarray, corpus: np.ndarray, idx: np.ndarray, seed: int) -> list[np.ndarray]:
+    """Held-out clips ``idx`` as sources of two speakers each (same corpus, seeded pairs; an odd one out
+    alone), the two speakers' clips interleaved in a seeded random order."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in sorted(set(corpus[idx])):
+        speakers = rng.permutation(sorted(set(groups[idx][corpus[idx] == c])))
+        for k in range(0, len(speakers), 2):
+            out.append(rng.permutation(idx[np.isin(groups[idx], speakers[k:k + 2])]))
+    return out
+
+
+def _machine() -> dict:
+    import datetime
+    import os
+    import platform
+
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+                       f"Python {platform.python_version()}",
+            "load_average": round(os.getloadavg()[0], 1)}
 
 
 def run(args) -> dict:
     t_start = time.perf_counter()
+    meta = _machine()
     roots = [Path(d).resolve() for d in args.data]
     found = corp.discover(roots, corp.resolve_emotions(None))
     clips = found.clips
@@ -135,40 +179,57 @@ def run(args) -> dict:
     groups = np.array([c.speaker for c in clips])
     corpus = np.array([c.corpus for c in clips])
     names = sorted(set(corpus))
+    rank = evaluate.arrival_rank(groups, args.seed)  # each clip's position in its speaker's session
+    sn = evaluate.SessionNorm(args.norm_prior, groups, rank) if args.speaker_norm == "causal" else None
 
     # ---- grouped CV, every condition predicted by the same fold models
     t0 = time.perf_counter()
     pred = {k: np.empty(len(y), dtype=object) for k in ["clean", *Xc]}
+    changes = {k: np.empty(len(y), dtype=object) for k in ("unadapted", "two speakers per source")} if sn else {}
     proba = None
     splits = evaluate.grouped_splits(y, groups, args.folds, args.seed)
     fold0 = None
     for k, (tr, te) in enumerate(splits):
-        model = fit_model(*evaluate.training_rows(X, y, tr, aug), hp, args.seed)
-        p = model.predict_proba(X[te])
+        Xt, yt, norm = evaluate.fold_rows(X, y, tr, aug, sn)
+        model = fit_model(Xt, yt, hp, args.seed)
+        p = model.predict_proba(evaluate.held_out_rows(X, te, sn, norm))
         if proba is None:
             proba = np.zeros((len(y), p.shape[1]))
             classes = list(model.classes_)
         proba[te] = p
         pred["clean"][te] = model.classes_[p.argmax(axis=1)]
         for name, Xn in Xc.items():
-            pred[name][te] = model.predict(Xn[te])
+            pred[name][te] = model.predict(evaluate.held_out_rows(Xn, te, sn, norm))
+        if sn is not None:
+            changes["unadapted"][te] = model.predict(np.stack([norm.state().apply(x) for x in X[te]]))
+            for session in _mixed_sessions(groups, corpus, te, args.seed + k):
+                changes["two speakers per source"][session] = model.predict(norm.sequence(X[session]))
         if k == 0:
-            fold0 = (model, te)
+            fold0 = (model, te, norm)
         print(f"fold {k + 1}/{len(splits)} done", file=sys.stderr, flush=True)
     y_idx = np.array([classes.index(v) for v in y])
     result: dict = {"recipe": {"augment": args.augment, "hyperparameters": hp.asdict(), "folds": args.folds,
                                "seed": args.seed, "feature_version": dataset.feature_info()["feature_version"],
                                "feature_params": {k: v for k, v in dataset.feature_info()["feature_params"].items()
-                                                  if k != "names"}},
-                    "cv": {}, "robustness": {}, "cross_corpus": {}, "calibration": {}}
+                                                  if k != "names"},
+                               "speaker_norm": args.speaker_norm,
+                               **({"norm_prior": args.norm_prior} if sn else {})},
+                    "cv": {}, "by_position": {}, "robustness": {}, "cross_corpus": {}, "calibration": {}}
+    if sn is not None:
+        result["speaker_changes"] = {}
+    positions = {"1-5": rank < 5, "6-20": (rank >= 5) & (rank < 20), "21+": rank >= 20}
     for c in names:
         m = corpus == c
         labels = sorted(set(y[m]))
         result["cv"][c] = evaluate.metrics(y[m], pred["clean"][m].astype(str), labels)
         result["calibration"][c] = {"ece": evaluate.expected_calibration_error(proba[m], y_idx[m])}
+        result["by_position"][c] = {k: _uar(y[m & b], pred["clean"][m & b].astype(str), labels)
+                                    for k, b in positions.items()}
         for name in Xc:
             u = _uar(y[m], pred[name][m].astype(str), labels)
             result["robustness"].setdefault(name, {})[c] = {"uar": u, "cost": result["cv"][c]["uar"] - u}
+        for name, pc in changes.items():
+            result["speaker_changes"].setdefault(name, {})[c] = _uar(y[m], pc[m].astype(str), labels)
     t = evaluate.fit_temperature(proba, y_idx)
     soft = evaluate._soften(proba, t)
     for c in names:
@@ -181,18 +242,21 @@ def run(args) -> dict:
 
     # ---- cross-corpus
     t0 = time.perf_counter()
-    result["cross_corpus"] = evaluate.cross_corpus(X, y, groups, corpus, hp, seed=args.seed, augmented=aug)
+    result["cross_corpus"] = evaluate.cross_corpus(X, y, groups, corpus, hp, seed=args.seed, augmented=aug, sn=sn)
     t_xc = time.perf_counter() - t0
 
     # ---- stream vs clip (fold 0)
     t0 = time.perf_counter()
-    model, te = fold0
+    model, te, norm = fold0
     rng = np.random.default_rng(args.seed)
     pick = np.sort(rng.choice(te, size=min(args.stream_clips, te.size), replace=False))
-    stream_pred, stats = _stream_predictions(model, list(model.classes_), [clips[i] for i in pick],
-                                             args.stream_floor, args.seed)
-    clip_pred = model.predict(X[pick])
-    clip_floor_pred = model.predict(Xc["floor -60 dBFS"][pick])
+    sessions = [pick[groups[pick] == s] for s in sorted(set(groups[pick]))]
+    sessions = [s[np.argsort(rank[s], kind="stable")] for s in sessions]  # each speaker's arrival order
+    pick = np.concatenate(sessions)
+    stream_pred, stats = _stream_predictions(model, list(model.classes_), [[clips[i] for i in s] for s in sessions],
+                                             args.stream_floor, args.seed, norm)
+    clip_pred = model.predict(evaluate.held_out_rows(X, pick, sn, norm))
+    clip_floor_pred = model.predict(evaluate.held_out_rows(Xc["floor -60 dBFS"], pick, sn, norm))
     labels = sorted(set(y[pick]))
     result["stream"] = {
         **stats,
@@ -203,6 +267,7 @@ def run(args) -> dict:
     }
     result["stream"]["gap"] = result["stream"]["uar_clips"] - result["stream"]["uar_stream"]
     t_stream = time.perf_counter() - t0
+    result["run"] = meta
     result["timing_s"] = {"features": round(t_feat), "cv": round(t_cv), "cross_corpus": round(t_xc),
                           "stream": round(t_stream), "total": round(time.perf_counter() - t_start)}
     return result
@@ -219,8 +284,10 @@ def render(r: dict) -> str:
         "# ser-live evaluation (issue 6)",
         "",
         f"Feature version {rec['feature_version']}, MLP {rec['hyperparameters']['hidden']} alpha "
-        f"{rec['hyperparameters']['alpha']}, augmentation copies {rec['augment']}, {rec['folds']}-fold CV "
-        f"grouped by speaker (seed {rec['seed']}). Produced by "
+        f"{rec['hyperparameters']['alpha']}, augmentation copies {rec['augment']}, speaker normalisation "
+        + (f"causal (running mean per speaker, prior {rec['norm_prior']:g} clips, mean from the training folds only)"
+           if rec.get("speaker_norm") == "causal" else "none")
+        + f", {rec['folds']}-fold CV grouped by speaker (seed {rec['seed']}). Produced by "
         "`python -m train.evaluate_cli --data ../shared/data/ravdess ../shared/data/crema-d --out reports/evaluation`.",
         "",
         "| target | measured | goal | |",
@@ -243,7 +310,7 @@ def render(r: dict) -> str:
             verdict = _ok(v["cost"] <= TARGETS[key]) if key else ""
             lines.append(f"| {name}, {c}: UAR {pct(v['uar'])}, cost (points) | {pct(v['cost'])} | {goal} | {verdict} |")
     s = r["stream"]
-    lines.append(f"| stream vs clip (fold 0, {s['clips']} clips, floor {s['floor_dbfs']:g} dBFS): clip UAR "
+    lines.append(f"| stream vs clip (fold 0, {s['clips']} clips in {s['sources']} files, floor {s['floor_dbfs']:g} dBFS): clip UAR "
                  f"{pct(s['uar_clips'])}, stream UAR {pct(s['uar_stream'])}, gap (points) | {pct(s['gap'])} | "
                  f"≤ {pct(TARGETS['stream_gap'])} | {_ok(s['gap'] <= TARGETS['stream_gap'])} |")
     lines += [
@@ -256,6 +323,17 @@ def render(r: dict) -> str:
         f"{s['audio_s']} s of audio replayed in {s['replay_s']} s; stream and clip labels agree on "
         f"{pct(s['agreement_stream_vs_clips'])}% of clips; clip-by-clip with a -60 dBFS floor: UAR {pct(s['uar_clips_floor60'])}.",
         "",
+        "CV UAR by the clip's position in its speaker's session (clips 1-5 / 6-20 / 21+; the same clips whatever "
+        "the normalisation): " + "; ".join(f"{c} " + " / ".join(pct(v) for v in r["by_position"][c].values())
+                                           for c in r["by_position"]) + ".",
+        "",
+        *([
+            "Speaker changes within a source (CV UAR of the same held-out clips, one speaker per source as in the "
+            "table -> " + ", ".join(r["speaker_changes"]) + "): "
+            + "; ".join(f"{c} {pct(cv[c]['uar'])} -> " + " / ".join(pct(v[c]) for v in r["speaker_changes"].values())
+                        for c in cv) + ".",
+            "",
+        ] if "speaker_changes" in r else []),
         "Calibration (expected calibration error of the top-class probability, 10 bins, pooled CV; raw MLP -> "
         f"after the temperature T = {r['calibration']['all']['temperature']:g} that ser-train fits on these out-of-fold "
         "probabilities and bakes into the shipped model): "
@@ -264,7 +342,8 @@ def render(r: dict) -> str:
         "Per-class recall (CV): "
         + "; ".join(f"{c}: " + ", ".join(f"{l} {pct(v)}" for l, v in cv[c]["recall"].items()) for c in cv) + ".",
         "",
-        f"Time (s): {r['timing_s']}.",
+        f"Run {r['run']['date']} on {r['run']['machine']} (load average {r['run']['load_average']:g} at the start). "
+        f"Time (s): {r['timing_s']}; features are cached between runs.",
         "",
         "What each part of the recipe adds (feature floor, augmentation, noise types, speaker normalisation, "
         "feature groups): [ablation.md](ablation.md).",
@@ -278,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", nargs="+", type=Path, required=True)
     p.add_argument("--out", type=Path, default=Path("reports/evaluation"), help="writes OUT.json and OUT.md")
     p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT)
+    p.add_argument("--speaker-norm", choices=("none", "causal"), default=DEFAULT_SPEAKER_NORM)
+    p.add_argument("--norm-prior", type=float, default=DEFAULT_NORM_PRIOR)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2)

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from realtime.speaker_norm import SpeakerNorm
+
 INPUT_NAME = "features"
 PROBA_NAME = "probabilities"
 LABEL_NAME = "label"
@@ -101,8 +103,10 @@ def make_card(
     training: dict,
     licence: str,
     credits: list[str],
+    speaker_norm: SpeakerNorm | None = None,
 ) -> dict:
-    return {
+    """The JSON card; ``speaker_norm`` adds the field the runtime normalises with (none: no such field)."""
+    card = {
         "format": CARD_FORMAT,
         "format_version": CARD_FORMAT_VERSION,
         "labels": list(labels),
@@ -121,6 +125,9 @@ def make_card(
         "licence": licence,
         "credits": credits,
     }
+    if speaker_norm is not None:
+        card["speaker_norm"] = speaker_norm.to_card()
+    return card
 
 
 def dumps(obj: dict) -> bytes:

@@ -23,9 +23,18 @@ def render(card: dict, png_name: str | None = None) -> str:
     if aug.get("copies"):
         lines += [
             f"Training augmentation: {aug['copies']} corrupted cop{'y' if aug['copies'] == 1 else 'ies'} of every clip "
-            "besides the clean one (microphone floor, white/pink noise at an SNR relative to the active speech level, "
+            "besides the clean one (microphone floor, white/pink/babble noise at an SNR relative to the active speech level, "
             "gain, telephone band; seeded per clip, applied before the runtime's cut). CV folds train on the "
             "augmented training side and test on clean held-out clips.",
+            "",
+        ]
+    norm = card.get("speaker_norm")
+    if norm:
+        lines += [
+            f"Speaker normalisation: causal running mean (`{norm['method']}`, prior {norm['prior_clips']} clips): the "
+            "runtime subtracts the running mean of the current source's utterances so far (this one included), shrunk "
+            "towards the training mean stored in the card. Training and evaluation treat every speaker's clips as one "
+            "session in a seeded arrival order; in CV the training mean comes from the training folds only.",
             "",
         ]
     lines += [
