@@ -144,6 +144,24 @@ def test_onnx_parity_on_real_features(feats):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("hidden", [(16,), (12, 8)])
+def test_members_merged_into_one_mlp_average_their_logits(feats, hidden):
+    from dataclasses import replace
+
+    from scipy.special import log_softmax, softmax
+
+    y = _labels(feats)
+    hp = replace(TINY, hidden=hidden, members=3)
+    merged = fit_model(feats.X, y, hp, seed=5)
+    singles = [fit_model(feats.X, y, replace(hp, members=1), seed=5 + k) for k in range(3)]
+    assert merged.named_steps["mlp"].hidden_layer_sizes == tuple(3 * h for h in hidden)
+    # softmax of the mean logits == softmax of the mean log-probabilities (per-row constants cancel)
+    mean_logp = np.mean([log_softmax(np.log(m.predict_proba(feats.X)), axis=1) for m in singles], axis=0)
+    np.testing.assert_allclose(merged.predict_proba(feats.X), softmax(mean_logp, axis=1), atol=1e-5)
+    assert not np.allclose(singles[0].predict_proba(feats.X), singles[1].predict_proba(feats.X), atol=1e-3)
+    assert export.parity(merged, export.to_onnx_bytes(merged, features.FEATURE_SIZE), feats.X) < export.PARITY_TOL
+
+
 def test_same_seed_same_onnx_bytes(feats):
     y = _labels(feats)
     a = export.to_onnx_bytes(fit_model(feats.X, y, TINY, seed=3), features.FEATURE_SIZE)

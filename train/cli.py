@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"MLP hidden layer sizes (default {','.join(map(str, d.hidden))})")
     p.add_argument("--alpha", type=float, default=d.alpha, help=f"MLP L2 penalty (default {d.alpha:g})")
     p.add_argument("--max-iter", type=_positive_int, default=d.max_iter, help=f"MLP epochs at most (default {d.max_iter})")
+    p.add_argument("--members", type=_positive_int, default=d.members,
+                   help=f"MLPs fitted with consecutive seeds and averaged (logits) in one graph (default {d.members})")
     return p
 
 
@@ -131,7 +133,8 @@ def run(args, console, out_console) -> int:
 
     t_start = time.perf_counter()
     roots, out, emotions = _check_inputs(args)
-    hp = Hyperparameters(hidden=tuple(args.hidden), alpha=float(args.alpha), max_iter=int(args.max_iter))
+    hp = Hyperparameters(hidden=tuple(args.hidden), alpha=float(args.alpha), max_iter=int(args.max_iter),
+                         members=int(args.members))
 
     # ---- discovery
     found = corp.discover(roots, emotions)
@@ -247,7 +250,7 @@ def run(args, console, out_console) -> int:
             "labels": {k: int(counts[k]) for k in model.classes_ if counts[k]},
         }
     training = {
-        "estimator": "StandardScaler + MLPClassifier (scikit-learn)",
+        "estimator": "StandardScaler + MLPClassifier (scikit-learn); members merged into one MLP (mean logits)",
         "hyperparameters": hp.asdict(),
         "balancing": BALANCING,
         "augmentation": {
@@ -268,7 +271,7 @@ def run(args, console, out_console) -> int:
         "calm_folded_into_neutral": "calm" not in emotions and "neutral" in emotions,
         "clips": int(len(y)),
         "training_rows": int(len(y) * (1 + len(augmented))),
-        "epochs": int(mlp.n_iter_),
+        "epochs": getattr(mlp, "member_epochs_", [int(mlp.n_iter_)]),
         "onnx_parity_max_abs_diff": diff,
         "temperature": temperature,
         "features_source_sha256": info["source_sha256"],

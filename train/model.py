@@ -1,7 +1,8 @@
-"""The classifier: StandardScaler + MLP, class-balanced, deterministic for a given seed."""
+"""The classifier: StandardScaler + MLP (a few seeds averaged in one MLP), class-balanced, deterministic for a given seed."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 from dataclasses import asdict, dataclass, replace
 
@@ -22,6 +23,7 @@ class Hyperparameters:
     early_stopping: bool = True
     validation_fraction: float = 0.15
     n_iter_no_change: int = 20
+    members: int = 3  # MLPs fitted with seeds seed, seed+1, ...; their logits are averaged in one graph
 
     def asdict(self) -> dict:
         d = asdict(self)
@@ -85,16 +87,48 @@ def fit_model(X: np.ndarray, y: np.ndarray, hp: Hyperparameters, seed: int) -> P
         hp = replace(hp, early_stopping=False)  # tiny data: a stratified validation split is impossible
     if hp.batch_size > len(y) // 2:
         hp = replace(hp, batch_size=max(1, len(y) // 2))  # tiny data: sklearn would clip it and warn
-    model = make_model(hp, seed)
+    members = []
     with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if BALANCING == "sample_weight":
-            w = compute_sample_weight("balanced", y)
-            model.fit(X, y, mlp__sample_weight=w)
-        else:
-            Xo, yo = oversample(X, y, seed)
-            model.fit(Xo, yo)
-    return model
+        for k in range(max(1, hp.members)):
+            model = make_model(hp, seed + k)
+            if BALANCING == "sample_weight":
+                model.fit(X, y, mlp__sample_weight=compute_sample_weight("balanced", y))
+            else:
+                model.fit(*oversample(X, y, seed + k))
+            members.append(model)
+    return members[0] if len(members) == 1 else merge_members(members)
+
+
+def merge_members(members: list[Pipeline]) -> Pipeline:
+    """One scaler + MLP whose logits are the mean of the members' logits: the members' hidden
+    units side by side (block-diagonal between hidden layers), their output weights stacked and
+    divided by their number. Each member's own scaling is folded into its first-layer weights, so
+    the merged pipeline computes exactly what averaging the members would."""
+    from scipy.linalg import block_diag
+
+    scale0 = members[0].named_steps["scale"]
+    mlps = [m.named_steps["mlp"] for m in members]
+    first_w, first_b = [], []
+    for m, mlp in zip(members, mlps):
+        s = m.named_steps["scale"]
+        w = (scale0.scale_ / s.scale_)[:, None] * mlp.coefs_[0]  # z0 = (x - mean0) / scale0
+        first_w.append(w)
+        first_b.append(mlp.intercepts_[0] + ((scale0.mean_ - s.mean_) / s.scale_) @ mlp.coefs_[0])
+    n_layers = len(mlps[0].coefs_)
+    coefs = [np.hstack(first_w)]
+    intercepts = [np.concatenate(first_b)]
+    for layer in range(1, n_layers - 1):
+        coefs.append(block_diag(*[mlp.coefs_[layer] for mlp in mlps]))
+        intercepts.append(np.concatenate([mlp.intercepts_[layer] for mlp in mlps]))
+    coefs.append(np.vstack([mlp.coefs_[-1] for mlp in mlps]) / len(mlps))
+    intercepts.append(np.mean([mlp.intercepts_[-1] for mlp in mlps], axis=0))
+    merged = copy.deepcopy(mlps[0])
+    merged.coefs_ = [c.astype(mlps[0].coefs_[0].dtype) for c in coefs]
+    merged.intercepts_ = [b.astype(mlps[0].intercepts_[0].dtype) for b in intercepts]
+    merged.hidden_layer_sizes = tuple(len(mlps) * h for h in np.atleast_1d(mlps[0].hidden_layer_sizes))
+    merged.member_epochs_ = [int(mlp.n_iter_) for mlp in mlps]
+    return Pipeline([("scale", scale0), ("mlp", merged)])
 
 
 def apply_temperature(model: Pipeline, temperature: float) -> Pipeline:
