@@ -22,7 +22,7 @@ from train import dataset, evaluate, export  # noqa: E402
 from train.cli import main  # noqa: E402
 from train.model import Hyperparameters, fit_model  # noqa: E402
 
-TINY = Hyperparameters(hidden=(16,), alpha=1e-2, max_iter=60)
+TINY = Hyperparameters(hidden=(16,), alpha=1e-2, max_iter=60, members=1)
 RAVDESS_ACTORS = ("01", "02", "03", "04")
 CREMA_ACTORS = ("1001", "1003", "1005", "1007")
 
@@ -94,6 +94,16 @@ def test_features_and_cache(feats, small_data, cache_dir):
     for f in cache_dir.glob("*.npz"):
         with np.load(f, allow_pickle=False) as z:  # no pickled objects in the cache
             assert z["features"].shape[1] == features.FEATURE_SIZE
+
+
+def test_cache_key_follows_what_the_features_compute(monkeypatch):
+    from realtime import features as F
+
+    speech = sorted((data_dir() / "ravdess" / "Actor_01").glob("*.flac"))[:2]
+    before = dataset._behaviour_sha256(speech)
+    assert dataset._behaviour_sha256(speech) == before  # deterministic
+    monkeypatch.setattr(F, "_VOICING_THRESHOLD", F._VOICING_THRESHOLD * 1.1)  # a change without a version bump
+    assert dataset._behaviour_sha256(speech) != before
 
 
 # ------------------------------------------------------------------------------------ evaluation

@@ -261,8 +261,8 @@ def run(args, console, out_console) -> int:
         "speaker_norm": {"method": "none"} if norm is None else {
             "method": norm.to_card()["method"],
             "prior_clips": norm.to_card()["prior_clips"],
-            "sessions": "each speaker's clips in a random order seeded by (seed, speaker); each augmented copy is "
-                        "a session of its own in the same order",
+            "sessions": "each speaker's clips in a random order seeded by (seed, speaker), one session; each augmented "
+                        "copy in the same order, cut into short sessions of 1-10 clips (seeded by copy and speaker)",
             "mean": "of the training rows (clean and augmented copies); in CV of the training folds only",
         },
         "seed": args.seed,
@@ -275,6 +275,7 @@ def run(args, console, out_console) -> int:
         "onnx_parity_max_abs_diff": diff,
         "temperature": temperature,
         "features_source_sha256": info["source_sha256"],
+        "features_behaviour_sha256": info["behaviour_sha256"],
         "skipped": {
             "unknown_names": found.unknown_names,
             "label_not_in_set": skipped_labels,

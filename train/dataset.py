@@ -45,12 +45,33 @@ def config_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
+def _behaviour_sha256(speech: Sequence[Path] = ()) -> str:
+    """Hash of what the loaded ``realtime.features`` computes on fixed probe signals (a voiced glide
+    with noise, a short burst, silence) and on the given real speech files: it changes with a change
+    of the features' output, not with a refactor that leaves the output alone."""
+    from realtime import features
+
+    rng = np.random.default_rng(20261122)
+    t = np.arange(int(1.5 * features.SAMPLE_RATE)) / features.SAMPLE_RATE
+    phase = 2 * np.pi * (100 * t + 50 * t**2)  # F0 glide 100 -> 250 Hz, weak fundamental: octave choices matter
+    voiced = sum(a * np.sin(k * phase) for k, a in enumerate((0.3, 1.0, 0.8, 0.5, 0.3), start=1))
+    voiced *= 0.2 * (0.55 + 0.45 * np.sin(2 * np.pi * 3 * t))
+    probes = [voiced + 0.02 * rng.standard_normal(t.size), 0.1 * rng.standard_normal(3000), np.zeros(8000)]
+    probes += [load_audio(p) for p in speech]
+    h = hashlib.sha256()
+    for p in probes:
+        h.update(features.extract(p.astype(np.float32)).tobytes())
+    return h.hexdigest()
+
+
 def feature_info() -> dict:
-    """Feature version, size, names, parameters and source hash of the installed ``realtime.features``."""
+    """Feature version, size, names, parameters, source hash and behaviour hash of the loaded
+    ``realtime.features``."""
     from realtime import features
 
     return {
         "source_sha256": hashlib.sha256(Path(features.__file__).read_bytes()).hexdigest(),
+        "behaviour_sha256": _behaviour_sha256(),
         "feature_version": int(features.FEATURE_VERSION),
         "feature_size": int(features.FEATURE_SIZE),
         "feature_names": list(features.FEATURE_NAMES),
@@ -106,7 +127,7 @@ def _cache_key(root: str, info: dict, seg: dict, corruption: dict | None = None)
             "corruption": corruption,
             "v": info["feature_version"],
             "params": info["feature_params"],
-            "src": info["source_sha256"],  # an edit without a version bump must not reuse stale features
+            "out": info["behaviour_sha256"],  # changed output without a version bump must not reuse stale features
             "seg": seg,
         },
         sort_keys=True,
@@ -140,7 +161,8 @@ def build_features(
     corruption=None,
 ) -> FeatureSet:
     """Features for ``clips`` (order kept, failures dropped). One cache file per data root, keyed by a
-    hash of (root, FEATURE_VERSION, feature_params, features source, segmenter config, corruption); entries
+    hash of (root, FEATURE_VERSION, feature_params, the features' output on probe signals and on two of the
+    root's clips, segmenter config, corruption); entries
     are checked by resolved path, size and mtime.
 
     ``corruption`` (a ``train.augment.Corruption``) is applied to each clip's raw audio before it is cut;
@@ -168,7 +190,9 @@ def build_features(
             continue
         cdict = corruption.to_dict() if corruption is not None else None
         tag = f"-{corruption.name}{corruption.copy}" if corruption is not None else ""
-        f = Path(cache_dir) / f"{root.name or 'root'}{tag}-{_cache_key(str(root), info, seg, cdict)}.npz"
+        probe = sorted(str(clips[i].path) for i in idx)[:2]  # real speech: pitch, voicing and level paths all run
+        key = _cache_key(str(root), dict(info, behaviour_sha256=_behaviour_sha256([Path(p) for p in probe])), seg, cdict)
+        f = Path(cache_dir) / f"{root.name or 'root'}{tag}-{key}.npz"
         cache_files[root] = f
         if not f.exists():
             continue

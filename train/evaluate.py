@@ -72,26 +72,37 @@ def arrival_rank(groups: np.ndarray, seed: int) -> np.ndarray:
 @dataclass(frozen=True)
 class SessionNorm:
     """How the trainer applies the runtime's causal speaker normalisation: every speaker's clips form one
-    session in arrival order ``rank`` (each augmented copy its own session, in the same order), and the
-    training mean comes from the rows a model is trained on, never from its test rows."""
+    session in arrival order ``rank``, and the training mean comes from the rows a model is trained on,
+    never from its test rows. In training, each augmented copy is cut into short sessions (lengths
+    drawn from 1..``short_sessions``, seeded by copy and speaker), so that the first utterances of a
+    source — a folder of single clips, a new speaker — are as common in training as in use."""
 
     prior: float
     groups: np.ndarray
     rank: np.ndarray
+    short_sessions: int = 10
 
     def fit(self, X: np.ndarray, idx: np.ndarray, augmented: Sequence[np.ndarray] = ()) -> SpeakerNorm:
         """The normaliser of a model trained on rows ``idx`` (clean and augmented): their mean."""
         rows = np.concatenate([X[idx]] + [a[idx] for a in augmented]).astype(np.float64)
         return SpeakerNorm(rows.mean(axis=0), self.prior)
 
-    def apply(self, norm: SpeakerNorm, A: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """Rows ``idx`` of ``A`` (in that order) normalised, each speaker's rows as one session in arrival order."""
+    def apply(self, norm: SpeakerNorm, A: np.ndarray, idx: np.ndarray, split: int = 0) -> np.ndarray:
+        """Rows ``idx`` of ``A`` (in that order) normalised, each speaker's rows as one session in arrival
+        order, or with ``split`` > 0 as consecutive short sessions (seeded by ``split`` and the speaker)."""
         out = np.empty((len(idx), A.shape[1]), np.float32)
         g, r = self.groups[idx], self.rank[idx]
         for s in np.unique(g):
             pos = np.flatnonzero(g == s)
             pos = pos[np.argsort(r[pos], kind="stable")]
-            out[pos] = norm.sequence(A[idx[pos]])
+            if split:
+                rng = np.random.default_rng([split, zlib.crc32(str(s).encode())])
+                cuts = np.cumsum(rng.integers(1, self.short_sessions + 1, size=pos.size))
+                sessions = np.split(pos, cuts[cuts < pos.size])
+            else:
+                sessions = [pos]
+            for part in sessions:
+                out[part] = norm.sequence(A[idx[part]])
         return out
 
 
@@ -102,7 +113,7 @@ def fold_rows(X: np.ndarray, y: np.ndarray, idx: np.ndarray, augmented: Sequence
     if sn is None:
         return (*training_rows(X, y, idx, augmented), None)
     norm = sn.fit(X, idx, augmented)
-    Xt = np.concatenate([sn.apply(norm, A, idx) for A in (X, *augmented)])
+    Xt = np.concatenate([sn.apply(norm, X, idx)] + [sn.apply(norm, A, idx, split=k + 1) for k, A in enumerate(augmented)])
     return Xt, np.tile(y[idx], 1 + len(augmented)), norm
 
 
