@@ -9,6 +9,7 @@ import soundfile as sf
 
 from realtime.pipeline import Pipeline, SpeechState
 from realtime.replay import FileReplay
+from realtime.segmenter import utterances
 from realtime.worker import Result
 from conftest import run_cli as run, join_with_pauses, real_clips
 
@@ -42,6 +43,28 @@ def test_batch_replay_logs_one_row_per_spoken_utterance(stream, tmp_path, capsys
         assert sum(probs) == pytest.approx(1.0, abs=2e-3)
         assert float(r["confidence"]) == pytest.approx(max(probs), abs=1e-4)
         assert r["source"] == str(path)
+
+
+def test_batch_replay_logs_exactly_the_utterances_of_the_offline_segmenter(tmp_path, capsys):
+    """Nothing lost, merged or split at --speed 0: each file of a batch gives, utterance for
+    utterance, what the segmenter finds in that file alone (no state carried from the file before)."""
+    clips = real_clips(14, 40)
+    paths = []
+    for i, group in enumerate([clips[::2], clips[1::2]]):  # two streams of about 110 s
+        x, _ = join_with_pauses(group, seed=30 + i)
+        paths.append(tmp_path / f"stream{i}.flac")
+        sf.write(paths[-1], x, 16000, subtype="PCM_16")
+    order = [paths[0], paths[1], paths[0]]
+    expected = []
+    for p in order:
+        audio, _ = sf.read(p, dtype="float32")
+        expected += [(str(p), f"{e.start / 16000:.3f}", f"{e.end / 16000:.3f}") for e in utterances(audio)]
+    log = tmp_path / "out.csv"
+    code, out, err = run(["--file", *map(str, order), "--speed", "0", "--plain", "--log", str(log)], capsys)
+    assert code == 0, err
+    logged = [(r["source"], r["start_s"], r["end_s"]) for r in csv.DictReader(log.open())]
+    assert len(expected) >= len(clips)  # about 1.5 per clip: the first stream is replayed twice
+    assert logged == expected
 
 
 def test_sources_are_timed_separately_and_never_mixed(tmp_path, default_model):
