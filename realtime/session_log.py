@@ -55,9 +55,10 @@ class SessionLog:
         if not self.path.parent.is_dir():
             raise LogError(f"log folder {self.path.parent} does not exist")
         try:
-            _require_regular(self.path, os.stat(self.path).st_mode)
-        except FileNotFoundError:
-            pass
+            mode = os.stat(self.path).st_mode
+        except OSError:  # not there yet (or not reachable: open() below says why)
+            mode = stat.S_IFREG
+        _require_regular(self.path, mode)
         try:  # O_NONBLOCK: should the path have become a FIFO meanwhile, open() must not wait
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
         except OSError as e:
