@@ -54,6 +54,7 @@ class Worker:
         self._jobs: queue.Queue[Job | None] = queue.Queue(max_pending)
         self.dropped_final = 0
         self.dropped_provisional = 0
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="ser-worker", daemon=True)
 
     def start(self) -> None:
@@ -84,7 +85,9 @@ class Worker:
             return False
 
     def close(self) -> None:
-        """Finish the queued jobs, then stop (the thread puts ``None`` on ``results``)."""
+        """Finish the queued final jobs (provisional ones are skipped now), then stop (the
+        thread puts ``None`` on ``results``)."""
+        self._closing = True
         self._jobs.put(None)
 
     @property
@@ -97,7 +100,8 @@ class Worker:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            self.results.put(self.classify(job))
+            if job.final or not self._closing:
+                self.results.put(self.classify(job))
         self.results.put(None)
 
     def classify(self, job: Job) -> Result:

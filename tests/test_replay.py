@@ -92,6 +92,24 @@ def test_sources_are_timed_separately_and_never_mixed(tmp_path, default_model):
         assert all(0 <= r.job.start_s < r.job.end_s <= duration + 1e-6 for r in rs)
 
 
+@pytest.mark.parametrize("drop_unread", [False, True])
+def test_a_stop_drops_audio_not_yet_read(drop_unread, default_model):
+    """Stopped (``close(drop_unread=True)``), the pipeline does not segment what it has not read
+    yet: at --speed 0 that can be many seconds of audio; at the end of the files it segments all."""
+    x, spans = join_with_pauses(real_clips(2, 2), seed=7)
+    pipe = Pipeline(default_model, batch=True)
+    pipe.begin_source("stream")
+    assert pipe.feed_audio(x)  # all written before the segmenter thread reads anything
+    pipe.end_source()
+    pipe.close(drop_unread)
+    pipe.start()
+    items = []
+    while (item := pipe.results.get(timeout=30)) is not None:
+        items.append(item)
+    finals = [i for i in items if isinstance(i, Result)]
+    assert len(finals) == (0 if drop_unread else len(spans))
+
+
 def test_paced_replay_gives_provisional_results_then_final(tmp_path, default_model):
     clip = real_clips(1, 0)[0]
     audio, _ = sf.read(clip, dtype="float32")
