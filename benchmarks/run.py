@@ -518,7 +518,8 @@ def bench_memory(stream: Path, hours: float) -> dict:
     Each copy is a symlink of its own name, so every logged row says which copy it came from.
     Counting is exact: every copy must log, row for row, the utterances the offline segmenter
     finds in the stream (``segmenter.utterances``). Drift compares the first and the last hour of
-    audio: per-utterance processing (features + inference, from ``--json``) and end-to-end latency.
+    audio: per-utterance features + inference (CPU time, which other processes hardly change, and
+    wall time; from ``--json``) and end-to-end latency.
     """
     from realtime.segmenter import utterances as offline
 
@@ -555,10 +556,11 @@ def _drift(objs: list[dict], index: dict[str, int], copy_s: float, total_s: floa
     objs = [o for o in objs if "probs" in o]  # not the failed ones
     t = np.array([index[o["source"]] * copy_s + o["start_s"] for o in objs])
     proc = np.array([o["features_ms"] + o["inference_ms"] for o in objs])
+    cpu = np.array([o["cpu_ms"] for o in objs])
     latency = np.array([o["latency_ms"] for o in objs])
     first, last = t < window_s, t >= total_s - window_s
     out = {"drift_window_s": window_s}
-    for name, values in (("processing", proc), ("latency", latency)):
+    for name, values in (("processing", proc), ("processing_cpu", cpu), ("latency", latency)):
         for part, mask in (("first", first), ("last", last)):
             out[f"{name}_{part}_window"] = stats(values[mask])
     return out
@@ -692,12 +694,15 @@ def figures(r: dict) -> list[Figure]:
                       f"= {mem['utterances_expected']}", exact,
                       f"{mem['copies_exactly_as_offline']}/{mem['copies']} copies logged exactly the offline utterances"))
     window = f"{mem['drift_window_s'] / 60:.0f} min"
-    for key, name, what in (("long_session_processing_drift", "processing", "features+inference"),
+    for key, name, what in (("long_session_processing_drift", "processing_cpu", "features+inference CPU"),
                             ("long_session_latency_drift", "latency", "end-to-end latency")):
         a, b = mem[f"{name}_first_window"], mem[f"{name}_last_window"]
+        note = f"{a['median']:.2f} -> {b['median']:.2f} ms (p95 {a['p95']:.2f} -> {b['p95']:.2f}), n={a['n']}/{b['n']}"
+        if name == "processing_cpu":
+            w0, w1 = mem["processing_first_window"], mem["processing_last_window"]
+            note += f"; wall p50 {w0['median']:.2f} -> {w1['median']:.2f} ms"
         out.append(Figure(key, f"long session: {what} p50, last {window} minus first {window} of audio",
-                          b["median"] - a["median"], "ms", "no drift", None,
-                          f"{a['median']:.2f} -> {b['median']:.2f} ms (p95 {a['p95']:.2f} -> {b['p95']:.2f}), n={a['n']}/{b['n']}"))
+                          b["median"] - a["median"], "ms", "no drift", None, note))
     acc = r["accuracy"]
     out.append(Figure("heldout_uar", f"shipped model held-out UAR ({acc['folds']}-fold, by {acc['grouping']})", 100 * acc["uar_overall"], "%",
                       note=", ".join(f"{k} {100 * v:.1f}%" for k, v in acc["uar_per_corpus"].items())))
