@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from realtime import worker
-from realtime.session_log import LogError, SessionLog
+from realtime.session_log import SessionLog
 from conftest import REPO, run_cli as run, join_with_pauses, real_clips
 
 
@@ -118,18 +118,6 @@ def test_log_on_a_tmpfs_that_fills_up_mid_session(four_clips, tmp_path, default_
     assert p.returncode != 90, p.stderr
     rows = _assert_log_stopped(p.returncode, p.stdout, p.stderr, result, rows_before)
     assert result.read_bytes().startswith(prefill.read_bytes()) and len(rows) > rows_before
-
-
-def test_write_error_of_the_file_becomes_log_error(tmp_path):
-    path = tmp_path / "out.csv"
-    log = SessionLog(path, ["a", "b"])
-    full = os.open("/dev/full", os.O_WRONLY)
-    os.dup2(full, log._fd)  # the kernel now answers every write with ENOSPC
-    os.close(full)
-    job = worker.Job("mic", 0.0, 1.0, np.zeros(1, np.float32), True, 0.0)
-    with pytest.raises(LogError, match="No space left on device"):
-        log.write(worker.Result(job, np.array([0.3, 0.7], np.float32), ready=0.01, wall_time=time.time()))
-    log.close()
 
 
 def test_microphone_going_away_ends_the_session_with_a_clear_message(vmic_env, tmp_path):
