@@ -13,7 +13,8 @@ Figures (each printed with its target; see benchmarks/README.md):
 * CPU of ``ser-live --speed 1`` with the rich live view drawn in a pseudo-terminal, for a silent
   stream (noise floor) and a speech stream: CPU seconds / wall seconds of the process;
 * start-up: ``ser-live --file <3 s clip> --speed 0 --plain`` from process start to exit;
-* memory: peak RSS, and RSS growth over 8 hours of audio replayed at full speed;
+* long session: 8 hours of audio replayed at full speed: peak RSS and RSS growth, utterances logged
+  against the offline segmenter's, processing time and latency in the first vs the last hour;
 * the shipped model's held-out (speaker-grouped cross-validation) UAR, from its card.
 
 ``--quick`` shrinks every measurement so the test suite can check, in well under a minute, that
@@ -514,41 +515,64 @@ def bench_startup(clip: Path, runs: int) -> dict:
 
 
 def bench_memory(stream: Path, hours: float) -> dict:
-    audio_s = sf.info(str(stream)).duration
+    """The stream replayed ``reps`` times (>= ``hours`` of audio) in one ``--speed 0`` session.
+
+    Each copy is a symlink of its own name, so every logged row says which copy it came from.
+    Counting is exact: every copy must log, row for row, the utterances the offline segmenter
+    finds in the stream (``segmenter.utterances``). Drift compares the first and the last hour of
+    audio: per-utterance features + inference (CPU time, which other processes hardly change, and
+    wall time; from ``--json``) and end-to-end latency.
+    """
+    from realtime.segmenter import utterances as offline
+
+    audio, _ = sf.read(str(stream), dtype="float32")
+    audio_s = audio.size / SR
+    expected = [(f"{e.start / SR:.3f}", f"{e.end / SR:.3f}") for e in offline(audio)]
     reps = max(2, math.ceil(hours * 3600 / audio_s))
     with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "long.csv"
-        cmd = ser_live_cmd() + ["--speed", "0", "--plain", "--log", str(log), "--file"] + [str(stream)] * reps
-        result = _sample_rss(cmd, reps)
-        result["audio_hours"] = reps * audio_s / 3600
-        result["x_real_time"] = reps * audio_s / result["wall_s"]
+        copies = [Path(tmp) / f"copy{i:03d}{stream.suffix}" for i in range(reps)]
+        for c in copies:
+            c.symlink_to(stream)
+        log, lines = Path(tmp) / "long.csv", Path(tmp) / "long.jsonl"
+        cmd = ser_live_cmd() + ["--speed", "0", "--json", "--log", str(log), "--file"] + [str(c) for c in copies]
+        with lines.open("w") as out:
+            result = _sample_rss(cmd, reps, out)
         rows = list(csv.DictReader(log.open()))
-    # the same file replayed reps times: every copy must give the same utterances, and the
-    # per-utterance processing time must not creep up as the session grows
+        objs = [json.loads(line) for line in lines.open()]
+    index = {str(c): i for i, c in enumerate(copies)}
+    logged: list[list[tuple[str, str]]] = [[] for _ in copies]
+    for r in rows:
+        logged[index[r["source"]]].append((r["start_s"], r["end_s"]))
+    result["audio_hours"] = reps * audio_s / 3600
+    result["x_real_time"] = reps * audio_s / result["wall_s"]
     result["utterances"] = len(rows)
-    result["utterances_expected"] = reps * _utterances_in_first_copy(rows)
-    latency = np.array([float(r["latency_ms"]) for r in rows])
-    tenth = max(1, len(latency) // 10)
-    # at --speed 0 latency includes waiting in the bounded job queue, which fills during the first
-    # tenth: compare the second tenth with the last
-    result["latency_p50_first_tenth_ms"] = float(np.median(latency[tenth : 2 * tenth]))
-    result["latency_p50_last_tenth_ms"] = float(np.median(latency[-tenth:]))
+    result["utterances_expected"] = reps * len(expected)
+    result["copies_exactly_as_offline"] = sum(spans == expected for spans in logged)
+    result["copies"] = reps
+    result.update(_drift(objs, index, audio_s, reps * audio_s, min(3600.0, reps * audio_s / 2)))
     return result
 
 
-def _utterances_in_first_copy(rows: list[dict]) -> int:
-    """Rows until the source's clock starts again (each copy restarts at start_s near 0)."""
-    for i in range(1, len(rows)):
-        if float(rows[i]["start_s"]) < float(rows[i - 1]["start_s"]):
-            return i
-    return len(rows)
+def _drift(objs: list[dict], index: dict[str, int], copy_s: float, total_s: float, window_s: float) -> dict:
+    """Statistics over the utterances in the first and in the last ``window_s`` of the audio."""
+    objs = [o for o in objs if "probs" in o]  # not the failed ones
+    t = np.array([index[o["source"]] * copy_s + o["start_s"] for o in objs])
+    proc = np.array([o["features_ms"] + o["inference_ms"] for o in objs])
+    cpu = np.array([o["cpu_ms"] for o in objs])
+    latency = np.array([o["latency_ms"] for o in objs])
+    first, last = t < window_s, t >= total_s - window_s
+    out = {"drift_window_s": window_s}
+    for name, values in (("processing", proc), ("processing_cpu", cpu), ("latency", latency)):
+        for part, mask in (("first", first), ("last", last)):
+            out[f"{name}_{part}_window"] = stats(values[mask])
+    return out
 
 
-def _sample_rss(cmd: list[str], reps: int) -> dict:
+def _sample_rss(cmd: list[str], reps: int, stdout) -> dict:
     import psutil
 
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL, env=child_env())
     ps = psutil.Process(proc.pid)
     samples: list[tuple[float, int]] = []
     while proc.poll() is None:
@@ -612,7 +636,7 @@ FIGURE_KEYS = [
     "speedup_vs_librosa_1s", "speedup_vs_librosa_3s", "speedup_vs_librosa_8s",
     "end_of_speech_to_result", "end_of_speech_to_screen", "hangover_wait", "processing",
     "replay_throughput", "cpu_silent", "cpu_speech", "startup", "peak_rss", "rss_growth_8h",
-    "long_session_utterances", "long_session_latency_drift",
+    "long_session_utterances", "long_session_processing_drift", "long_session_latency_drift",
     "heldout_uar",
 ]
 
@@ -667,11 +691,20 @@ def figures(r: dict) -> list[Figure]:
     out.append(Figure("rss_growth_8h", f"RSS growth over {mem['audio_hours']:.2f} h of audio at full speed", mem["growth_mb"], "MB",
                       "<= 10 MB", mem["growth_mb"] <= 10,
                       f"{mem['rss_after_first_file_mb']:.0f} -> {mem['rss_at_end_mb']:.0f} MB in {mem['wall_s']:.0f} s"))
-    out.append(Figure("long_session_utterances", "long session: utterances logged / expected", mem["utterances"], "",
-                      f"= {mem['utterances_expected']}", mem["utterances"] == mem["utterances_expected"]))
-    drift = mem["latency_p50_last_tenth_ms"] - mem["latency_p50_first_tenth_ms"]
-    out.append(Figure("long_session_latency_drift", "long session: latency p50, last tenth minus second tenth", drift, "ms",
-                      "no drift", None, f"{mem['latency_p50_first_tenth_ms']:.1f} -> {mem['latency_p50_last_tenth_ms']:.1f} ms"))
+    exact = mem["copies_exactly_as_offline"] == mem["copies"] and mem["utterances"] == mem["utterances_expected"]
+    out.append(Figure("long_session_utterances", "long session: utterances logged / offline segmenter x copies", mem["utterances"], "",
+                      f"= {mem['utterances_expected']}", exact,
+                      f"{mem['copies_exactly_as_offline']}/{mem['copies']} copies logged exactly the offline utterances"))
+    window = f"{mem['drift_window_s'] / 60:.0f} min"
+    for key, name, what in (("long_session_processing_drift", "processing_cpu", "features+inference CPU"),
+                            ("long_session_latency_drift", "latency", "end-to-end latency")):
+        a, b = mem[f"{name}_first_window"], mem[f"{name}_last_window"]
+        note = f"{a['median']:.2f} -> {b['median']:.2f} ms (p95 {a['p95']:.2f} -> {b['p95']:.2f}), n={a['n']}/{b['n']}"
+        if name == "processing_cpu":
+            w0, w1 = mem["processing_first_window"], mem["processing_last_window"]
+            note += f"; wall p50 {w0['median']:.2f} -> {w1['median']:.2f} ms"
+        out.append(Figure(key, f"long session: {what} p50, last {window} minus first {window} of audio",
+                          b["median"] - a["median"], "ms", "no drift", None, note))
     acc = r["accuracy"]
     out.append(Figure("heldout_uar", f"shipped model held-out UAR ({acc['folds']}-fold, by {acc['grouping']})", 100 * acc["uar_overall"], "%",
                       note=", ".join(f"{k} {100 * v:.1f}%" for k, v in acc["uar_per_corpus"].items())))

@@ -64,13 +64,15 @@ class Pipeline:
         batch: bool = False,
         ring_seconds: float = 10.0,
         max_rate: int = 48000,
-        max_pending: int = 8,
+        max_pending: int | None = None,
     ) -> None:
         self.batch = batch
         self.config = config or SegmenterConfig()
         self.ring = RingBuffer(int(ring_seconds * max_rate))
         self.results: queue.Queue = queue.Queue()
-        self.worker = Worker(model, self.results, max_pending)
+        # live: the queue absorbs bursts instead of dropping; batch: the worker is the bottleneck,
+        # so a deeper queue only adds work left to finish when the run is stopped
+        self.worker = Worker(model, self.results, max_pending or (2 if batch else 8))
         self.segmenter = Segmenter(self.config)
         self._markers: collections.deque[Marker] = collections.deque()
         self._source = ""
@@ -78,6 +80,7 @@ class Pipeline:
         self._resampler = None
         self.level_db = -120.0  # input level of the latest block, dBFS
         self.source_seconds = 0.0  # audio consumed from the current source
+        self._drop_unread = False
         self._thread = threading.Thread(target=self._run, name="ser-segmenter", daemon=True)
 
     # -- producer side -------------------------------------------------------------------------
@@ -89,18 +92,27 @@ class Pipeline:
     def begin_source(self, name: str, rate: int = SAMPLE_RATE) -> None:
         self._markers.append(Marker(self.ring.total_written, "begin", name, rate))
 
-    def feed_audio(self, block: np.ndarray, wait: bool = False) -> bool:
-        """Write a mono block at the current source's rate. Never blocks unless ``wait``."""
-        if wait:
+    def feed_audio(self, block: np.ndarray, until: threading.Event | None = None) -> bool:
+        """Write a mono block at the current source's rate. Never blocks, unless ``until`` is
+        given (batch replay): then it waits for room, but gives the block up once ``until`` is set."""
+        if until is not None:
             while self.ring.free < len(block):
-                time.sleep(0.002)
+                if until.wait(0.002):
+                    return False
         return self.ring.write(block)
 
     def end_source(self) -> None:
         self._markers.append(Marker(self.ring.total_written, "end"))
 
-    def close(self) -> None:
-        """No more sources: finish everything queued; ``results`` ends with ``None``."""
+    def close(self, drop_unread: bool = False) -> None:
+        """No more sources: finish what is queued; ``results`` ends with ``None``.
+
+        ``drop_unread`` (a stop request): audio not yet read is discarded instead of segmented,
+        so what is left to do is the utterance in progress and the jobs already queued (at
+        ``--speed 0`` the ring can hold many seconds of audio ahead of the segmenter).
+        """
+        if drop_unread:
+            self._drop_unread = True
         self._markers.append(Marker(self.ring.total_written, "close"))
 
     # -- segmenter thread ------------------------------------------------------------------------
@@ -138,6 +150,9 @@ class Pipeline:
             limit = (markers[0].position if markers else written) - read_pos
             if limit <= 0:
                 ring.wait(0.02)
+                continue
+            if self._drop_unread:
+                read_pos += ring.skip(limit)
                 continue
             chunk = ring.read(min(limit, 8 * block))
             read_pos += chunk.size

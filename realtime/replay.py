@@ -117,7 +117,7 @@ class FileReplay:
                     np.nan_to_num(mono, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
                     np.clip(mono, -1.0, 1.0, out=mono)  # beyond full scale, as a real converter would
                     if self.speed == 0:  # as fast as the pipeline takes it: no need for small blocks
-                        p.feed_audio(mono, wait=True)
+                        p.feed_audio(mono, until=self._stop)
                         fed += mono.size
                         continue
                     for i in range(0, mono.size, block):

@@ -67,6 +67,12 @@ class RingBuffer:
             self._ready.clear()
         return self.available > 0
 
+    def skip(self, n: int) -> int:
+        """Discard up to ``n`` unread samples (consumer side); returns how many."""
+        n = max(0, min(n, self.available))
+        self._read += n
+        return n
+
     def read(self, max_samples: int, timeout: float = 0.0) -> np.ndarray:
         """Return up to ``max_samples`` (a copy), waiting up to ``timeout`` s for any to arrive."""
         if timeout:

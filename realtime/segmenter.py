@@ -78,8 +78,6 @@ class Segmenter:
     def __init__(self, config: SegmenterConfig | None = None) -> None:
         self.config = c = config or SegmenterConfig()
         self._vad = _webrtcvad.create()
-        _webrtcvad.init(self._vad)
-        _webrtcvad.set_mode(self._vad, c.aggressiveness)
         ms = SAMPLE_RATE // 1000
         self._frame = c.frame_ms * ms
         self._pad = c.pad_ms * ms
@@ -96,7 +94,10 @@ class Segmenter:
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything: call between sources."""
+        """Forget everything, the VAD's adaptive noise model included: call between sources, so
+        that a file is cut the same whatever was replayed before it."""
+        _webrtcvad.init(self._vad)  # also resets the mode
+        _webrtcvad.set_mode(self._vad, self.config.aggressiveness)
         self._n = 0  # valid samples in _buf
         self._t0 = 0  # source sample index of _buf[0]
         self._pos = 0  # samples consumed (multiple of the frame)

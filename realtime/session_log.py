@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import os
+import stat
 from datetime import datetime
 from pathlib import Path
 
 from realtime.worker import Result
 
 BASE_COLUMNS = ["source", "start_s", "end_s", "wall_time", "emotion", "confidence", "latency_ms"]
+_KINDS = {stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device", stat.S_ISFIFO: "a FIFO (a pipe)",
+          stat.S_ISSOCK: "a socket"}
 
 
 class LogError(Exception):
@@ -26,9 +31,20 @@ def _line(values: list) -> str:
     return buf.getvalue()
 
 
+def _require_regular(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS.items() if test(mode)), "not a regular file")
+        raise LogError(f"log path {path} is {kind}, not a regular file; give the path of a file")
+
+
 class SessionLog:
     """Opens ``path`` for appending. A new or empty file gets the header; an existing log
-    with the same columns is continued; any other file is refused, never overwritten."""
+    with the same columns is continued; any other file is refused, never overwritten.
+
+    Only regular files: a device or a FIFO is refused before it is read (reading /dev/zero
+    never ends, opening a FIFO waits for a writer). A row that cannot be written whole (disk
+    full) is cut off again, so the log always ends with a complete row.
+    """
 
     def __init__(self, path: Path | str, labels: list[str]) -> None:
         self.path = Path(path)
@@ -38,20 +54,31 @@ class SessionLog:
             raise LogError(f"log path {self.path} is a folder")
         if not self.path.parent.is_dir():
             raise LogError(f"log folder {self.path.parent} does not exist")
-        header = self._existing_header()
         try:
-            self._file = open(self.path, "a", encoding="utf-8", newline="")
+            mode = os.stat(self.path).st_mode
+        except OSError:  # not there yet (or not reachable: open() below says why)
+            mode = stat.S_IFREG
+        _require_regular(self.path, mode)
+        try:  # O_NONBLOCK: should the path have become a FIFO meanwhile, open() must not wait
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
         except OSError as e:
             raise LogError(f"cannot write log {self.path}: {e.strerror}") from None
-        if header is None:
-            self._write(_line(self.columns))
+        try:
+            _require_regular(self.path, os.fstat(self._fd).st_mode)
+            if self._existing_header() is None:
+                self._write(_line(self.columns))
+        except LogError:
+            os.close(self._fd)
+            raise
 
     def _existing_header(self) -> list[str] | None:
         """The header of an existing log we may continue; LogError for anything else."""
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
+            size = os.fstat(self._fd).st_size
+            data = b""
+            while len(data) < size and (chunk := os.pread(self._fd, size - len(data), len(data))):
+                data += chunk
+            text = data.decode("utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise LogError(f"cannot read existing log {self.path}: {e}") from None
         if not text:
@@ -69,14 +96,21 @@ class SessionLog:
         return rows[0]
 
     def _write(self, text: str) -> None:
+        """Append ``text`` whole, or not at all: a partial write (disk full) is truncated away."""
+        data = text.encode("utf-8")
+        size = None
         try:
-            self._file.write(text)
-            self._file.flush()
+            size = os.fstat(self._fd).st_size
+            while data:
+                data = data[os.write(self._fd, data) :]
         except OSError as e:
+            if size is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, size)
             raise LogError(f"writing log {self.path} failed: {e.strerror or e}") from None
 
     def write(self, result: Result) -> None:
-        """Append one final utterance (flushed before returning)."""
+        """Append one final utterance (in the file, not in a buffer, when this returns)."""
         job, probs = result.job, result.probs
         assert probs is not None
         best = int(probs.argmax())
@@ -95,7 +129,5 @@ class SessionLog:
         self.rows += 1
 
     def close(self) -> None:
-        try:
-            self._file.close()
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            os.close(self._fd)

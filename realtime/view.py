@@ -129,6 +129,9 @@ class JsonView(LineView):
                 emotion=self.stats.labels[best],
                 confidence=round(float(r.probs[best]), 4),
                 latency_ms=round(r.latency_ms, 1),
+                features_ms=round(r.feature_ms, 2),
+                inference_ms=round(r.inference_ms, 2),
+                cpu_ms=round(r.cpu_ms, 2),
                 probs={label: round(float(p), 4) for label, p in zip(self.stats.labels, r.probs)},
             )
         self.out.write(json.dumps(obj) + "\n")

@@ -36,6 +36,7 @@ class Result:
     inference_ms: float = 0.0
     ready: float = 0.0  # time.monotonic() when the result was ready
     wall_time: float = 0.0  # time.time() at the same moment
+    cpu_ms: float = 0.0  # CPU time of the worker thread for features + inference
     adapted: int | None = None  # earlier final utterances of this source the normaliser had; None: model without one
 
     @property
@@ -62,6 +63,7 @@ class Worker:
         self.dropped_provisional = 0
         self._norm_state: SourceState | None = None
         self._norm_source = -1
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="ser-worker", daemon=True)
 
     def start(self) -> None:
@@ -92,7 +94,9 @@ class Worker:
             return False
 
     def close(self) -> None:
-        """Finish the queued jobs, then stop (the thread puts ``None`` on ``results``)."""
+        """Finish the queued final jobs (provisional ones are skipped now), then stop (the
+        thread puts ``None`` on ``results``)."""
+        self._closing = True
         self._jobs.put(None)
 
     @property
@@ -105,7 +109,8 @@ class Worker:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            self.results.put(self.classify(job))
+            if job.final or not self._closing:
+                self.results.put(self.classify(job))
         self.results.put(None)
 
     def _state(self, job: Job) -> SourceState | None:
@@ -117,7 +122,7 @@ class Worker:
         return self._norm_state
 
     def classify(self, job: Job) -> Result:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         state = self._state(job)
         adapted = None if state is None else state.n
         try:
@@ -131,4 +136,5 @@ class Worker:
                           adapted=adapted)
         if state is not None and job.final:
             state.update(vector)
-        return Result(job, probs, "", (t1 - t0) * 1e3, (t2 - t1) * 1e3, time.monotonic(), time.time(), adapted)
+        cpu = (time.thread_time() - c0) * 1e3
+        return Result(job, probs, "", (t1 - t0) * 1e3, (t2 - t1) * 1e3, time.monotonic(), time.time(), cpu, adapted)

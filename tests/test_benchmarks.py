@@ -34,5 +34,8 @@ def test_quick_benchmark_emits_every_figure(tmp_path):
     assert d["latency"]["utterances"] >= 3  # end-of-speech latency measured on real utterances
     assert d["throughput"]["exit_code"] == 0 and d["throughput"]["utterances"] > 0
     assert d["memory"]["exit_code"] == 0
+    # correctness, not timing: each copy of the long session logs exactly the offline utterances
+    assert d["memory"]["copies_exactly_as_offline"] == d["memory"]["copies"] >= 2
+    assert d["memory"]["utterances"] == d["memory"]["utterances_expected"] > 0
     assert d["startup"]["exit_code"] == 0
     assert d["cpu_silent"]["terminal_bytes_per_s"] > 0  # the live view really was drawn

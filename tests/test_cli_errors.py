@@ -2,13 +2,16 @@
 
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import run_cli as run, real_clips
+from conftest import REPO, run_cli as run, real_clips
 
 
 def assert_one_line_error(code, err, *needles):
@@ -115,6 +118,23 @@ def test_log_with_other_columns_is_refused(tmp_path, clip, capsys):
     code, _, err = run(["--file", str(clip), "--log", str(log)], capsys)
     assert_one_line_error(code, err, "other columns")
     assert log.read_text() == "x,y\n1,2\n"
+
+
+@pytest.mark.parametrize(
+    "target, kind",
+    [("/dev/zero", "a character device"), ("/dev/full", "a character device"), ("/dev/null", "a character device"),
+     ("fifo", "a FIFO"), ("/dev/stdout", "a FIFO")],  # stdout is a pipe here
+)
+def test_log_that_is_not_a_regular_file_is_refused_unread(target, kind, tmp_path, clip):
+    """Reading /dev/zero or /dev/full never ends, and opening a FIFO waits for a writer: in a
+    child process, so a hang fails the test instead of stalling the suite."""
+    if target == "fifo":
+        target = str(tmp_path / "fifo")
+        os.mkfifo(target)
+    p = subprocess.run([sys.executable, "-c", "from realtime.cli import main; main()", "--file", str(clip), "--log", target],
+                       capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert_one_line_error(p.returncode, p.stderr, f"log path {target} is {kind}", "not a regular file")
+    assert p.stdout == ""
 
 
 def _copy_model(tmp_path, default_model):

@@ -1,8 +1,11 @@
-"""Faults inside a session: a failing utterance, a failing log, a microphone that goes away."""
+"""Faults inside a session: a failing utterance, a log on a full disk, a microphone that goes away."""
 
 import csv
-import errno
+import io
+import os
+import shutil
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -10,8 +13,8 @@ import pytest
 import soundfile as sf
 
 from realtime import worker
-from realtime.session_log import LogError, SessionLog
-from conftest import run_cli as run, join_with_pauses, real_clips
+from realtime.session_log import SessionLog
+from conftest import REPO, run_cli as run, join_with_pauses, real_clips
 
 
 @pytest.fixture(scope="module")
@@ -42,42 +45,79 @@ def test_feature_failure_fails_one_utterance_and_the_session_goes_on(four_clips,
     assert "3 utterances" in out and "1 failed" in out
 
 
-def test_log_failure_mid_session_keeps_the_session_and_summary(four_clips, tmp_path, monkeypatch, capsys):
-    real_write = SessionLog._write
-    written = []
+def _assert_log_stopped(code: int, out: str, err: str, log, rows_before: int = 0) -> list[dict]:
+    """Disk full mid-session: one message, the session and its summary go on, exit 1; the log
+    holds complete rows only, the first ones shown."""
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("ser-live: replaying")]
+    assert len(lines) == 1 and "No space left on device; logging stopped, the session goes on" in lines[0], err
+    assert "Traceback" not in err
+    assert "session: 4 utterances" in out  # the in-memory summary still counts all of them
+    text = log.read_text()
+    assert text.endswith("\n")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert all(None not in r and None not in r.values() for r in rows)  # no half rows
+    new = rows[rows_before:]
+    shown = [line.split("\t")[1] for line in out.splitlines() if line.count("\t") >= 3]
+    assert 1 <= len(new) < len(shown) == 4
+    assert [f"{float(r['start_s']):7.2f}-{float(r['end_s']):7.2f} s" for r in new] == shown[: len(new)]
+    return rows
 
-    def disk_fills(self, text):
-        if len(written) == 2:  # header and first row fit, then the disk is full
-            raise LogError(f"writing log {self.path} failed: {errno.errorcode[errno.ENOSPC]}")
-        written.append(text)
-        real_write(self, text)
 
-    monkeypatch.setattr(SessionLog, "_write", disk_fills)
+def test_log_device_full_mid_session(four_clips, tmp_path, monkeypatch, capsys):
+    """After the first row the log's descriptor is /dev/full: the kernel answers ENOSPC."""
+    real_write = SessionLog.write
+
+    def write_then_fill(self, result):
+        real_write(self, result)
+        full = os.open("/dev/full", os.O_WRONLY)
+        os.dup2(full, self._fd)
+        os.close(full)
+
+    monkeypatch.setattr(SessionLog, "write", write_then_fill)
     log = tmp_path / "out.csv"
     code, out, err = run(["--file", str(four_clips), "--speed", "0", "--plain", "--log", str(log)], capsys)
-    assert code == 1
-    assert err.count("logging stopped, the session goes on") == 1 and "Traceback" not in err
-    assert "4 utterances" in out  # the in-memory summary still counts all of them
-    assert len(list(csv.DictReader(log.open()))) == 1
+    assert len(_assert_log_stopped(code, out, err, log)) == 1
 
 
-def test_write_error_of_the_file_becomes_log_error(tmp_path):
-    log = SessionLog(tmp_path / "out.csv", ["a", "b"])
+def _mount_refused() -> str | None:
+    """Why a private tmpfs cannot be mounted here (None: it can)."""
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) not installed"
+    probe = subprocess.run(["unshare", "--mount", "sh", "-c", "mount -t tmpfs -o size=4k tmpfs /mnt"], capture_output=True, text=True)
+    return (probe.stderr.strip() or f"exit status {probe.returncode}") if probe.returncode else None
 
-    class Full:
-        def write(self, text):
-            raise OSError(errno.ENOSPC, "No space left on device")
 
-        def flush(self):
-            pass
-
-        def close(self):
-            pass
-
-    log._file = Full()
-    job = worker.Job("mic", 0.0, 1.0, np.zeros(1, np.float32), True, 0.0)
-    with pytest.raises(LogError, match="No space left on device"):
-        log.write(worker.Result(job, np.array([0.3, 0.7], np.float32), ready=0.01, wall_time=time.time()))
+def test_log_on_a_tmpfs_that_fills_up_mid_session(four_clips, tmp_path, default_model):
+    """A real full disk: a 4 KiB tmpfs (in a private mount namespace, gone when the run ends)
+    holding an existing log with room for one or two more rows; the row that does not fit is
+    cut off again, so the log ends with a complete row."""
+    reason = _mount_refused()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"tmpfs mount required in CI: {reason}")
+        pytest.skip(f"cannot mount a tmpfs here: {reason}")
+    prefill = tmp_path / "prefill.csv"
+    log = SessionLog(prefill, default_model.labels)
+    probs = np.full(len(default_model.labels), 1 / len(default_model.labels), np.float32)
+    job = worker.Job(str(four_clips), 1.0, 2.5, np.zeros(1, np.float32), True, 0.0)
+    header = prefill.stat().st_size
+    log.write(worker.Result(job, probs, ready=0.0123, wall_time=time.time()))
+    row = prefill.stat().st_size - header  # about the length of the rows the session writes
+    while prefill.stat().st_size + 2.5 * row < 4096:  # leaves room for more than 1.5 rows, at most 2.5
+        log.write(worker.Result(job, probs, ready=0.0123, wall_time=time.time()))
+    log.close()
+    rows_before = len(list(csv.DictReader(prefill.open())))
+    mnt, result = tmp_path / "mnt", tmp_path / "result.csv"
+    mnt.mkdir()
+    script = ('mount -t tmpfs -o size=4k tmpfs "$1" && cp "$2" "$1/out.csv" || exit 90\n'
+              '"$3" -c "from realtime.cli import main; main()" --file "$4" --speed 0 --plain --log "$1/out.csv"\n'
+              'code=$?; cp "$1/out.csv" "$5"; exit $code\n')
+    p = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", str(mnt), str(prefill), sys.executable, str(four_clips), str(result)],
+                       capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert p.returncode != 90, p.stderr
+    rows = _assert_log_stopped(p.returncode, p.stdout, p.stderr, result, rows_before)
+    assert result.read_bytes().startswith(prefill.read_bytes()) and len(rows) > rows_before
 
 
 def test_microphone_going_away_ends_the_session_with_a_clear_message(vmic_env, tmp_path):

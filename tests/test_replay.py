@@ -9,6 +9,7 @@ import soundfile as sf
 
 from realtime.pipeline import Pipeline, SpeechState
 from realtime.replay import FileReplay
+from realtime.segmenter import utterances
 from realtime.worker import Result
 from conftest import run_cli as run, join_with_pauses, real_clips
 
@@ -44,6 +45,28 @@ def test_batch_replay_logs_one_row_per_spoken_utterance(stream, tmp_path, capsys
         assert r["source"] == str(path)
 
 
+def test_batch_replay_logs_exactly_the_utterances_of_the_offline_segmenter(tmp_path, capsys):
+    """Nothing lost, merged or split at --speed 0: each file of a batch gives, utterance for
+    utterance, what the segmenter finds in that file alone (no state carried from the file before)."""
+    clips = real_clips(14, 40)
+    paths = []
+    for i, group in enumerate([clips[::2], clips[1::2]]):  # two streams of about 110 s
+        x, _ = join_with_pauses(group, seed=30 + i)
+        paths.append(tmp_path / f"stream{i}.flac")
+        sf.write(paths[-1], x, 16000, subtype="PCM_16")
+    order = [paths[0], paths[1], paths[0]]
+    expected = []
+    for p in order:
+        audio, _ = sf.read(p, dtype="float32")
+        expected += [(str(p), f"{e.start / 16000:.3f}", f"{e.end / 16000:.3f}") for e in utterances(audio)]
+    log = tmp_path / "out.csv"
+    code, out, err = run(["--file", *map(str, order), "--speed", "0", "--plain", "--log", str(log)], capsys)
+    assert code == 0, err
+    logged = [(r["source"], r["start_s"], r["end_s"]) for r in csv.DictReader(log.open())]
+    assert len(expected) >= len(clips)  # about 1.5 per clip: the first stream is replayed twice
+    assert logged == expected
+
+
 def test_sources_are_timed_separately_and_never_mixed(tmp_path, default_model):
     """Two files back to back: each utterance belongs to one file, timed from that file's start."""
     clips = real_clips(2, 2)
@@ -67,6 +90,24 @@ def test_sources_are_timed_separately_and_never_mixed(tmp_path, default_model):
     for p, rs in by_source.items():
         duration = sf.info(p).duration
         assert all(0 <= r.job.start_s < r.job.end_s <= duration + 1e-6 for r in rs)
+
+
+@pytest.mark.parametrize("drop_unread", [False, True])
+def test_a_stop_drops_audio_not_yet_read(drop_unread, default_model):
+    """Stopped (``close(drop_unread=True)``), the pipeline does not segment what it has not read
+    yet: at --speed 0 that can be many seconds of audio; at the end of the files it segments all."""
+    x, spans = join_with_pauses(real_clips(2, 2), seed=7)
+    pipe = Pipeline(default_model, batch=True)
+    pipe.begin_source("stream")
+    assert pipe.feed_audio(x)  # all written before the segmenter thread reads anything
+    pipe.end_source()
+    pipe.close(drop_unread)
+    pipe.start()
+    items = []
+    while (item := pipe.results.get(timeout=30)) is not None:
+        items.append(item)
+    finals = [i for i in items if isinstance(i, Result)]
+    assert len(finals) == (0 if drop_unread else len(spans))
 
 
 def test_paced_replay_gives_provisional_results_then_final(tmp_path, default_model):
@@ -96,6 +137,7 @@ def test_json_output(stream, capsys):
     objs = [json.loads(line) for line in out.splitlines()]
     assert len(objs) >= 0.95 * len(spans)
     first = objs[0]
-    assert set(first) >= {"source", "start_s", "end_s", "wall_time", "emotion", "confidence", "latency_ms", "probs"}
+    assert set(first) >= {"source", "start_s", "end_s", "wall_time", "emotion", "confidence", "latency_ms", "features_ms", "inference_ms", "cpu_ms", "probs"}
+    assert first["features_ms"] > 0 and first["inference_ms"] > 0 and first["cpu_ms"] > 0
     assert first["emotion"] == max(first["probs"], key=first["probs"].get)
     assert "session:" in err  # the summary goes to stderr so stdout stays pure JSON

@@ -69,3 +69,12 @@ def test_read_waits_for_data_with_timeout():
     assert ring.read(5, timeout=0.01).size == 0
     threading.Timer(0.05, lambda: ring.write(np.ones(4, np.float32))).start()
     assert ring.read(5, timeout=2.0).size == 4
+
+
+def test_skip_discards_unread_samples_only():
+    ring = RingBuffer(100)
+    ring.write(np.arange(60, dtype=np.float32))
+    assert ring.skip(25) == 25 and ring.available == 35
+    assert ring.skip(1000) == 35 and ring.available == 0
+    ring.write(np.array([7.0], np.float32))
+    np.testing.assert_array_equal(ring.read(10), [7.0])

@@ -30,10 +30,13 @@ def _trial(i: int, stream, tmp_path, env) -> tuple[str | None, float]:
     """One run stopped at a random moment: (what went wrong or None, seconds from signal to exit)."""
     rng = random.Random(i)
     sig = (signal.SIGINT, signal.SIGTERM)[i % 2]
-    speed = ("8", "0")[i % 5 == 0]  # mostly paced replay, sometimes batch scoring
+    # mostly paced replay; sometimes batch scoring, of enough copies (about 30 min of audio) to be
+    # stopped mid-run with its ring buffer and job queue full
+    files = [str(stream)] * (100 if i % 5 == 0 else 1)
+    speed = "0" if i % 5 == 0 else "8"
     log = tmp_path / f"log{i}.csv"
     proc = subprocess.Popen(
-        SER_LIVE + ["--file", str(stream), "--speed", speed, "--plain", "--log", str(log)],
+        SER_LIVE + ["--file", *files, "--speed", speed, "--plain", "--log", str(log)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     proc.stderr.readline()  # "replaying ..." : the session (and its signal handlers) is up
@@ -58,12 +61,11 @@ def _check(i: int, code: int, out: str, err: str, log) -> str | None:
     rows = list(csv.reader(text.splitlines()))
     if any(len(r) != len(rows[0]) for r in rows):
         return f"trial {i}: a row with the wrong number of fields"
-    shown = [line.split("\t") for line in out.splitlines() if line.count("\t") >= 3]
-    logged = {(r[1], r[2]) for r in rows[1:]}
-    for s in shown:  # every utterance shown is in the log
-        start, end = (f"{float(v):.3f}" for v in s[1].replace(" s", "").split("-"))
-        if (start, end) not in logged:
-            return f"trial {i}: shown utterance {start}-{end} missing from the log"
+    shown = [line.split("\t")[1] for line in out.splitlines() if line.count("\t") >= 3]
+    logged = [f"{float(r[1]):7.2f}-{float(r[2]):7.2f} s" for r in rows[1:]]
+    if logged != shown:  # every utterance shown is in the log, in order, and nothing else
+        return f"trial {i}: {len(shown)} utterances shown, {len(logged)} logged, first difference at " \
+               f"{next((k for k, (a, b) in enumerate(zip(shown, logged)) if a != b), min(len(shown), len(logged)))}"
     return None
 
 
@@ -73,11 +75,8 @@ def test_random_signals_leave_a_complete_well_formed_log(stream, tmp_path):
         trials = list(pool.map(lambda i: _trial(i, stream, tmp_path, env), range(TRIALS)))
     problems = [p for p, _ in trials if p]
     assert not problems, "\n".join(problems)
-    # Exit within 1 s: on a shared 2-core machine running two trials at once a rare straggler is
-    # the machine, not the program; a hang or a slow shutdown path would fail both bounds.
-    elapsed = sorted(t for _, t in trials)
-    assert elapsed[int(0.9 * len(elapsed))] <= 1.0, elapsed
-    assert elapsed[-1] <= 2.0, elapsed
+    elapsed = sorted(round(t, 3) for _, t in trials)
+    assert elapsed[-1] <= 1.0, elapsed  # every trial, two at a time on a shared 2-core machine
 
 
 MIC_TRIALS = 10
@@ -107,4 +106,4 @@ def test_random_signals_during_microphone_capture(vmic_env, tmp_path):
         player.wait()
         problems.append(_check(i, proc.returncode, out, err, log))
     assert not [p for p in problems if p], "\n".join(p for p in problems if p)
-    assert sorted(elapsed)[int(0.9 * len(elapsed))] <= 1.0 and max(elapsed) <= 2.0, elapsed
+    assert max(elapsed) <= 1.0, sorted(round(t, 3) for t in elapsed)
