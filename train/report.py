@@ -33,8 +33,9 @@ def render(card: dict, png_name: str | None = None) -> str:
         lines += [
             f"Speaker normalisation: causal running mean (`{norm['method']}`, prior {norm['prior_clips']} clips): the "
             "runtime subtracts the running mean of the current source's utterances so far (this one included), shrunk "
-            "towards the training mean stored in the card. Training and evaluation treat every speaker's clips as one "
-            "session in a seeded arrival order; in CV the training mean comes from the training folds only.",
+            "towards the training mean stored in the card. Evaluation and the clean training rows treat every speaker's "
+            "clips as one session in a seeded arrival order, the augmented training copy as short sessions of 1-10 "
+            "clips; in CV the training mean comes from the training folds only.",
             "",
         ]
     lines += [
