@@ -16,7 +16,7 @@ silence (RAVDESS) would put the noise ~3-5 dB too low.
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import numpy as np
