@@ -72,7 +72,6 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    process.keep_freed_memory()
     from realtime.capture import CaptureError
     from realtime.model import EmotionModel, ModelError
     from realtime.replay import expand_paths
