@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from realtime.model import EmotionModel
 from realtime.pipeline import Pipeline
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
@@ -133,3 +134,19 @@ class FileReplay:
                 p.results.put(FileFailed(str(path), f"decoding stopped after {fed / rate:.2f} s ({reason})"))
             finally:
                 p.end_source()
+
+
+def replay_files(model: EmotionModel, files: list[Path], speed: float = 0.0, timeout: float = 120.0) -> list:
+    """Replay ``files`` through a fresh pipeline to their end (batch mode at ``speed`` 0) and return
+    everything it emitted, in order: results, speech states, failed files. The live path, for the
+    evaluation and the tests."""
+    pipe = Pipeline(model, batch=speed == 0)
+    pipe.start()
+    replay = FileReplay(pipe, files, speed)
+    replay.start()
+    replay.join()
+    pipe.close()
+    items = []
+    while (item := pipe.results.get(timeout=timeout)) is not None:
+        items.append(item)
+    return items

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from realtime.pipeline import Pipeline, SpeechState
-from realtime.replay import FileReplay
+from realtime.replay import replay_files
 from realtime.segmenter import utterances
 from realtime.worker import Result
 from conftest import run_cli as run, join_with_pauses, real_clips
@@ -75,16 +75,7 @@ def test_sources_are_timed_separately_and_never_mixed(tmp_path, default_model):
         x, _ = join_with_pauses(group, seed=i)
         paths.append(tmp_path / f"part{i}.wav")
         sf.write(paths[-1], x, 16000)
-    pipe = Pipeline(default_model, batch=True)
-    pipe.start()
-    replay = FileReplay(pipe, paths, speed=0)
-    replay.start()
-    replay.join()
-    pipe.close()
-    results = []
-    while (item := pipe.results.get(timeout=30)) is not None:
-        if isinstance(item, Result):
-            results.append(item)
+    results = [i for i in replay_files(default_model, paths, speed=0, timeout=30) if isinstance(i, Result)]
     by_source = {p: [r for r in results if r.job.source == str(p)] for p in paths}
     assert [len(v) for v in by_source.values()] == [2, 2]
     for p, rs in by_source.items():
@@ -115,15 +106,7 @@ def test_paced_replay_gives_provisional_results_then_final(tmp_path, default_mod
     audio, _ = sf.read(clip, dtype="float32")
     path = tmp_path / "one.wav"
     sf.write(path, np.concatenate([audio, np.zeros(8000, np.float32)]), 16000)
-    pipe = Pipeline(default_model)
-    pipe.start()
-    replay = FileReplay(pipe, [path], speed=4.0)  # paced: the live path, four times faster
-    replay.start()
-    replay.join()
-    pipe.close()
-    items = []
-    while (item := pipe.results.get(timeout=30)) is not None:
-        items.append(item)
+    items = replay_files(default_model, [path], speed=4.0, timeout=30)  # paced: the live path, four times faster
     kinds = [("final" if i.job.final else "provisional") if isinstance(i, Result) else ("speech" if i.speaking else "silence") for i in items]
     assert kinds[0] == "speech" and "provisional" in kinds and "final" in kinds
     assert kinds.index("provisional") < kinds.index("final")

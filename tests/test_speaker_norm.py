@@ -14,8 +14,7 @@ import soundfile as sf
 from conftest import join_with_pauses, real_clips, run_cli
 from realtime import features
 from realtime.model import EmotionModel, ModelError
-from realtime.pipeline import Pipeline
-from realtime.replay import FileReplay
+from realtime.replay import replay_files
 from realtime.segmenter import SegmenterConfig, speech_span
 from realtime.speaker_norm import METHOD, SpeakerNorm
 from realtime.worker import Job, Result, Worker
@@ -160,16 +159,7 @@ def test_live_pipeline_adapts_per_file_and_provisional_results_do_not_count(norm
         x, _ = join_with_pauses(group, seed=i)
         paths.append(tmp_path / f"part{i}.wav")
         sf.write(paths[-1], x, 16000)
-    pipe = Pipeline(norm_model)
-    pipe.start()
-    replay = FileReplay(pipe, paths, speed=8.0)
-    replay.start()
-    replay.join()
-    pipe.close()
-    results = []
-    while (item := pipe.results.get(timeout=30)) is not None:
-        if isinstance(item, Result):
-            results.append(item)
+    results = [i for i in replay_files(norm_model, paths, speed=8.0, timeout=30) if isinstance(i, Result)]
     finals = {str(p): 0 for p in paths}
     for r in results:
         assert r.probs is not None and r.adapted == finals[r.job.source], (r.job, r.adapted)

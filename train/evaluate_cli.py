@@ -19,7 +19,7 @@ interleaved in one source.
 
 Stream vs clip: the held-out clips of fold 0 (a seeded sample of ``--stream-clips``) are joined, one WAV
 file per speaker in the speaker's arrival order, with 0.8-1.6 s pauses over a white noise floor
-(``--stream-floor`` dBFS), and run through ``realtime.pipeline.Pipeline`` + ``realtime.replay.FileReplay``
+(``--stream-floor`` dBFS), and run through ``realtime.replay.replay_files`` (the live pipeline)
 (what ``ser-live --file ... --speed 0`` does: each file is a source the runtime adapts to chronologically)
 with fold 0's model exported to ONNX with its card. Each clip takes the final utterance that overlaps it
 most; a clip no utterance overlaps counts as wrong. The same model scores the same clips one by one,
@@ -89,8 +89,7 @@ def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, 
     import soundfile as sf
 
     from realtime.model import EmotionModel
-    from realtime.pipeline import Pipeline
-    from realtime.replay import FileReplay
+    from realtime.replay import replay_files
     from realtime.worker import Result
 
     info = dataset.feature_info()
@@ -110,16 +109,8 @@ def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, 
             spans.append(sp)
             samples += x.size
         t0 = time.perf_counter()
-        pipe = Pipeline(EmotionModel(onnx_path), batch=True)
-        pipe.start()
-        replay = FileReplay(pipe, files, speed=0)
-        replay.start()
-        replay.join()
-        pipe.close()
-        results = []
-        while (item := pipe.results.get(timeout=120)) is not None:
-            if isinstance(item, Result) and item.job.final and item.probs is not None:
-                results.append(item)
+        results = [i for i in replay_files(EmotionModel(onnx_path), files, speed=0)
+                   if isinstance(i, Result) and i.job.final and i.probs is not None]
         elapsed = time.perf_counter() - t0
     out = []
     for f, file_spans in zip(files, spans):
