@@ -165,6 +165,17 @@ def child_env() -> dict:
     return env
 
 
+def steal_s() -> float:
+    """CPU time the hypervisor gave to other guests while this machine's CPUs wanted to run, summed
+    over CPUs (``steal`` in /proc/stat); NaN where the kernel does not report it."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = sum(int(line.split()[8]) for line in f if line.startswith("cpu") and not line.startswith("cpu "))
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return math.nan
+
+
 def log(message: str) -> None:
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
     sys.stderr.flush()
@@ -336,7 +347,7 @@ def bench_latency(model, stream: Path, speed: float) -> dict:
         sys.stdout = saved
     wall = time.monotonic() - t0
 
-    frame, pad = config.frame_ms * SR // 1000, config.pad_ms * SR // 1000
+    pad = config.pad_ms * SR // 1000
     ends = {}
     for entered, before, after, events in calls:
         for e in events:
@@ -372,6 +383,8 @@ def bench_latency(model, stream: Path, speed: float) -> dict:
         "end_to_ready_ms": stats(total),
         "hangover_wait_ms": stats(hang),
         "processing_ms": stats(proc),
+        "features_ahead": sum(r.ahead for r in results if r.job.final),
+        "finals": sum(r.job.final for r in results),
         "features_ms": stats(feat),
         "inference_ms": stats(inf),
         "end_to_screen_ms": stats(screen),
@@ -682,8 +695,9 @@ def figures(r: dict) -> list[Figure]:
     out.append(Figure("hangover_wait", "  of which hangover wait (p95)", t["p95"], "ms",
                       note=f"p50 {t['median']:.1f} ms, hangover {lat['expected_hangover_wait_ms']:g} ms of audio"))
     t = lat["processing_ms"]
-    out.append(Figure("processing", "  of which queue + features + inference (p95)", t["p95"], "ms",
-                      note=f"p50 {t['median']:.2f} ms"))
+    out.append(Figure("processing", "  of which work left after the end: queue + features + inference (p95)", t["p95"], "ms",
+                      note=f"p50 {t['median']:.2f} ms; features of {lat['features_ahead']}/{lat['finals']} utterances "
+                           f"extracted during the hangover"))
     tp = r["throughput"]
     out.append(Figure("replay_throughput", "replay throughput --speed 0" + (" (taskset one core)" if tp["one_core"] else ""),
                       tp["x_real_time"], "x real time", ">= 500x", tp["x_real_time"] >= 500,
@@ -726,7 +740,9 @@ def figures(r: dict) -> list[Figure]:
 
 def table(figs: list[Figure], meta: dict) -> str:
     lines = [f"ser-live benchmarks — {meta['date']} — {meta['machine']}" + (" — QUICK (not meaningful)" if meta["quick"] else ""),
-             f"load average at start {meta['load_start']}, at end {meta['load_end']}", "",
+             f"load average at start {meta['load_start']}, at end {meta['load_end']}",
+             "CPU time taken by the hypervisor (steal, % of the machine's CPU time) during each step: "
+             + ", ".join(f"{k} {v['steal_percent']:.1f}%" for k, v in meta["steps"].items()), "",
              "| figure | value | target | met | notes |", "|---|---:|---|---|---|"]
     for f in figs:
         met = "" if f.met is None else ("yes" if f.met else "**NO**")
@@ -780,34 +796,43 @@ def run(settings: Settings, quick: bool) -> tuple[dict, list[Figure], dict]:
     utts = {s: utterances(clips, spans, s) for s in (1.0, 3.0, 8.0)}
     r: dict = {"clips": len(clips)}
     rng = np.random.default_rng(0)
+    meta["steps"] = {}
+
+    def step(key: str, fn, *args):
+        """r[key] = fn(*args), with the step's wall time and the hypervisor's steal over it in meta."""
+        t0, s0 = time.monotonic(), steal_s()
+        r[key] = fn(*args)
+        wall = time.monotonic() - t0
+        meta["steps"][key] = {"wall_s": wall, "steal_percent": 100.0 * (steal_s() - s0) / (wall * (os.cpu_count() or 1))}
+
     with tempfile.TemporaryDirectory(prefix="ser-bench-") as tmp:
         tmp = Path(tmp)
         log(f"features + inference, {len(clips)} clips x {settings.repeats}")
-        r["features"] = on_worker_thread(bench_features, model, utts, settings.repeats)
+        step("features", on_worker_thread, bench_features, model, utts, settings.repeats)
         log("the librosa way")
-        r["librosa"] = on_worker_thread(bench_librosa, utts)
+        step("librosa", on_worker_thread, bench_librosa, utts)
 
         latency_stream = write(tmp / "latency.flac", join_with_pauses(clips[:: max(1, len(clips) // settings.latency_clips)][: settings.latency_clips], None, rng))
         log(f"latency: paced replay at {settings.latency_speed:g}x of {sf.info(str(latency_stream)).duration:.0f} s")
-        r["latency"] = bench_latency(model, latency_stream, settings.latency_speed)
+        step("latency", bench_latency, model, latency_stream, settings.latency_speed)
 
         long_stream = write(tmp / "long.flac", join_with_pauses(clips, settings.throughput_minutes * 60, rng))
         log(f"throughput: --speed 0 over {sf.info(str(long_stream)).duration / 60:.1f} min")
-        r["throughput"] = bench_throughput(long_stream)
+        step("throughput", bench_throughput, long_stream)
 
         n = settings.cpu_seconds + settings.cpu_warmup + 10.0
         silent = write(tmp / "silent.flac", noise_floor(n, rng))
         speech = write(tmp / "speech.flac", join_with_pauses(clips, n, rng))
         log(f"CPU while listening: {settings.cpu_seconds:g} s silent, {settings.cpu_seconds:g} s speech")
-        r["cpu_silent"] = bench_cpu(silent, settings.cpu_seconds, settings.cpu_warmup)
-        r["cpu_speech"] = bench_cpu(speech, settings.cpu_seconds, settings.cpu_warmup)
+        step("cpu_silent", bench_cpu, silent, settings.cpu_seconds, settings.cpu_warmup)
+        step("cpu_speech", bench_cpu, speech, settings.cpu_seconds, settings.cpu_warmup)
 
         clip3 = write(tmp / "clip3s.flac", np.concatenate([np.zeros(SR // 5, np.float32), utts[3.0][0][: int(2.6 * SR)], np.zeros(SR // 5, np.float32)]))
         log("start-up")
-        r["startup"] = bench_startup(clip3, settings.startup_runs)
+        step("startup", bench_startup, clip3, settings.startup_runs)
 
         log(f"memory: {settings.memory_hours:g} h of audio at full speed")
-        r["memory"] = bench_memory(long_stream, settings.memory_hours)
+        step("memory", bench_memory, long_stream, settings.memory_hours)
     r["accuracy"] = model_accuracy()
     meta["load_end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     return r, figures(r), meta

@@ -194,9 +194,10 @@ class Pipeline:
                 self.results.put(SpeechState(self._source, e.kind == "start", e.start / SAMPLE_RATE))
                 continue
             final = e.kind == "end"
-            if not final and self.batch:  # nobody watches provisional results in batch scoring
-                continue
-            job = Job(self._source, e.start / SAMPLE_RATE, e.end / SAMPLE_RATE, e.audio, final, now, self._source_id)
+            if not final and self.batch:  # nobody watches provisional results in batch scoring, and
+                continue  # the end follows a pause at once, so extracting ahead gains nothing
+            job = Job(self._source, e.start / SAMPLE_RATE, e.end / SAMPLE_RATE, e.audio, final, now, self._source_id,
+                      ahead=e.kind == "pause")
             self.worker.submit(job, wait=self.batch and final)
             if final:
                 self.results.put(SpeechState(self._source, False, e.end / SAMPLE_RATE))

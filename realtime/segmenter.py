@@ -17,7 +17,7 @@ import numpy as np
 
 from realtime.features import SAMPLE_RATE
 
-EventKind = Literal["start", "update", "end", "discard"]
+EventKind = Literal["start", "update", "pause", "end", "discard"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ class SegmenterConfig:
 @dataclass(frozen=True)
 class SegmentEvent:
     """``start``: speech began; ``update``: provisional audio of the utterance so far;
+    ``pause``: the silence now covers the padding, so this is exactly the ``end`` event's audio if the
+    silence lasts the hangover (the worker can start on it before the end is certain);
     ``end``: a finished utterance; ``discard``: the started span was too short to keep.
 
     ``start``/``end`` are sample indices from the start of the source; ``detected_at`` is the
@@ -84,6 +86,7 @@ class Segmenter:
         self._window = max(1, c.start_window_ms // c.frame_ms)
         self._need = max(1, -(-c.start_voiced_ms // c.frame_ms))
         self._hang = max(1, -(-c.hangover_ms // c.frame_ms))
+        self._pause = max(1, -(-c.pad_ms // c.frame_ms))  # silent frames that cover the padding
         self._min = c.min_utterance_ms * ms
         self._max = int(c.max_utterance_s * SAMPLE_RATE)
         self._every = int(c.provisional_every_s * SAMPLE_RATE)
@@ -189,6 +192,9 @@ class Segmenter:
             if self._silent_frames >= self._hang:
                 self._close(min(self._last_voiced_end + self._pad, pos), "silence", events)
                 return
+            if self._silent_frames == self._pause and self._last_voiced_end - self._first_voiced >= self._min:
+                end = self._last_voiced_end + self._pad
+                events.append(SegmentEvent("pause", self._utt_start, end, pos, self._audio(self._utt_start, end)))
         if pos - self._utt_start >= self._max:
             self._close(pos, "max_length", events)
             if voiced:  # the monologue goes on: the next piece starts right here, no pre-roll

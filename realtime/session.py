@@ -25,6 +25,7 @@ from realtime.worker import Result
 # process exits within 1 s even on a saturated machine.
 STOP_GRACE_SECONDS = 0.3
 STALL_SECONDS = 3.0  # a microphone that delivers nothing this long has gone away
+POLL_SECONDS = 0.05  # the session loop looks at stop requests, the stall watchdog and the view this often
 
 
 @dataclass
@@ -140,6 +141,7 @@ class Session:
             handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         t0 = self._last_audio = time.monotonic()
         deadline = None  # once a stop is requested: classify what is in progress, but not forever
+        wait = POLL_SECONDS
         self.pipeline.start()
         self.view.start()
         try:
@@ -148,7 +150,7 @@ class Session:
                 _err(self._describe_source())
             while True:
                 try:
-                    item = self.pipeline.results.get(timeout=0.05)
+                    item = self.pipeline.results.get(timeout=wait)
                 except queue.Empty:
                     item = ...
                 if item is None or (item is ... and not self.pipeline.alive):
@@ -165,7 +167,7 @@ class Session:
                     self._handle_ready()
                     _err("stopped before every queued utterance was classified")
                     break
-                self.view.tick(self._status())
+                wait = min(POLL_SECONDS, self.view.tick(self._status()))
         except KeyboardInterrupt:
             pass
         finally:

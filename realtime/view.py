@@ -109,8 +109,9 @@ class LineView:
             )
         self.out.flush()
 
-    def tick(self, status: Status) -> None:
-        pass
+    def tick(self, status: Status) -> float:
+        """Take the pipeline's state; return how soon (s) the view wants the next tick at the latest."""
+        return math.inf
 
 
 class JsonView(LineView):
@@ -144,7 +145,8 @@ class LiveView:
     Drawing is the costly part of listening (rich lays out and writes the whole panel), so it is
     economical: plain text lines instead of rich tables, a redraw right away (at most ``fps`` times
     a second) when a result or a speech state arrives, and otherwise at most ``status_fps`` times
-    a second, only when something it shows has changed (level meter, clock, counters).
+    a second, only when something it shows has changed (level meter, clock, counters). A status
+    redraw never delays a result's.
     """
 
     def __init__(self, stats: SessionStats, console: Console | None = None, history: int = 8, fps: float = 30.0,
@@ -159,6 +161,7 @@ class LiveView:
         self._period = 1.0 / fps
         self._status_period = 1.0 / status_fps
         self._last_draw = 0.0
+        self._last_urgent = 0.0  # the last draw for a result or speech state: only these are held to ``fps``
         self._dirty = True
         self._shown: tuple | None = None  # what the status part showed at the last draw
         self._results_text: tuple[Text, Text] | None = None  # the parts that change only with results
@@ -192,15 +195,20 @@ class LiveView:
         return (st.source, int(st.source_seconds), _meter_cells(level), round(level), st.speaking, st.overflows,
                 st.dropped_blocks, st.dropped_final, st.pending)
 
-    def tick(self, status: Status) -> None:
-        """Redraw now if a result or speech state is waiting, else at most ``status_fps`` a second."""
+    def tick(self, status: Status) -> float:
+        """Redraw now if a result or speech state is waiting, else at most ``status_fps`` a second;
+        a result that came too soon after the last draw asks for a tick when it may be drawn."""
         self.status = status
-        since = time.monotonic() - self._last_draw
+        now = time.monotonic()
         if self._dirty:
-            if since >= self._period:
-                self._draw()
-        elif since >= self._status_period and self._signature(status) != self._shown:
+            since = now - self._last_urgent
+            if since < self._period:
+                return self._period - since
             self._draw()
+            self._last_urgent = self._last_draw
+        elif now - self._last_draw >= self._status_period and self._signature(status) != self._shown:
+            self._draw()
+        return math.inf
 
     def _draw(self) -> None:
         self._live.update(self._render(), refresh=True)

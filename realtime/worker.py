@@ -25,6 +25,11 @@ class Job:
     final: bool
     detected: float  # time.monotonic() when the segmenter emitted it
     source_id: int = 0  # a new number for every source the pipeline begins: the speaker normaliser restarts
+    ahead: bool = False  # the audio of a pause: extract its features now, for the final job of the same span
+
+    @property
+    def span(self) -> tuple[int, float, float]:
+        return self.source_id, self.start_s, self.end_s
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Result:
     wall_time: float = 0.0  # time.time() at the same moment
     cpu_ms: float = 0.0  # CPU time of the worker thread for features + inference
     adapted: int | None = None  # earlier final utterances of this source the normaliser had; None: model without one
+    ahead: bool = False  # features were extracted during the hangover (feature_ms and cpu_ms include that work)
 
     @property
     def latency_ms(self) -> float:
@@ -51,6 +57,10 @@ class Worker:
     ``submit(job, wait=False)`` never blocks: when the queue is full the job is dropped and
     counted (live sources must not stall). ``wait=True`` is for batch replay, which must not drop.
 
+    An ``ahead`` job (speech paused for the padding, but the hangover has not yet ended the utterance)
+    produces no result: its feature vector is kept, and the final job of the same span, arriving a
+    hangover later, only normalises and classifies it. Speech that resumes makes it wasted work.
+
     With a model that carries a speaker normaliser the worker keeps one state for the current source:
     every job is normalised with it (plus its own vector); only a classified final utterance updates it.
     """
@@ -63,6 +73,7 @@ class Worker:
         self.dropped_provisional = 0
         self._norm_state: SourceState | None = None
         self._norm_source = -1
+        self._ahead: tuple[tuple, np.ndarray, float, float] | None = None  # span, vector, ms, CPU ms
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="ser-worker", daemon=True)
 
@@ -89,7 +100,7 @@ class Worker:
         except queue.Full:
             if job.final:
                 self.dropped_final += 1
-            else:
+            elif not job.ahead:  # a lost ahead job only means the final job extracts itself
                 self.dropped_provisional += 1
             return False
 
@@ -109,7 +120,10 @@ class Worker:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            if job.final or not self._closing:
+            if job.ahead:
+                if not self._closing:
+                    self.extract_ahead(job)
+            elif job.final or not self._closing:
                 self.results.put(self.classify(job))
         self.results.put(None)
 
@@ -121,12 +135,29 @@ class Worker:
             self._norm_state, self._norm_source = self.model.speaker_norm.state(), job.source_id
         return self._norm_state
 
+    def extract_ahead(self, job: Job) -> None:
+        """Extract the features of an ``ahead`` job and keep them for the final job of its span."""
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            vector = features.extract(job.audio)
+        except Exception:  # the final job extracts again and reports the error
+            self._ahead = None
+            return
+        self._ahead = (job.span, vector, (time.perf_counter() - t0) * 1e3, (time.thread_time() - c0) * 1e3)
+
     def classify(self, job: Job) -> Result:
         t0, c0 = time.perf_counter(), time.thread_time()
         state = self._state(job)
         adapted = None if state is None else state.n
+        vector, ahead_ms, ahead_cpu = None, 0.0, 0.0
+        if job.final:
+            kept, self._ahead = self._ahead, None
+            if kept is not None and kept[0] == job.span:
+                _, vector, ahead_ms, ahead_cpu = kept
+        early = vector is not None
         try:
-            vector = features.extract(job.audio)
+            if vector is None:
+                vector = features.extract(job.audio)
             x = vector if state is None else state.apply(vector)
             t1 = time.perf_counter()
             probs = self.model.predict(x)
@@ -136,5 +167,6 @@ class Worker:
                           adapted=adapted)
         if state is not None and job.final:
             state.update(vector)
-        cpu = (time.thread_time() - c0) * 1e3
-        return Result(job, probs, "", (t1 - t0) * 1e3, (t2 - t1) * 1e3, time.monotonic(), time.time(), cpu, adapted)
+        cpu = (time.thread_time() - c0) * 1e3 + ahead_cpu
+        return Result(job, probs, "", (t1 - t0) * 1e3 + ahead_ms, (t2 - t1) * 1e3, time.monotonic(), time.time(), cpu,
+                      adapted, early)

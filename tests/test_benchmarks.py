@@ -32,6 +32,10 @@ def test_quick_benchmark_emits_every_figure(tmp_path):
     d = doc["details"]
     assert d["clips"] >= 12
     assert d["latency"]["utterances"] >= 3  # end-of-speech latency measured on real utterances
+    assert d["latency"]["features_ahead"] >= d["latency"]["utterances"]  # live: features extracted in the hangover
+    steps = doc["meta"]["steps"]  # the hypervisor's share of each step, so a noisy run shows
+    assert set(steps) == {"features", "librosa", "latency", "throughput", "cpu_silent", "cpu_speech", "startup", "memory"}
+    assert all(v["wall_s"] > 0 and v["steal_percent"] >= 0 for v in steps.values())
     assert d["throughput"]["exit_code"] == 0 and d["throughput"]["utterances"] > 0
     assert d["memory"]["exit_code"] == 0
     # correctness, not timing: each copy of the long session logs exactly the offline utterances

@@ -10,7 +10,8 @@ import soundfile as sf
 from realtime.pipeline import Pipeline, SpeechState
 from realtime.replay import replay_files
 from realtime.segmenter import utterances
-from realtime.worker import Result
+from realtime import features
+from realtime.worker import Job, Result, Worker
 from conftest import run_cli as run, join_with_pauses, real_clips
 
 
@@ -111,6 +112,38 @@ def test_paced_replay_gives_provisional_results_then_final(tmp_path, default_mod
     assert kinds[0] == "speech" and "provisional" in kinds and "final" in kinds
     assert kinds.index("provisional") < kinds.index("final")
     assert all(isinstance(i, SpeechState) or i.probs is not None for i in items)
+
+
+def test_live_finals_use_features_extracted_during_the_hangover(stream, default_model):
+    """Paced replay extracts each utterance's features at the pause, before the hangover ends it;
+    the results equal batch replay's, which extracts at the end."""
+    path, spans = stream
+    paced = [i for i in replay_files(default_model, [path], speed=8.0, timeout=60) if isinstance(i, Result) and i.job.final]
+    batch = [i for i in replay_files(default_model, [path], speed=0, timeout=60) if isinstance(i, Result)]
+    assert len(paced) == len(batch) >= len(spans)
+    assert all(r.ahead for r in paced) and not any(r.ahead for r in batch)
+    for a, b in zip(paced, batch):
+        assert (a.job.start_s, a.job.end_s) == (b.job.start_s, b.job.end_s)
+        np.testing.assert_array_equal(a.probs, b.probs)
+        assert a.feature_ms > a.inference_ms  # the reported cost includes the work done ahead
+
+
+def test_worker_reuses_ahead_features_only_for_the_same_span(default_model, monkeypatch):
+    audio = sf.read(real_clips(1, 0)[0], dtype="float32")[0]
+    calls = []
+    extract = features.extract
+    monkeypatch.setattr(features, "extract", lambda x: calls.append(x.size) or extract(x))
+    w = Worker(default_model, None)
+    w.extract_ahead(Job("a", 0.0, 2.0, audio, False, 0.0, 1, ahead=True))
+    same = w.classify(Job("a", 0.0, 2.0, audio, True, 0.0, 1))
+    assert len(calls) == 1 and same.ahead
+    w.extract_ahead(Job("b", 0.0, 2.0, audio, False, 0.0, 2, ahead=True))  # speech resumed: a longer span ends
+    longer = w.classify(Job("b", 0.0, 2.5, audio, True, 0.0, 2))
+    assert len(calls) == 3 and not longer.ahead
+    np.testing.assert_array_equal(same.probs, longer.probs)  # same audio, fresh source: only the span key differs
+    w.extract_ahead(Job("b", 3.0, 5.0, audio, False, 0.0, 2, ahead=True))
+    first, again = (w.classify(Job("b", 3.0, 5.0, audio, True, 0.0, 2)) for _ in range(2))
+    assert len(calls) == 5 and first.ahead and not again.ahead  # an ahead vector serves one final only
 
 
 def test_json_output(stream, capsys):

@@ -31,7 +31,7 @@ def test_synthetic_bursts_give_start_and_end_events_with_padding():
     cfg = SegmenterConfig()
     events = _feed(Segmenter(cfg), x, 333)  # odd block size: frames straddle calls
     kinds = [e.kind for e in events if e.kind != "update"]
-    assert kinds == ["start", "end", "start", "end"]
+    assert kinds == ["start", "pause", "end", "start", "pause", "end"]
     ends = [e for e in events if e.kind == "end"]
     pad = cfg.pad_ms / 1000
     for e, (s, t) in zip(ends, [(1.0, 2.0), (3.5, 5.0)]):
@@ -46,9 +46,25 @@ def test_synthetic_bursts_give_start_and_end_events_with_padding():
 def test_short_blip_is_discarded_and_pause_shorter_than_hangover_does_not_split():
     x = _tone_bursts([(0.5, 0.62), (2.0, 3.0), (3.15, 4.0)], 5.0)
     events = _feed(Segmenter(SegmenterConfig(min_utterance_ms=250, hangover_ms=300)), x, 480)
-    assert [e.kind for e in events if e.kind != "update"] == ["start", "discard", "start", "end"]
+    assert [e.kind for e in events if e.kind != "update"] == ["start", "discard", "start", "pause", "end"]
     end = [e for e in events if e.kind == "end"][0]
     assert end.start / SR < 2.0 and end.end / SR > 4.0
+
+
+def test_pause_carries_the_end_audio_one_hangover_early_and_may_be_taken_back():
+    # a gap of 0.38 s: webrtcvad holds on ~0.13 s, so ~0.25 s of silence: longer than the padding
+    # (a pause), shorter than the hangover (no end)
+    x = _tone_bursts([(0.5, 1.5), (1.88, 2.5), (4.0, 5.0)], 6.5)
+    cfg = SegmenterConfig(pad_ms=200, hangover_ms=300)
+    events = [e for e in _feed(Segmenter(cfg), x, 333) if e.kind != "update"]
+    assert [e.kind for e in events] == ["start", "pause", "pause", "end", "start", "pause", "end"]
+    taken_back, (pause, end) = events[1], (events[2], events[3])
+    assert taken_back.start == pause.start and taken_back.end < 1.88 * SR < pause.end  # speech resumed after it
+    assert (pause.start, pause.end) == (end.start, end.end)
+    assert np.array_equal(pause.audio, end.audio)
+    # the padding is covered: the pause is known (hangover - padding) rounded to frames earlier
+    assert pause.detected_at >= pause.end
+    assert (end.detected_at - pause.detected_at) / SR == pytest.approx(0.09, abs=0.001)
 
 
 def test_long_monologue_is_cut_at_max_length_and_continues():

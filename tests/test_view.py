@@ -1,0 +1,69 @@
+"""The live view's redraw policy: results drawn at once, status redraws rationed."""
+
+import io
+import math
+import time
+
+import numpy as np
+from rich.console import Console
+
+from realtime.stats import SessionStats
+from realtime.view import LiveView, Status
+from realtime.worker import Job, Result
+
+LABELS = ["neutral", "happy", "sad", "angry"]
+
+
+def _view(fps: float = 30.0, status_fps: float = 2.0) -> tuple[LiveView, io.StringIO]:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100, height=40)
+    return LiveView(SessionStats(LABELS), console, fps=fps, status_fps=status_fps), out
+
+
+def _status(level_db: float = -30.0) -> Status:
+    return Status("mic", 12.0, level_db, True, 0, 0, 0, 0, 0)
+
+
+def _result(label: int, final: bool = True) -> Result:
+    probs = np.full(len(LABELS), 0.1, np.float32)
+    probs[label] = 0.7
+    now = time.monotonic()
+    return Result(Job("mic", 1.0, 2.0, np.zeros(1, np.float32), final, now), probs, ready=now, wall_time=time.time())
+
+
+def test_result_is_drawn_at_once_even_right_after_a_status_redraw():
+    view, out = _view()
+    view.start()
+    time.sleep(0.6)
+    assert view.tick(_status(-30.0)) == math.inf  # the level changed: a status redraw, now
+    drawn = out.tell()
+    view.result(_result(3))
+    assert view.tick(_status(-30.0)) == math.inf
+    assert out.tell() > drawn and "ANGRY" in out.getvalue()[drawn:]
+
+
+def test_results_faster_than_fps_wait_and_say_how_long():
+    view, out = _view(fps=10.0)
+    view.start()
+    view.result(_result(1))
+    view.tick(_status())
+    drawn = out.tell()
+    view.result(_result(2))
+    wait = view.tick(_status())
+    assert 0.0 < wait <= 0.1 and out.tell() == drawn  # not drawn yet: the caller is told when to come back
+    time.sleep(wait)
+    assert view.tick(_status()) == math.inf and "SAD" in out.getvalue()[drawn:]
+
+
+def test_unchanged_status_is_not_redrawn():
+    view, out = _view(status_fps=100.0)
+    view.start()
+    view.tick(_status(-30.0))
+    time.sleep(0.02)
+    view.tick(_status(-30.0))
+    drawn = out.tell()
+    time.sleep(0.02)
+    view.tick(_status(-30.0))
+    assert out.tell() == drawn
+    view.tick(_status(-5.0))
+    assert out.tell() > drawn
