@@ -12,15 +12,8 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from realtime.arguments import EXIT_USAGE, OneLineParser  # noqa: E402
 from realtime.segmenter import SegmenterConfig  # noqa: E402
-
-EXIT_USAGE = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + message
-        sys.stderr.write(f"ser-live: {message} (see ser-live --help)\n")
-        sys.exit(EXIT_USAGE)
 
 
 def _non_negative(text: str) -> float:
@@ -41,7 +34,7 @@ def _positive(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="ser-live",
         description="Real-time speech emotion recognition from the microphone or from audio files.",
     )

@@ -171,14 +171,16 @@ class Session:
         except KeyboardInterrupt:
             pass
         finally:
-            for sig, previous in handlers.items():
-                signal.signal(sig, previous)
+            for sig in handlers:  # what is computed gets logged and summed up, whatever is pressed now
+                signal.signal(sig, signal.SIG_IGN)
             self.view.stop()
             if self.opts.log is not None:
                 self.opts.log.close()
         out = sys.stderr if self.opts.view == "json" else sys.stdout
         out.write(summary_text(self.stats, self._status(), self.files_failed, time.monotonic() - t0) + "\n")
         out.flush()
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
         if self._stop_reason == "input device stopped":
             _err("the input device stopped delivering audio; the log is complete up to that point")
             return 1

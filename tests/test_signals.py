@@ -107,3 +107,25 @@ def test_random_signals_during_microphone_capture(vmic_env, tmp_path):
         problems.append(_check(i, proc.returncode, out, err, log))
     assert not [p for p in problems if p], "\n".join(p for p in problems if p)
     assert max(elapsed) <= 1.0, sorted(round(t, 3) for t in elapsed)
+
+
+def test_ctrl_c_pressed_repeatedly_never_prints_a_traceback(stream, tmp_path):
+    """Impatient users press Ctrl-C several times: the first stops, the second stops at once, later
+    ones (during the final flush and summary) are ignored; the log is still complete."""
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    problems = []
+    for i in range(12):
+        rng = random.Random(2000 + i)
+        log = tmp_path / f"burst{i}.csv"
+        proc = subprocess.Popen(SER_LIVE + ["--file", str(stream), "--speed", "8", "--plain", "--log", str(log)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc.stderr.readline()
+        time.sleep(rng.uniform(0.2, 2.0))
+        for _ in range(rng.randint(3, 6)):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(rng.uniform(0.0, 0.03))
+            if proc.poll() is not None:
+                break
+        out, err = proc.communicate(timeout=10)
+        problems.append(_check(i, proc.returncode, out, err, log))
+    assert not [p for p in problems if p], "\n".join(p for p in problems if p)

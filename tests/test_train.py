@@ -279,6 +279,22 @@ def test_bad_input_one_line_exit_2(case, small_data, tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.parametrize("module, args", [
+    ("train.cli", ["--folds", "x"]),
+    ("train.cli", ["--folds", "0"]),
+    ("train.cli", ["--out", "m.onnx"]),  # --data missing
+    ("train.evaluate_cli", ["--data", "d", "--folds", "two"]),
+])
+def test_argument_errors_are_one_line(module, args, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(module).main(args)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "usage:" not in err, err
+    assert err.startswith(("ser-train: ", "ser-evaluate: ")) and "--help" in err
+
+
 def test_console_script_error_has_no_traceback(tmp_path):
     exe = Path(sys.executable).with_name("ser-train")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "train.cli"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.arguments import OneLineParser
 from train import augment
 from train import corpora as corp
 from train.model import BALANCING, Hyperparameters
@@ -55,7 +56,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     d = Hyperparameters()
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="ser-train",
         description="Train the ser-live speech emotion model (StandardScaler + MLP) and export it to ONNX "
         "with a JSON card, speaker-independent metrics, a markdown report and a confusion-matrix PNG.",

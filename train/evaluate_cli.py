@@ -1,7 +1,7 @@
 """The issue-6 evaluation in one run: speaker-grouped CV per corpus, cross-corpus, robustness
 conditions on the held-out folds, calibration, and stream-vs-clip through the real runtime path.
 
-    python -m train.evaluate_cli --data ../shared/data/ravdess ../shared/data/crema-d --out reports/evaluation
+    ser-evaluate --data ../shared/data/ravdess ../shared/data/crema-d --out reports/evaluation
 
 writes ``reports/evaluation.json`` and ``reports/evaluation.md`` and prints the markdown. Uses the same
 recipe and defaults as ``ser-train`` (features, ``--augment``, MLP hyperparameters, seed) and the same
@@ -28,7 +28,6 @@ normalised per speaker in the same order.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.arguments import OneLineParser
 from realtime.speaker_norm import SpeakerNorm
 from train import augment, corpora as corp, dataset, evaluate, export
 from train.cli import DEFAULT_AUGMENT, DEFAULT_NORM_PRIOR, DEFAULT_SPEAKER_NORM
@@ -279,7 +279,7 @@ def render(r: dict) -> str:
         + (f"causal (running mean per speaker, prior {rec['norm_prior']:g} clips, mean from the training folds only)"
            if rec.get("speaker_norm") == "causal" else "none")
         + f", {rec['folds']}-fold CV grouped by speaker (seed {rec['seed']}). Produced by "
-        "`python -m train.evaluate_cli --data ../shared/data/ravdess ../shared/data/crema-d --out reports/evaluation`.",
+        "`ser-evaluate --data ../shared/data/ravdess ../shared/data/crema-d --out reports/evaluation`.",
         "",
         "| target | measured | goal | |",
         "|---|---:|---:|---|",
@@ -344,7 +344,7 @@ def render(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.evaluate_cli", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="ser-evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", nargs="+", type=Path, required=True)
     p.add_argument("--out", type=Path, default=Path("reports/evaluation"), help="writes OUT.json and OUT.md")
     p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT)
