@@ -76,13 +76,44 @@ def test_running_mean_formula_and_state():
     assert np.abs(shifted[-1] - out[-1]).max() == pytest.approx(10.0 * 3 / (3 + len(rows)), rel=1e-5)
 
 
+def test_memory_weights_recent_utterances_and_saturates():
+    rng = np.random.default_rng(1)
+    mu, rows = rng.normal(size=5), rng.normal(size=(40, 5))
+    norm = SpeakerNorm(mu, 3.0, memory=8.0)
+    out, keep = norm.sequence(rows), 1.0 - 1.0 / 8.0
+    for n in range(len(rows)):
+        w = keep ** np.arange(n - 1, -1, -1)  # weights of rows 0..n-1 when row n arrives
+        expected = rows[n] - (3 * mu + w @ rows[:n] + rows[n]) / (3 + w.sum() + 1) + mu
+        np.testing.assert_allclose(out[n], expected, rtol=1e-5, atol=1e-6)
+    st = norm.state()
+    for x in rows:
+        st.update(x)
+    assert st.n == 40 and st.weight == pytest.approx(8.0 * (1 - keep**40))
+
+
+def test_a_new_speaker_in_the_same_source_is_learned_with_memory_not_without():
+    """A microphone handed on after 200 utterances of speaker a (offset -2): 60 utterances later, the
+    new speaker b's (offset +2) vectors are nearly normalised (0 when fully adapted) only when the
+    running mean forgets; never forgetting, b still looks like +3 (more than b's own offset)."""
+    mu, a, b = np.zeros(3), np.full(3, -2.0), np.full(3, 2.0)
+    rows = np.concatenate([np.tile(a, (200, 1)), np.tile(b, (60, 1))])
+    forgets = SpeakerNorm(mu, 3.0, memory=30.0).sequence(rows)[-1]
+    never = SpeakerNorm(mu, 3.0).sequence(rows)[-1]
+    assert np.abs(forgets).max() < 1.0 and np.abs(never).min() > 2.5
+
+
 def test_card_round_trip(tmp_path, default_model, clips):
     mean = clips[2].astype(np.float64).mean(axis=0)
     field = SpeakerNorm(mean, 3.0).to_card()
     assert field["method"] == METHOD and field["prior_clips"] == 3 and len(field["mean"]) == features.FEATURE_SIZE
+    assert "memory_clips" not in field  # never forgets: the field of earlier models, read the same way
     model = EmotionModel(_model_with(tmp_path, default_model, json.loads(json.dumps(field))))
     np.testing.assert_array_equal(model.speaker_norm.mean, mean)  # exact through JSON
-    assert model.speaker_norm.prior == 3.0
+    assert model.speaker_norm.prior == 3.0 and model.speaker_norm.memory is None
+    field = SpeakerNorm(mean, 3.0, 30.0).to_card()
+    assert field["memory_clips"] == 30
+    model = EmotionModel(_model_with(tmp_path, default_model, json.loads(json.dumps(field))))
+    assert model.speaker_norm.memory == 30.0
 
 
 @pytest.mark.parametrize(
@@ -96,6 +127,8 @@ def test_card_round_trip(tmp_path, default_model, clips):
         ({"method": METHOD, "prior_clips": 3, "mean": [0.0] * (features.FEATURE_SIZE - 1) + ["x"]}, "not finite numbers"),
         ({"method": METHOD, "prior_clips": -1, "mean": [0.0] * features.FEATURE_SIZE}, "prior_clips"),
         ({"method": METHOD, "prior_clips": "3", "mean": [0.0] * features.FEATURE_SIZE}, "prior_clips"),
+        ({"method": METHOD, "prior_clips": 3, "memory_clips": 0.5, "mean": [0.0] * features.FEATURE_SIZE}, "memory_clips"),
+        ({"method": METHOD, "prior_clips": 3, "memory_clips": "30", "mean": [0.0] * features.FEATURE_SIZE}, "memory_clips"),
         ("causal", "not an object"),
     ],
 )

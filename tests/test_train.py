@@ -415,3 +415,19 @@ def test_temperature_scaling_inside_the_model(feats):
     t = evaluate.fit_temperature(proba, y_idx)
     assert t > 1.5
     assert evaluate.expected_calibration_error(evaluate._soften(proba, t), y_idx) < 0.5 * evaluate.expected_calibration_error(proba, y_idx)
+
+
+def test_switch_sessions_put_every_speaker_second_once_after_a_whole_other_session():
+    from train import evaluate_cli
+
+    groups = np.array(["a"] * 4 + ["b"] * 3 + ["c"] * 2 + ["x"] * 3 + ["y"] * 2)
+    corpus = np.array(["R"] * 9 + ["C"] * 5)
+    rank = np.array([2, 0, 3, 1, 1, 0, 2, 0, 1, 0, 1, 2, 1, 0])
+    idx = np.arange(len(groups))
+    pairs = evaluate_cli._switch_sessions(groups, corpus, idx, rank, seed=3)
+    assert sorted(groups[second[0]] for _, second in pairs) == ["a", "b", "c", "x", "y"]
+    for first, second in pairs:
+        assert len(set(groups[first])) == len(set(groups[second])) == 1 and groups[first[0]] != groups[second[0]]
+        assert corpus[first[0]] == corpus[second[0]]
+        assert set(first) == set(np.flatnonzero(groups == groups[first[0]]))  # the whole session ...
+        assert list(rank[first]) == sorted(rank[first]) and list(rank[second]) == sorted(rank[second])  # ... in arrival order

@@ -26,6 +26,9 @@ DEFAULT_AUGMENT = 1
 #: causal per-speaker normalisation (``--speaker-norm``, ``--norm-prior``); see reports/ablation.md
 DEFAULT_SPEAKER_NORM = "causal"
 DEFAULT_NORM_PRIOR = 3.0
+#: the running mean weights the last ~30 clips (``--norm-memory``): a product choice, not tuned on the folds:
+#: a source whose speaker changes is re-learned within tens of utterances
+DEFAULT_NORM_MEMORY = 30.0
 
 
 class TrainError(Exception):
@@ -86,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "runtime does per source; the card records it")
     p.add_argument("--norm-prior", type=float, default=DEFAULT_NORM_PRIOR, metavar="N",
                    help=f"weight of the training mean in the running mean, in clips (default {DEFAULT_NORM_PRIOR:g})")
+    p.add_argument("--norm-memory", type=float, default=DEFAULT_NORM_MEMORY, metavar="N",
+                   help=f"the running mean forgets older clips, remembering about N (default {DEFAULT_NORM_MEMORY:g}; "
+                   "0 = never forgets)")
     p.add_argument("--hidden", type=_parse_hidden, default=d.hidden, metavar="N[,N...]",
                    help=f"MLP hidden layer sizes (default {','.join(map(str, d.hidden))})")
     p.add_argument("--alpha", type=float, default=d.alpha, help=f"MLP L2 penalty (default {d.alpha:g})")
@@ -126,6 +132,8 @@ def _check_inputs(args) -> tuple[list[Path], Path, tuple[str, ...]]:
         raise TrainError("--augment must be >= 0")
     if not 0 <= args.norm_prior < float("inf"):
         raise TrainError("--norm-prior must be a finite number >= 0")
+    if not (args.norm_memory == 0 or 1 <= args.norm_memory < float("inf")):
+        raise TrainError("--norm-memory must be 0 (never forget) or a finite number >= 1")
     return roots, out, emotions
 
 
@@ -199,7 +207,8 @@ def run(args, console, out_console) -> int:
 
     sn = None  # causal speaker normalisation: every speaker one session, in a seeded arrival order
     if args.speaker_norm == "causal":
-        sn = evaluate.SessionNorm(args.norm_prior, groups, evaluate.arrival_rank(groups, args.seed))
+        sn = evaluate.SessionNorm(args.norm_prior, groups, evaluate.arrival_rank(groups, args.seed),
+                                  memory=args.norm_memory or None)
 
     metrics: dict = {}
     t_eval = 0.0
@@ -262,6 +271,7 @@ def run(args, console, out_console) -> int:
         "speaker_norm": {"method": "none"} if norm is None else {
             "method": norm.to_card()["method"],
             "prior_clips": norm.to_card()["prior_clips"],
+            "memory_clips": norm.to_card().get("memory_clips"),
             "sessions": "each speaker's clips in a random order seeded by (seed, speaker), one session; each augmented "
                         "copy in the same order, cut into short sessions of 1-10 clips (seeded by copy and speaker)",
             "mean": "of the training rows (clean and augmented copies); in CV of the training folds only",

@@ -81,11 +81,12 @@ class SessionNorm:
     groups: np.ndarray
     rank: np.ndarray
     short_sessions: int = 10
+    memory: float | None = None  # the running mean's memory in clips (None: never forgets)
 
     def fit(self, X: np.ndarray, idx: np.ndarray, augmented: Sequence[np.ndarray] = ()) -> SpeakerNorm:
         """The normaliser of a model trained on rows ``idx`` (clean and augmented): their mean."""
         rows = np.concatenate([X[idx]] + [a[idx] for a in augmented]).astype(np.float64)
-        return SpeakerNorm(rows.mean(axis=0), self.prior)
+        return SpeakerNorm(rows.mean(axis=0), self.prior, self.memory)
 
     def apply(self, norm: SpeakerNorm, A: np.ndarray, idx: np.ndarray, split: int = 0) -> np.ndarray:
         """Rows ``idx`` of ``A`` (in that order) normalised, each speaker's rows as one session in arrival

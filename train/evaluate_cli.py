@@ -14,8 +14,9 @@ before ``speech_span`` and ``extract``; the fold models are the ones trained for
 Speaker normalisation (``--speaker-norm causal``, the ser-train default): every fold fits the normaliser's
 mean on its training rows only; each held-out speaker is one session in a seeded arrival order, under every
 condition. "Speaker changes" rescores the same held-out clips as if a source mixed speakers: without any
-adaptation (every clip normalised as the first of its source), and with two speakers of a corpus
-interleaved in one source.
+adaptation (every clip normalised as the first of its source), with two speakers of a corpus
+interleaved in one source, and after another speaker's whole session in the same source (a microphone
+handed on: what ``--norm-memory`` is for).
 
 Stream vs clip: the held-out clips of fold 0 (a seeded sample of ``--stream-clips``) are joined, one WAV
 file per speaker in the speaker's arrival order, with 0.8-1.6 s pauses over a white noise floor
@@ -39,7 +40,7 @@ import numpy as np
 from realtime.arguments import OneLineParser
 from realtime.speaker_norm import SpeakerNorm
 from train import augment, corpora as corp, dataset, evaluate, export
-from train.cli import DEFAULT_AUGMENT, DEFAULT_NORM_PRIOR, DEFAULT_SPEAKER_NORM
+from train.cli import DEFAULT_AUGMENT, DEFAULT_NORM_MEMORY, DEFAULT_NORM_PRIOR, DEFAULT_SPEAKER_NORM
 from train.model import Hyperparameters, fit_model
 
 TARGETS = {
@@ -141,6 +142,21 @@ def _mixed_sessions(groups: np.ndarray, corpus: np.ndarray, idx: np.ndarray, see
     return out
 
 
+def _switch_sessions(groups: np.ndarray, corpus: np.ndarray, idx: np.ndarray, rank: np.ndarray,
+                     seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Held-out clips ``idx`` as sources where one speaker's whole session (arrival order) is followed by
+    another's: (first, second) pairs, same corpus, seeded; every speaker is the second one exactly once."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in sorted(set(corpus[idx])):
+        speakers = rng.permutation(sorted(set(groups[idx][corpus[idx] == c])))
+        sessions = [idx[groups[idx] == s] for s in speakers]
+        sessions = [s[np.argsort(rank[s], kind="stable")] for s in sessions]
+        if len(sessions) > 1:
+            out += [(sessions[k - 1], sessions[k]) for k in range(len(sessions))]
+    return out
+
+
 def _machine() -> dict:
     import datetime
     import os
@@ -171,12 +187,14 @@ def run(args) -> dict:
     corpus = np.array([c.corpus for c in clips])
     names = sorted(set(corpus))
     rank = evaluate.arrival_rank(groups, args.seed)  # each clip's position in its speaker's session
-    sn = evaluate.SessionNorm(args.norm_prior, groups, rank) if args.speaker_norm == "causal" else None
+    sn = evaluate.SessionNorm(args.norm_prior, groups, rank, memory=args.norm_memory or None) \
+        if args.speaker_norm == "causal" else None
 
     # ---- grouped CV, every condition predicted by the same fold models
     t0 = time.perf_counter()
     pred = {k: np.empty(len(y), dtype=object) for k in ["clean", *Xc]}
-    changes = {k: np.empty(len(y), dtype=object) for k in ("unadapted", "two speakers per source")} if sn else {}
+    changes = {k: np.empty(len(y), dtype=object)
+               for k in ("unadapted", "two speakers per source", "after another speaker's session")} if sn else {}
     proba = None
     splits = evaluate.grouped_splits(y, groups, args.folds, args.seed)
     fold0 = None
@@ -195,6 +213,9 @@ def run(args) -> dict:
             changes["unadapted"][te] = model.predict(np.stack([norm.state().apply(x) for x in X[te]]))
             for session in _mixed_sessions(groups, corpus, te, args.seed + k):
                 changes["two speakers per source"][session] = model.predict(norm.sequence(X[session]))
+            for first, second in _switch_sessions(groups, corpus, te, rank, args.seed + k):
+                both = model.predict(norm.sequence(X[np.concatenate([first, second])]))
+                changes["after another speaker's session"][second] = both[first.size:]
         if k == 0:
             fold0 = (model, te, norm)
         print(f"fold {k + 1}/{len(splits)} done", file=sys.stderr, flush=True)
@@ -204,7 +225,7 @@ def run(args) -> dict:
                                "feature_params": {k: v for k, v in dataset.feature_info()["feature_params"].items()
                                                   if k != "names"},
                                "speaker_norm": args.speaker_norm,
-                               **({"norm_prior": args.norm_prior} if sn else {})},
+                               **({"norm_prior": args.norm_prior, "norm_memory": args.norm_memory} if sn else {})},
                     "cv": {}, "by_position": {}, "robustness": {}, "cross_corpus": {}, "calibration": {}}
     if sn is not None:
         result["speaker_changes"] = {}
@@ -276,7 +297,9 @@ def render(r: dict) -> str:
         "",
         f"Feature version {rec['feature_version']}, MLP {rec['hyperparameters']['hidden']} alpha "
         f"{rec['hyperparameters']['alpha']}, augmentation copies {rec['augment']}, speaker normalisation "
-        + (f"causal (running mean per speaker, prior {rec['norm_prior']:g} clips, mean from the training folds only)"
+        + (f"causal (running mean per speaker, prior {rec['norm_prior']:g} clips, "
+           + (f"memory {rec['norm_memory']:g} clips, " if rec.get("norm_memory") else "never forgets, ")
+           + "mean from the training folds only)"
            if rec.get("speaker_norm") == "causal" else "none")
         + f", {rec['folds']}-fold CV grouped by speaker (seed {rec['seed']}). Produced by "
         "`ser-evaluate --data ../shared/data/ravdess ../shared/data/crema-d --out reports/evaluation`.",
@@ -350,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT)
     p.add_argument("--speaker-norm", choices=("none", "causal"), default=DEFAULT_SPEAKER_NORM)
     p.add_argument("--norm-prior", type=float, default=DEFAULT_NORM_PRIOR)
+    p.add_argument("--norm-memory", type=float, default=DEFAULT_NORM_MEMORY, help="0 = never forgets")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2)
