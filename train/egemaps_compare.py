@@ -17,7 +17,6 @@ finds nothing, as ``train.dataset`` does), same folds and classifier as ``train.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
