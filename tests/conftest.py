@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -90,13 +91,17 @@ def vmic_env():
             pytest.fail(f"virtual microphone required here but {reason}")
         pytest.skip(f"virtual microphone unavailable: {reason}")
     script = REPO / "tests" / "vmic" / "vmic.sh"
-    env_file = subprocess.run(["sh", str(script), "start", "16000"], check=True, capture_output=True, text=True).stdout.strip()
-    env = dict(os.environ)
+    # a directory of its own (short: it holds a unix socket), so two test runs never share a server
+    own = dict(os.environ, VMIC_DIR=tempfile.mkdtemp(prefix="ser-vmic-"))
+    env_file = subprocess.run(["sh", str(script), "start", "16000"], check=True, capture_output=True, text=True,
+                              env=own).stdout.strip()
+    env = dict(own)
     for line in Path(env_file).read_text().splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
         env[key] = value
     env["PYTHONPATH"] = str(REPO)
     yield env
-    subprocess.run(["sh", str(script), "stop"], check=False)
+    subprocess.run(["sh", str(script), "stop"], check=False, env=own)
+    shutil.rmtree(own["VMIC_DIR"], ignore_errors=True)
 
 
