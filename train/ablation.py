@@ -114,6 +114,13 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     return res
 
 
+def emit(res: dict, out: Path) -> None:
+    """Print one result as a JSON line and append it to ``out``."""
+    print(json.dumps(res), flush=True)
+    with out.open("a") as f:
+        f.write(json.dumps(res) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.ablation", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", nargs="+", type=Path, required=True)
@@ -128,9 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         res = run_variant(_parse(text), roots, args.cache_dir, args.jobs)
         res["seconds"] = round(time.perf_counter() - t0)
-        print(json.dumps(res), flush=True)
-        with args.out.open("a") as f:
-            f.write(json.dumps(res) + "\n")
+        emit(res, args.out)
     return 0
 
 

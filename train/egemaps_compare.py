@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.arguments import OneLineParser
+from train.ablation import emit
 
 
 def _smile():
@@ -229,14 +230,9 @@ def main(argv=None) -> int:
                    **evaluate_set(sets[s], y, g, co, sn, args.seed,
                                    {t: v[s] for t, v in tests.items()})}
             res["seconds"] = round(time.perf_counter() - t0)
-            print(json.dumps(res), flush=True)
-            with args.out.open("a") as f:
-                f.write(json.dumps(res) + "\n")
+            emit(res, args.out)
     if args.timing:
-        res = {"timing": timing(clips)}
-        print(json.dumps(res), flush=True)
-        with args.out.open("a") as f:
-            f.write(json.dumps(res) + "\n")
+        emit({"timing": timing(clips)}, args.out)
     return 0
 
 
