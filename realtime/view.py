@@ -58,7 +58,7 @@ def _clock(seconds: float) -> str:
 def _latency_line(stats: SessionStats) -> str:
     p50, p95, _ = percentiles(stats.latency_ms)
     return (
-        f"latency end-of-speech→result p50 {_ms(p50)} ms, p95 {_ms(p95)} ms, max {_ms(stats.max_latency_ms if stats.utterances else math.nan)} ms"
+        f"latency end of speech detected→result p50 {_ms(p50)} ms, p95 {_ms(p95)} ms, max {_ms(stats.max_latency_ms if stats.utterances else math.nan)} ms"
         f" | features {_ms(percentiles(stats.feature_ms)[0])} ms, inference {_ms(percentiles(stats.inference_ms)[0])} ms"
     )
 
