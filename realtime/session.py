@@ -48,7 +48,8 @@ def _err(message: str) -> None:
 class Session:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
-        self.stats = SessionStats(opts.model.labels)
+        norm = opts.model.speaker_norm
+        self.stats = SessionStats(opts.model.labels, norm_memory=norm.memory if norm is not None else None)
         batch = opts.files is not None and opts.speed == 0
         self.pipeline = Pipeline(opts.model, opts.segmenter, batch=batch)
         self.files_failed = 0

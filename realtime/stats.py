@@ -35,6 +35,7 @@ class SessionStats:
     adapted: int | None = None  # final utterances the current source's speaker normaliser holds (None: no normaliser)
     adapted_sources: int = 0  # sources the normaliser restarted for
     adapted_max: int = 0  # most final utterances one source's normaliser held
+    norm_memory: float | None = None  # utterances the normaliser's running mean remembers (None: all)
 
     def __post_init__(self) -> None:
         self.latency_ms = collections.deque(maxlen=self.window)

@@ -67,3 +67,13 @@ def test_unchanged_status_is_not_redrawn():
     assert out.tell() == drawn
     view.tick(_status(-5.0))
     assert out.tell() > drawn
+
+
+def test_summary_says_how_much_the_speaker_normaliser_remembers():
+    from realtime.view import summary_text
+
+    for memory, expected in ((30.0, "running mean of about the last 30 utterances per source"), (None, "running mean per source")):
+        stats = SessionStats(LABELS, norm_memory=memory)
+        stats.add(_result(1))
+        stats.add(Result(_result(2).job, _result(2).probs, ready=time.monotonic(), wall_time=time.time(), adapted=0))
+        assert expected in summary_text(stats, _status(), 0, 1.0)
