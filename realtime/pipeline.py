@@ -73,7 +73,7 @@ class Pipeline:
         # live: the queue absorbs bursts instead of dropping; batch: the worker is the bottleneck,
         # so a deeper queue only adds work left to finish when the run is stopped
         self.worker = Worker(model, self.results, max_pending or (2 if batch else 8))
-        self.segmenter = Segmenter(self.config)
+        self.segmenter = Segmenter(self.config, interim=not batch)  # batch scoring uses only the ends
         self._markers: collections.deque[Marker] = collections.deque()
         self._source = ""
         self._source_id = 0  # counts begun sources
@@ -194,8 +194,6 @@ class Pipeline:
                 self.results.put(SpeechState(self._source, e.kind == "start", e.start / SAMPLE_RATE))
                 continue
             final = e.kind == "end"
-            if not final and self.batch:  # nobody watches provisional results in batch scoring, and
-                continue  # the end follows a pause at once, so extracting ahead gains nothing
             job = Job(self._source, e.start / SAMPLE_RATE, e.end / SAMPLE_RATE, e.audio, final, now, self._source_id,
                       ahead=e.kind == "pause")
             self.worker.submit(job, wait=self.batch and final)

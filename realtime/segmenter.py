@@ -77,8 +77,11 @@ class SegmentEvent:
 class Segmenter:
     """Feed float32 mono 16 kHz audio in chunks of any size with :meth:`process`."""
 
-    def __init__(self, config: SegmenterConfig | None = None) -> None:
+    def __init__(self, config: SegmenterConfig | None = None, interim: bool = True) -> None:
+        """``interim=False``: no ``update`` or ``pause`` events (they copy audio only a live listener
+        uses); the other events are the same."""
         self.config = c = config or SegmenterConfig()
+        self.interim = interim
         self._vad = _webrtcvad.create()
         ms = SAMPLE_RATE // 1000
         self._frame = c.frame_ms * ms
@@ -192,7 +195,7 @@ class Segmenter:
             if self._silent_frames >= self._hang:
                 self._close(min(self._last_voiced_end + self._pad, pos), "silence", events)
                 return
-            if self._silent_frames == self._pause and self._last_voiced_end - self._first_voiced >= self._min:
+            if self.interim and self._silent_frames == self._pause and self._last_voiced_end - self._first_voiced >= self._min:
                 end = self._last_voiced_end + self._pad
                 events.append(SegmentEvent("pause", self._utt_start, end, pos, self._audio(self._utt_start, end)))
         if pos - self._utt_start >= self._max:
@@ -201,7 +204,7 @@ class Segmenter:
                 self._begin(pos, pos, events)
                 self._last_voiced_end = pos
             return
-        if pos >= self._next_update:
+        if self.interim and pos >= self._next_update:
             start = max(self._utt_start, pos - self._prov)
             events.append(SegmentEvent("update", self._utt_start, pos, pos, self._audio(start, pos)))
             self._next_update = pos + self._every
@@ -236,7 +239,7 @@ class Segmenter:
 
 def utterances(audio: np.ndarray, config: SegmenterConfig | None = None) -> list[SegmentEvent]:
     """All finished utterances of a whole clip (``end`` events), as the live path finds them."""
-    seg = Segmenter(config)
+    seg = Segmenter(config, interim=False)
     tail = np.zeros(seg._frame * seg._hang, np.float32)  # trailing silence lets the hangover end it
     events = seg.process(np.asarray(audio, np.float32)) + seg.process(tail) + seg.flush()
     return [e for e in events if e.kind == "end"]

@@ -67,6 +67,17 @@ def test_pause_carries_the_end_audio_one_hangover_early_and_may_be_taken_back():
     assert (end.detected_at - pause.detected_at) / SR == pytest.approx(0.09, abs=0.001)
 
 
+def test_without_interim_events_the_other_events_are_the_same():
+    x = _tone_bursts([(0.5, 1.5), (1.88, 4.5), (6.0, 6.1), (7.0, 16.5)], 18.0)
+    live = _feed(Segmenter(SegmenterConfig(max_utterance_s=5.0)), x, 333)
+    batch = _feed(Segmenter(SegmenterConfig(max_utterance_s=5.0), interim=False), x, 333)
+    assert {e.kind for e in live} >= {"update", "pause"}
+    keep = [(e.kind, e.start, e.end, e.detected_at, e.reason) for e in live if e.kind not in ("update", "pause")]
+    assert [(e.kind, e.start, e.end, e.detected_at, e.reason) for e in batch] == keep
+    for a, b in zip([e for e in live if e.kind == "end"], [e for e in batch if e.kind == "end"]):
+        assert np.array_equal(a.audio, b.audio)
+
+
 def test_long_monologue_is_cut_at_max_length_and_continues():
     x = _tone_bursts([(0.5, 12.5)], 13.5)
     events = _feed(Segmenter(SegmenterConfig(max_utterance_s=5.0)), x, 1600)
