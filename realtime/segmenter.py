@@ -2,13 +2,22 @@
 
 Modelled on silero-vad's ``VADIterator``: a small state machine with named parameters
 (hysteresis, padding, hangover, minimum and maximum length). It knows nothing about threads
-or devices; the pipeline feeds it, and the trainer uses :func:`speech_span` to cut clips
+or devices; the pipeline feeds it, and the trainer uses :func:`utterances` to cut clips
 exactly the way the live path cuts speech.
+
+WebRTC VAD's decisions depend on the input level (a quiet voice loses its soft onsets and
+endings, or is not found at all), so the VAD hears the source through an automatic gain: the
+median peak level of the source's last few kept utterances is brought to ``vad_target_dbfs``,
+but never so far that their background rises above ``vad_floor_dbfs`` (the VAD hears loud noise
+as speech). Only what the VAD hears is scaled; the utterance audio is passed on as it came. The
+first utterance of a source is heard as is; the gain moves only when an utterance ends.
 """
 
 from __future__ import annotations
 
 import collections
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -34,6 +43,10 @@ class SegmenterConfig:
     max_utterance_s: float = 8.0  # a longer utterance is cut and classified in pieces
     provisional_every_s: float = 1.0  # while speaking, emit an update this often
     provisional_window_s: float = 3.0  # ... carrying at most this much recent speech
+    vad_target_dbfs: float | None = -20.0  # the VAD hears the source scaled so recent speech peaks sit here (None: as is)
+    vad_floor_dbfs: float = -60.0  # ... but raised no further than lifts their background above this
+    vad_max_gain_db: float = 40.0  # ... and by at most this much either way
+    level_utterances: int = 5  # the median peak of this many recent utterances sets that gain
 
     def __post_init__(self) -> None:
         checks = [
@@ -46,6 +59,8 @@ class SegmenterConfig:
             (self.max_utterance_s * 1000 > self.pad_ms + self.min_utterance_ms, "max_utterance_s is too short"),
             (self.provisional_every_s > 0, "provisional_every_s must be > 0"),
             (self.provisional_window_s > 0, "provisional_window_s must be > 0"),
+            (self.vad_max_gain_db >= 0, "vad_max_gain_db must be >= 0"),
+            (self.level_utterances >= 1, "level_utterances must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -72,6 +87,7 @@ class SegmentEvent:
     detected_at: int
     audio: np.ndarray | None = field(default=None, repr=False)
     reason: str = ""
+    levels: tuple[float, float] = (-math.inf, -math.inf)  # ``end``: its (peak, background) levels, see speech_levels
 
 
 class Segmenter:
@@ -99,11 +115,17 @@ class Segmenter:
         self._buf = np.zeros(self._max + self._keep_idle + 2 * self._frame, np.float32)
         self.reset()
 
-    def reset(self) -> None:
-        """Forget everything, the VAD's adaptive noise model included: call between sources, so
-        that a file is cut the same whatever was replayed before it."""
+    def reset(self, levels: Sequence[tuple[float, float]] = ()) -> None:
+        """Forget everything, the VAD's adaptive noise model and the source's level included: call
+        between sources, so that a file is cut the same whatever was replayed before it.
+        ``levels``: (peak, background) levels of utterances heard before (:attr:`SegmentEvent.levels`),
+        to carry a source's level over (the trainer cuts a speaker's clips one at a time)."""
         _webrtcvad.init(self._vad)  # also resets the mode
         _webrtcvad.set_mode(self._vad, self.config.aggressiveness)
+        self._levels: collections.deque[tuple[float, float]] = collections.deque(maxlen=self.config.level_utterances)
+        self._vad_gain = 1.0
+        for pair in levels:
+            self._observe_level(pair)
         self._n = 0  # valid samples in _buf
         self._t0 = 0  # source sample index of _buf[0]
         self._pos = 0  # samples consumed (multiple of the frame)
@@ -122,6 +144,11 @@ class Segmenter:
         """Samples consumed from the current source."""
         return self._pos
 
+    @property
+    def vad_gain_db(self) -> float:
+        """The gain (dB) at which the VAD hears the source now."""
+        return 20.0 * math.log10(self._vad_gain)
+
     def process(self, audio: np.ndarray) -> list[SegmentEvent]:
         """Consume a chunk; return the events it completes, in order."""
         if self._rest.size:
@@ -131,18 +158,20 @@ class Segmenter:
         if not usable:
             return []
         chunk = np.ascontiguousarray(audio[:usable], np.float32)
-        pcm = memoryview((np.clip(chunk, -1.0, 1.0) * 32767.0).astype("<i2").tobytes())
         events: list[SegmentEvent] = []
         frame, vad, process = self._frame, self._vad, _webrtcvad.process
         step = 2 * frame
-        voiced = [process(vad, SAMPLE_RATE, pcm[i : i + step], frame) for i in range(0, 2 * usable, step)]
+        gain, pcm, base = self._vad_gain, self._pcm(chunk), 0
         # Copy the whole chunk into the history at once when it fits (the usual case); the state
         # machine below then only moves positions. Otherwise frame by frame, trimming while idle.
         bulk = self._n + usable <= self._buf.size
         if bulk:
             self._buf[self._n : self._n + usable] = chunk
             self._n += usable
-        for i, v in enumerate(voiced):
+        for i in range(usable // frame):
+            if self._vad_gain != gain:  # an utterance just ended and moved the gain: the rest is heard at the new one
+                gain, pcm, base = self._vad_gain, self._pcm(chunk[i * frame :]), i
+            v = process(vad, SAMPLE_RATE, pcm[(i - base) * step : (i - base + 1) * step], frame)
             if not bulk:
                 self._append(chunk[i * frame : (i + 1) * frame])
             self._pos += frame
@@ -161,6 +190,23 @@ class Segmenter:
         return events
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _pcm(self, x: np.ndarray) -> memoryview:
+        """16-bit PCM of x as the VAD hears it (at the current gain)."""
+        if self._vad_gain != 1.0:
+            x = x * np.float32(self._vad_gain)
+        return memoryview((np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes())
+
+    def _observe_level(self, levels: tuple[float, float]) -> None:
+        c = self.config
+        if c.vad_target_dbfs is None or not all(math.isfinite(v) for v in levels):
+            return
+        self._levels.append(levels)
+        peak, floor = np.median(np.asarray(self._levels), axis=0)
+        gain_db = c.vad_target_dbfs - peak
+        if gain_db > 0.0:  # a raised background must stay below vad_floor_dbfs: the VAD hears loud noise as speech
+            gain_db = min(gain_db, max(c.vad_floor_dbfs - floor, 0.0))
+        self._vad_gain = 10.0 ** (min(max(gain_db, -c.vad_max_gain_db), c.vad_max_gain_db) / 20.0)
 
     def _append(self, frame: np.ndarray) -> None:
         if self._n + frame.size > self._buf.size:  # only while idle: keep the pre-roll
@@ -229,7 +275,9 @@ class Segmenter:
         voiced_span = self._last_voiced_end - self._first_voiced
         if voiced_span >= self._min:
             audio = self._audio(self._utt_start, end)
-            events.append(SegmentEvent("end", self._utt_start, end, self._pos, audio, reason))
+            levels = speech_levels(audio)
+            events.append(SegmentEvent("end", self._utt_start, end, self._pos, audio, reason, levels))
+            self._observe_level(levels)
         else:
             events.append(SegmentEvent("discard", self._utt_start, end, self._pos, None, reason))
         self._speaking = False
@@ -237,18 +285,37 @@ class Segmenter:
         self._n_voiced = 0
 
 
-def utterances(audio: np.ndarray, config: SegmenterConfig | None = None) -> list[SegmentEvent]:
-    """All finished utterances of a whole clip (``end`` events), as the live path finds them."""
+def speech_levels(audio: np.ndarray) -> tuple[float, float]:
+    """(peak, background) of an utterance in dBFS: the mean-square level of its loudest 10 ms and the
+    5th percentile over its 10 ms frames (its padding and pauses: the noise around the voice)."""
+    hop = SAMPLE_RATE // 100
+    n = audio.size - audio.size % hop
+    if n == 0:
+        return -math.inf, -math.inf
+    x = audio[:n].reshape(-1, hop).astype(np.float64)
+    db = 10.0 * np.log10(np.einsum("ij,ij->i", x, x) / hop + 1e-20)
+    return float(db.max()), float(np.percentile(db, 5.0))
+
+
+def utterances(audio: np.ndarray, config: SegmenterConfig | None = None,
+               levels: Sequence[tuple[float, float]] = ()) -> list[SegmentEvent]:
+    """All finished utterances of a whole clip (``end`` events), as the live path finds them.
+    ``levels``: the source's levels so far (see :meth:`Segmenter.reset`); a clip alone starts afresh."""
     seg = Segmenter(config, interim=False)
+    seg.reset(levels)
     tail = np.zeros(seg._frame * seg._hang, np.float32)  # trailing silence lets the hangover end it
     events = seg.process(np.asarray(audio, np.float32)) + seg.process(tail) + seg.flush()
     return [e for e in events if e.kind == "end"]
 
 
-def speech_span(audio: np.ndarray, config: SegmenterConfig | None = None) -> np.ndarray | None:
+def span_of(audio: np.ndarray, found: Sequence[SegmentEvent]) -> np.ndarray | None:
     """The clip cut as the runtime cuts it: first utterance start to last utterance end."""
-    found = utterances(audio, config)
     if not found:
         return None
     audio = np.asarray(audio, np.float32)
     return audio[found[0].start : min(found[-1].end, audio.size)].copy()
+
+
+def speech_span(audio: np.ndarray, config: SegmenterConfig | None = None) -> np.ndarray | None:
+    """:func:`span_of` the utterances of a clip heard alone."""
+    return span_of(audio, utterances(audio, config))

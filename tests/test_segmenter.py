@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime.segmenter import Segmenter, SegmenterConfig, speech_span, utterances
+from realtime.segmenter import Segmenter, SegmenterConfig, speech_levels, speech_span, utterances
 from conftest import data_dir, join_with_pauses, real_clips
 
 SR = 16000
@@ -144,3 +144,54 @@ def test_speech_span_trims_leading_and_trailing_silence_of_a_real_clip():
     assert cut is not None and 0.8 * SR < cut.size < audio.size  # RAVDESS clips start with ~1 s silence
     assert utterances(np.zeros(SR, np.float32)) == []
     assert speech_span(np.zeros(SR, np.float32)) is None
+
+
+def _ends(x: np.ndarray, config: SegmenterConfig) -> list[tuple[int, int]]:
+    return [(e.start, e.end) for e in _feed(Segmenter(config, interim=False), x, 4800) if e.kind == "end"]
+
+
+def _matched(ref: list[tuple[int, int]], got: list[tuple[int, int]], after_s: float, tol_s: float = 0.03) -> float:
+    """Fraction of the reference utterances starting after ``after_s`` found with both ends within tol_s."""
+    later = [r for r in ref if r[0] >= after_s * SR]
+    hits = sum(any(abs(g[0] - r[0]) <= tol_s * SR and abs(g[1] - r[1]) <= tol_s * SR for g in got) for r in later)
+    return hits / len(later)
+
+
+def test_a_quiet_source_is_cut_like_a_normal_one_once_its_level_is_learned():
+    """Three speakers' real clips, each stream with speech peaks at the target level, then 25 dB quieter:
+    after the first three utterances the VAD gain has caught up and the cuts are (within 0.1 s) those of
+    the normal stream; heard as is, the quiet stream is cut differently most of the time."""
+    on, off = [], []
+    for actor in ("05", "11", "16"):
+        paths = sorted((data_dir() / "ravdess" / f"Actor_{actor}").glob("*.flac"))[::5][:12]
+        x, spans = join_with_pauses(paths, floor_dbfs=-90.0)
+        peak = np.median([speech_levels(x[int(s * SR) : int(t * SR)])[0] for s, t in spans])
+        x *= np.float32(10 ** ((-20.0 - peak) / 20))
+        quiet = x * np.float32(10 ** (-25 / 20))
+        after = spans[3][0]
+        on.append(_matched(_ends(x, SegmenterConfig()), _ends(quiet, SegmenterConfig()), after, 0.1))
+        none = SegmenterConfig(vad_target_dbfs=None)
+        off.append(_matched(_ends(x, none), _ends(quiet, none), after, 0.1))
+    assert np.mean(on) >= 0.8 and np.mean(off) <= 0.5, (on, off)
+
+
+def test_the_vad_gain_never_lifts_a_noisy_background_and_starts_afresh_per_source():
+    def gain_after(x: np.ndarray, seg: Segmenter) -> float:
+        for i in range(0, x.size, 4800):
+            seg.process(x[i : i + 4800])
+        return seg.vad_gain_db
+
+    paths = real_clips(6, 0)  # RAVDESS: speech peaks well below the -20 dBFS target
+    seg = Segmenter()
+    assert gain_after(join_with_pauses(paths, floor_dbfs=-90.0)[0], seg) > 2.0  # quiet background: raised
+    seg.reset()
+    assert seg.vad_gain_db == 0.0
+    assert gain_after(join_with_pauses(paths, floor_dbfs=-50.0)[0], seg) <= 0.0  # the same over -50 dBFS: not
+
+
+def test_block_size_does_not_change_the_result_while_the_vad_gain_moves():
+    x, _ = join_with_pauses(real_clips(4, 4), floor_dbfs=-80.0)
+    x *= np.float32(0.1)
+    a = [(e.kind, e.start, e.end) for e in _feed(Segmenter(), x, 480)]
+    b = [(e.kind, e.start, e.end) for e in _feed(Segmenter(), x, 7919)]
+    assert a == b and len(a) >= 8

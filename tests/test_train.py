@@ -221,8 +221,10 @@ def test_ser_train_end_to_end(small_data, cache_dir, tmp_path, capsys):
     # causal speaker normalisation by default; its mean is that of the training rows (clean + augmented)
     from train import augment
 
+    # (clean clips cut as one source per speaker in the seeded arrival order; augmented clips each alone)
     found = corp.discover([small_data], corp.resolve_emotions(None))
-    X = dataset.build_features(found.clips, roots=[small_data], cache_dir=cache_dir, jobs=1).X
+    rank = evaluate.arrival_rank(np.array([c.speaker for c in found.clips]), 0)
+    X = dataset.build_features(found.clips, roots=[small_data], cache_dir=cache_dir, jobs=1, rank=rank).X
     (copy,) = augment.training_copies(1)
     Xa = dataset.build_features(found.clips, roots=[small_data], cache_dir=cache_dir, jobs=1, corruption=copy).X
     sn = card["speaker_norm"]
@@ -369,6 +371,34 @@ def test_augmented_features_cached_apart(feats, small_data, cache_dir):
     np.testing.assert_array_equal(again.X, aug.X)
     clean = dataset.build_features(found.clips, roots=[small_data], cache_dir=cache_dir, jobs=1)
     np.testing.assert_array_equal(clean.X, feats.X)  # the clean cache is untouched
+
+
+def test_a_speakers_clips_cut_as_one_source_keep_their_cut_when_quieter(feats, small_data, cache_dir):
+    """With an arrival order each speaker's clips are cut as one microphone session (the VAD gain follows
+    the clips before): 20 dB quieter, the later clips give nearly the features of the normal-level ones;
+    each clip heard alone, more of them change. The first clip of a speaker is heard alone either way."""
+    from train import augment
+
+    found = corp.discover([small_data], corp.resolve_emotions(None))
+    groups = np.array([c.speaker for c in found.clips])
+    rank = evaluate.arrival_rank(groups, 0)
+    quiet = augment.test_conditions()["gain -20 dB"]
+
+    def build(**kw):
+        return dataset.build_features(found.clips, roots=[small_data], cache_dir=cache_dir, jobs=1, **kw)
+
+    sess, sess_quiet = build(rank=rank), build(rank=rank, corruption=quiet)
+    alone_quiet = build(corruption=quiet)
+    first = rank == 0
+    np.testing.assert_array_equal(sess.X[first], feats.X[first])
+    assert build(rank=rank).cached == len(found.clips)  # cached under their own key
+    assert build(rank=evaluate.arrival_rank(groups, 1)).cached == 0  # another order is another cut
+    scale = feats.X.std(axis=0) + 1e-6
+
+    def moved(a, b):
+        return np.mean(np.abs(a - b)[~first] / scale, axis=1)
+
+    assert np.median(moved(sess_quiet.X, sess.X)) < 0.5 * np.median(moved(alone_quiet.X, feats.X))
 
 
 def test_training_rows_and_ece():

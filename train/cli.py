@@ -161,7 +161,7 @@ def run(args, console, out_console) -> int:
 
     # ---- features
     try:
-        from train import dataset
+        from train import dataset, evaluate
         info = dataset.feature_info()
         seg = dataset.config_dict(dataset.segmenter_config())
     except ImportError as exc:
@@ -169,9 +169,12 @@ def run(args, console, out_console) -> int:
     t0 = time.perf_counter()
     with _progress(console) as progress:
         task = progress.add_task("features", total=len(found.clips))
+        # each speaker's clips cut as one source in arrival order, as a microphone session is (the segmenter's
+        # VAD gain follows the clips before); augmented copies below: each clip heard alone
         fs = dataset.build_features(
             found.clips, roots=roots, cache_dir=None if args.no_cache else args.cache_dir, jobs=args.jobs,
             progress=lambda n: progress.advance(task, n),
+            rank=evaluate.arrival_rank(np.array([c.speaker for c in found.clips]), args.seed),
         )
     augmented = []
     if args.augment and fs.clips:
@@ -203,7 +206,7 @@ def run(args, console, out_console) -> int:
         raise TrainError(f"need clips of at least two emotions, found only {','.join(labels_present)}")
 
     # ---- evaluation
-    from train import evaluate, export
+    from train import export
 
     sn = None  # causal speaker normalisation: every speaker one session, in a seeded arrival order
     if args.speaker_norm == "causal":
@@ -266,8 +269,10 @@ def run(args, console, out_console) -> int:
         "augmentation": {
             "copies": len(augmented),
             "corruptions": [c.to_dict() for c in augment.training_copies(args.augment, args.seed)] if augmented else [],
-            "applied": "to the raw clip before speech_span and extract, as the runtime would hear it",
+            "applied": "to the raw clip before it is cut and its features extracted, as the runtime would hear it",
         },
+        "cut": "the runtime's segmenter; the clean clips of a speaker as one source in the seeded arrival order "
+               "(the VAD gain follows the clips before), each augmented clip alone",
         "speaker_norm": {"method": "none"} if norm is None else {
             "method": norm.to_card()["method"],
             "prior_clips": norm.to_card()["prior_clips"],

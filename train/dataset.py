@@ -1,8 +1,9 @@
-"""Clips to feature vectors: decode to 16 kHz mono, cut with the runtime's ``speech_span``, extract
+"""Clips to feature vectors: decode to 16 kHz mono, cut with the runtime's segmenter, extract
 features, and keep them in an on-disk ``.npz`` cache (no pickle) so re-runs are quick."""
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
@@ -79,30 +80,41 @@ def feature_info() -> dict:
     }
 
 
-def clip_features(path: str, config, corruption=None, pool: Sequence[str] = ()) -> tuple[np.ndarray | None, bool, str]:
-    """(features, speech_found, error) for one file, optionally corrupted (``train.augment.Corruption``)
-    before it is cut. Without speech the whole clip is used."""
+def clip_features(path: str, config, corruption=None, pool: Sequence[str] = (),
+                  levels: Sequence[tuple[float, float]] = ()) -> tuple[np.ndarray | None, bool, str, list]:
+    """(features, speech_found, error, levels of its utterances) for one file, optionally corrupted
+    (``train.augment.Corruption``) before it is cut; ``levels``: its source's so far (the segmenter's
+    VAD gain follows them). Without speech the whole clip is used."""
     from realtime.features import extract
-    from realtime.segmenter import speech_span
+    from realtime.segmenter import span_of, utterances
 
     try:
         audio = load_audio(path)
         if corruption is not None:
             audio = corruption.apply(audio, Path(path).name, pool, load_audio)
-        span = speech_span(audio, config)
+        found_events = utterances(audio, config, levels)
+        span = span_of(audio, found_events)
         found = span is not None and span.size > 0
         vec = np.asarray(extract(span if found else audio), dtype=np.float32)
         if not np.all(np.isfinite(vec)):
-            return None, found, "non-finite features"
-        return vec, found, ""
+            return None, found, "non-finite features", []
+        return vec, found, "", [e.levels for e in found_events]
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop a corpus
-        return None, False, f"{type(exc).__name__}: {exc}"
+        return None, False, f"{type(exc).__name__}: {exc}", []
 
 
-def _chunk_features(paths: list[str], config, corruption=None,
-                    pools: list[Sequence[str]] | None = None) -> list[tuple[np.ndarray | None, bool, str]]:
+def _unit_features(paths: list[str], config, corruption=None, pools: list[Sequence[str]] | None = None,
+                   session: bool = False) -> list[tuple[np.ndarray | None, bool, str, list]]:
+    """Features of ``paths`` in order; with ``session`` they are one source (a speaker's clips in arrival
+    order), each cut at the level the segmenter learned from the ones before, else each heard alone."""
     pools = pools or [()] * len(paths)
-    return [clip_features(p, config, corruption, pool) for p, pool in zip(paths, pools)]
+    levels: collections.deque = collections.deque(maxlen=config.level_utterances)
+    out = []
+    for p, pool in zip(paths, pools):
+        out.append(clip_features(p, config, corruption, pool, tuple(levels)))
+        if session:
+            levels.extend(out[-1][3])
+    return out
 
 
 def _worker_init() -> None:
@@ -120,10 +132,11 @@ class FeatureSet:
     cached: int  # clips served from the cache
 
 
-def _cache_key(root: str, info: dict, seg: dict, corruption: dict | None = None) -> str:
+def _cache_key(root: str, info: dict, seg: dict, corruption: dict | None = None, order: str | None = None) -> str:
     blob = json.dumps(
         {
             "root": root,
+            "sessions": order,
             "corruption": corruption,
             "v": info["feature_version"],
             "params": info["feature_params"],
@@ -159,6 +172,7 @@ def build_features(
     jobs: int = 1,
     progress: Callable[[int], None] | None = None,
     corruption=None,
+    rank: np.ndarray | None = None,
 ) -> FeatureSet:
     """Features for ``clips`` (order kept, failures dropped). One cache file per data root, keyed by a
     hash of (root, FEATURE_VERSION, feature_params, the features' output on probe signals and on two of the
@@ -166,7 +180,11 @@ def build_features(
     are checked by resolved path, size and mtime.
 
     ``corruption`` (a ``train.augment.Corruption``) is applied to each clip's raw audio before it is cut;
-    babble takes its talkers from the other speakers among ``clips``."""
+    babble takes its talkers from the other speakers among ``clips``.
+
+    ``rank`` (each clip's position in its speaker's arrival order): each speaker's clips are cut as one
+    source in that order, as a microphone session would be (the segmenter's VAD gain follows the level
+    of the clips before; the cache key then covers the order). Without it each clip is heard alone."""
     info = feature_info()
     config = segmenter_config()
     seg = config_dict(config)
@@ -191,7 +209,11 @@ def build_features(
         cdict = corruption.to_dict() if corruption is not None else None
         tag = f"-{corruption.name}{corruption.copy}" if corruption is not None else ""
         probe = sorted(str(clips[i].path) for i in idx)[:2]  # real speech: pitch, voicing and level paths all run
-        key = _cache_key(str(root), dict(info, behaviour_sha256=_behaviour_sha256([Path(p) for p in probe])), seg, cdict)
+        order = None
+        if rank is not None:
+            order = hashlib.sha256(json.dumps(sorted((str(clips[i].path), int(rank[i])) for i in idx)).encode()).hexdigest()
+        key = _cache_key(str(root), dict(info, behaviour_sha256=_behaviour_sha256([Path(p) for p in probe])), seg, cdict,
+                         order)
         f = Path(cache_dir) / f"{root.name or 'root'}{tag}-{key}.npz"
         cache_files[root] = f
         if not f.exists():
@@ -214,12 +236,21 @@ def build_features(
                 vecs[i] = feats[k]
                 speech[i] = bool(found[k])
                 cached += 1
-    if progress and cached:
-        progress(cached)
 
     # -- compute the rest
     todo = [i for i in range(len(clips)) if vecs[i] is None]
-    chunks = [todo[k : k + CHUNK] for k in range(0, len(todo), CHUNK)]
+    if rank is None:
+        chunks = [todo[k : k + CHUNK] for k in range(0, len(todo), CHUNK)]
+    else:  # a clip's cut depends on the clips before it: whole speakers, each one task in arrival order
+        redo = {clips[i].speaker: [] for i in todo}
+        for i, c in enumerate(clips):
+            if c.speaker in redo:
+                redo[c.speaker].append(i)
+        chunks = [sorted(idx, key=lambda i: rank[i]) for idx in redo.values()]
+        todo = [i for chunk in chunks for i in chunk]
+        cached -= sum(vecs[i] is not None for i in todo)
+    if progress and cached:
+        progress(cached)
     pools: list[Sequence[str]] = [()] * len(clips)
     if corruption is not None and corruption.needs_pool():
         by_speaker: dict[str, list[str]] = {}
@@ -231,20 +262,20 @@ def build_features(
             pools[i] = [p for p in every if p not in own][::7]  # thinned: a pool of hundreds is plenty
 
     def args(chunk: list[int]):
-        return [str(clips[i].path) for i in chunk], config, corruption, [pools[i] for i in chunk]
+        return [str(clips[i].path) for i in chunk], config, corruption, [pools[i] for i in chunk], rank is not None
 
     def take(chunk: list[int], results) -> None:
-        for i, (vec, found, err) in zip(chunk, results):
+        for i, (vec, found, err, _) in zip(chunk, results):
             vecs[i], speech[i], errors[i] = vec, found, err
         if progress:
             progress(len(chunk))
 
     if jobs <= 1 or len(chunks) <= 1:
         for chunk in chunks:
-            take(chunk, _chunk_features(*args(chunk)))
+            take(chunk, _unit_features(*args(chunk)))
     else:
         with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), initializer=_worker_init) as pool:
-            futures = [(chunk, pool.submit(_chunk_features, *args(chunk))) for chunk in chunks]
+            futures = [(chunk, pool.submit(_unit_features, *args(chunk))) for chunk in chunks]
             for chunk, fut in futures:
                 take(chunk, fut.result())
 

@@ -58,9 +58,10 @@ def _uar(y, pred, labels=None) -> float:
     return evaluate.metrics(y, pred, sorted(set(y)) if labels is None else labels)["uar"]
 
 
-def _features(clips, roots, args, corruption=None, label=""):
+def _features(clips, roots, args, corruption=None, label="", rank=None):
     t0 = time.perf_counter()
-    fs = dataset.build_features(clips, roots=roots, cache_dir=args.cache_dir, jobs=args.jobs, corruption=corruption)
+    fs = dataset.build_features(clips, roots=roots, cache_dir=args.cache_dir, jobs=args.jobs, corruption=corruption,
+                                rank=rank)
     if len(fs.clips) != len(clips):
         raise SystemExit(f"{len(clips) - len(fs.clips)} clips failed ({label}): {fs.failed[:1]}")
     print(f"features {label or 'clean'}: {time.perf_counter() - t0:.0f} s ({fs.cached} cached)", file=sys.stderr, flush=True)
@@ -175,11 +176,14 @@ def run(args) -> dict:
     found = corp.discover(roots, corp.resolve_emotions(None))
     clips = found.clips
     hp = Hyperparameters()
-    X = _features(clips, roots, args)
+    # clean and test conditions: each speaker's clips cut as one source in arrival order (the segmenter's VAD
+    # gain follows the clips before); augmented training copies: each clip heard alone
+    sessions = evaluate.arrival_rank(np.array([c.speaker for c in clips]), args.seed)
+    X = _features(clips, roots, args, rank=sessions)
     aug = [_features(clips, roots, args, c, f"augmented copy {c.copy + 1}")
            for c in augment.training_copies(args.augment, args.seed)]
     conditions = augment.test_conditions()
-    Xc = {name: _features(clips, roots, args, c, name) for name, c in conditions.items()}
+    Xc = {name: _features(clips, roots, args, c, name, sessions) for name, c in conditions.items()}
     t_feat = time.perf_counter() - t_start
 
     y = np.array([c.label for c in clips])
