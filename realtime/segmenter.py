@@ -10,7 +10,9 @@ endings, or is not found at all), so the VAD hears the source through an automat
 median peak level of the source's last few kept utterances is brought to ``vad_target_dbfs``,
 but never so far that their background rises above ``vad_floor_dbfs`` (the VAD hears loud noise
 as speech). Only what the VAD hears is scaled; the utterance audio is passed on as it came. The
-first utterance of a source is heard as is; the gain moves only when an utterance ends.
+first two utterances of a source are heard as is; the gain moves only when an utterance ends. A
+span that peaks far below the source's recent speech (a breath the raised gain let through) is
+discarded.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ class SegmenterConfig:
     vad_target_dbfs: float | None = -20.0  # the VAD hears the source scaled so recent speech peaks sit here (None: as is)
     vad_floor_dbfs: float = -60.0  # ... but raised no further than lifts their background above this
     vad_max_gain_db: float = 40.0  # ... and by at most this much either way
-    level_utterances: int = 5  # the median peak of this many recent utterances sets that gain
+    level_utterances: int = 5  # the median peak of this many recent utterances sets that gain ...
+    level_min_utterances: int = 2  # ... once this many are known (one word may be quiet)
+    quiet_gate_db: float = 30.0  # then a kept span peaking this far below that median is a breath or a noise: discarded
 
     def __post_init__(self) -> None:
         checks = [
@@ -60,7 +64,8 @@ class SegmenterConfig:
             (self.provisional_every_s > 0, "provisional_every_s must be > 0"),
             (self.provisional_window_s > 0, "provisional_window_s must be > 0"),
             (self.vad_max_gain_db >= 0, "vad_max_gain_db must be >= 0"),
-            (self.level_utterances >= 1, "level_utterances must be >= 1"),
+            (1 <= self.level_min_utterances <= self.level_utterances, "need 1 <= level_min_utterances <= level_utterances"),
+            (self.quiet_gate_db > 0, "quiet_gate_db must be > 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -202,11 +207,20 @@ class Segmenter:
         if c.vad_target_dbfs is None or not all(math.isfinite(v) for v in levels):
             return
         self._levels.append(levels)
+        if len(self._levels) < c.level_min_utterances:
+            return
         peak, floor = np.median(np.asarray(self._levels), axis=0)
         gain_db = c.vad_target_dbfs - peak
         if gain_db > 0.0:  # a raised background must stay below vad_floor_dbfs: the VAD hears loud noise as speech
             gain_db = min(gain_db, max(c.vad_floor_dbfs - floor, 0.0))
         self._vad_gain = 10.0 ** (min(max(gain_db, -c.vad_max_gain_db), c.vad_max_gain_db) / 20.0)
+
+    def _too_quiet(self, peak_dbfs: float) -> bool:
+        """Far below the source's recent speech: what a raised VAD gain lets through that is not a voice."""
+        c = self.config
+        if c.vad_target_dbfs is None or len(self._levels) < c.level_min_utterances:
+            return False
+        return peak_dbfs < float(np.median([p for p, _ in self._levels])) - c.quiet_gate_db
 
     def _append(self, frame: np.ndarray) -> None:
         if self._n + frame.size > self._buf.size:  # only while idle: keep the pre-roll
@@ -273,13 +287,13 @@ class Segmenter:
 
     def _close(self, end: int, reason: str, events: list[SegmentEvent]) -> None:
         voiced_span = self._last_voiced_end - self._first_voiced
-        if voiced_span >= self._min:
-            audio = self._audio(self._utt_start, end)
-            levels = speech_levels(audio)
+        audio = self._audio(self._utt_start, end) if voiced_span >= self._min else None
+        levels = speech_levels(audio) if audio is not None else (-math.inf, -math.inf)
+        if audio is not None and not self._too_quiet(levels[0]):
             events.append(SegmentEvent("end", self._utt_start, end, self._pos, audio, reason, levels))
             self._observe_level(levels)
         else:
-            events.append(SegmentEvent("discard", self._utt_start, end, self._pos, None, reason))
+            events.append(SegmentEvent("discard", self._utt_start, end, self._pos, None, reason if audio is None else "quiet"))
         self._speaking = False
         self._flags.clear()
         self._n_voiced = 0

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -195,3 +197,14 @@ def test_block_size_does_not_change_the_result_while_the_vad_gain_moves():
     a = [(e.kind, e.start, e.end) for e in _feed(Segmenter(), x, 480)]
     b = [(e.kind, e.start, e.end) for e in _feed(Segmenter(), x, 7919)]
     assert a == b and len(a) >= 8
+
+
+def test_a_breath_that_the_raised_gain_lets_through_is_discarded():
+    """The shipped sample (six real clips end to end): once the gain rises after two utterances, a breath
+    between clips peaking near -64 dBFS passes the VAD; it is discarded as far below the voice."""
+    x, _ = sf.read(Path(__file__).resolve().parents[1] / "examples" / "sample.flac", dtype="float32")
+    events = _feed(Segmenter(interim=False), x, 4800)
+    assert len([e for e in events if e.kind == "end"]) == 6
+    assert [e for e in events if e.kind == "discard" and e.reason == "quiet"]
+    ungated = _ends(x, SegmenterConfig(quiet_gate_db=200.0))
+    assert len(ungated) == 7 and min(e - s for s, e in ungated) < 0.9 * SR

@@ -16,10 +16,13 @@ A variant is comma-separated KEY=VALUE:
        training rows only;
        ``oracle`` = z-score with all of the speaker's clips (an upper bound, not causal, not shippable)
   P    prior weight of ``SN=causal`` in clips (default that of ``ser-train --norm-prior``)
+  VG   the segmenter's VAD gain: ``on`` (default, as shipped: clean and test clips of a speaker cut as one
+       source in the seeded arrival order, so the gain follows the clips before) or ``off`` (the VAD hears
+       every clip as is, each clip alone)
 
 For each variant it prints and appends to ``--out`` (JSON lines): 5-fold speaker-grouped CV UAR per
-corpus on clean held-out clips and on the same clips over a -60 dBFS white floor, and cross-corpus UAR
-both ways (clean and floor). Feature constants are patched in this process before the feature pool
+corpus on clean held-out clips, on the same clips over a -60 dBFS white floor and 20 dB quieter, and
+cross-corpus UAR both ways (clean and floor). Feature constants are patched in this process before the feature pool
 forks, and the cache key includes them, so variants never share cached features.
 """
 
@@ -66,25 +69,33 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     for key, name in (("FL", "_FLOOR_DB"), ("AC", "_ACTIVE_DB"), ("TOP", "_TOP_DB")):
         setattr(F, name, float(v[key]) if key in v else defaults[name])  # unset keys: the shipped values
     clips = corp.discover(roots, corp.resolve_emotions(None)).clips
+    shipped_config = _DEFAULTS.setdefault("segmenter_config", dataset.segmenter_config)
+    gain = v.get("VG", "on")
+    if gain not in ("on", "off"):
+        raise SystemExit(f"unknown VG={gain} (on, off)")
+    dataset.segmenter_config = shipped_config if gain == "on" else (
+        lambda: dataclasses.replace(shipped_config(), vad_target_dbfs=None))
+    g = np.array([c.speaker for c in clips])
+    sessions = evaluate.arrival_rank(g, seed) if gain == "on" else None
 
-    def feats(c=None):
-        fs = dataset.build_features(clips, roots=roots, cache_dir=cache_dir, jobs=jobs, corruption=c)
+    def feats(c=None, rank=None):
+        fs = dataset.build_features(clips, roots=roots, cache_dir=cache_dir, jobs=jobs, corruption=c, rank=rank)
         assert len(fs.clips) == len(clips), fs.failed[:1]
         return fs.X
 
-    X = feats()
-    Xn = feats(augment.test_conditions()["floor -60 dBFS"])
+    X = feats(rank=sessions)
+    Xn = feats(augment.test_conditions()["floor -60 dBFS"], sessions)
+    Xq = feats(augment.test_conditions()["gain -20 dB"], sessions)
     copies = augment.training_copies(int(v.get("K", 1)), seed)
     if "SNR" in v:
         lo, hi = map(float, v["SNR"].split(":"))
         copies = [dataclasses.replace(c, snr_db=(lo, hi)) for c in copies]
     Xa = [feats(c) for c in copies]
     y = np.array([c.label for c in clips])
-    g = np.array([c.speaker for c in clips])
     co = np.array([c.corpus for c in clips])
     sn = None
     if v.get("SN") == "oracle":
-        X, Xn, Xa = _oracle_norm(X, g), _oracle_norm(Xn, g), [_oracle_norm(a, g) for a in Xa]
+        X, Xn, Xq, Xa = _oracle_norm(X, g), _oracle_norm(Xn, g), _oracle_norm(Xq, g), [_oracle_norm(a, g) for a in Xa]
     elif v.get("SN") == "causal":
         sn = evaluate.SessionNorm(float(v.get("P", DEFAULT_NORM_PRIOR)), g, evaluate.arrival_rank(g, seed))
     elif v.get("SN", "none") != "none":
@@ -93,11 +104,11 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     hp = dataclasses.replace(d, hidden=tuple(int(h) for h in v["H"].split(":")) if "H" in v else d.hidden,
                              alpha=float(v.get("AL", d.alpha)))
     res: dict = {"variant": v}
-    pred = {"clean": np.empty(len(y), object), "floor": np.empty(len(y), object)}
+    pred = {k: np.empty(len(y), object) for k in ("clean", "floor", "gain-20")}
     for tr, te in evaluate.grouped_splits(y, g, 5, seed):
         Xt, yt, norm = evaluate.fold_rows(X, y, tr, Xa, sn)
         m = fit_model(Xt, yt, hp, seed)
-        for k, A in (("clean", X), ("floor", Xn)):
+        for k, A in (("clean", X), ("floor", Xn), ("gain-20", Xq)):
             pred[k][te] = m.predict(evaluate.held_out_rows(A, te, sn, norm))
     for k, p in pred.items():
         for c in sorted(set(co)):
