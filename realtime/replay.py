@@ -114,7 +114,8 @@ class FileReplay:
                     data = f.read(read, dtype="float32", always_2d=True)
                     if not data.size:
                         break
-                    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+                    with np.errstate(invalid="ignore", over="ignore"):  # +inf and -inf channels mix to NaN: zeroed next
+                        mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
                     np.nan_to_num(mono, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
                     np.clip(mono, -1.0, 1.0, out=mono)  # beyond full scale, as a real converter would
                     if self.speed == 0:  # as fast as the pipeline takes it: no need for small blocks

@@ -107,6 +107,18 @@ def test_silence_is_valid_and_gives_no_utterances(tmp_path, capsys):
     assert len(log.read_text().splitlines()) == 1  # header only
 
 
+def test_infinite_and_huge_samples_give_no_warning_lines(tmp_path):
+    """A float file whose channels hold +inf and -inf (they down-mix to NaN) and 3e38 (the mix overflows):
+    replayed without a numpy RuntimeWarning on stderr."""
+    x = np.zeros((16000, 2), np.float32)
+    x[100:200, 0], x[100:200, 1], x[300:400] = np.inf, -np.inf, 3e38
+    sf.write(tmp_path / "inf.wav", x, 16000, subtype="FLOAT")
+    main = "import sys; from realtime import cli; cli.main(sys.argv[1:])"
+    r = subprocess.run([sys.executable, "-c", main, "--file", str(tmp_path / "inf.wav"), "--speed", "0", "--plain"],
+                       capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 0 and "replaying 1 file" in r.stderr and "Warning" not in r.stderr, r.stderr
+
+
 def test_log_in_missing_folder(tmp_path, clip, capsys):
     code, _, err = run(["--file", str(clip), "--log", str(tmp_path / "no" / "out.csv")], capsys)
     assert_one_line_error(code, err, "does not exist")
