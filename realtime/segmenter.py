@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -173,17 +174,22 @@ class Segmenter:
         if bulk:
             self._buf[self._n : self._n + usable] = chunk
             self._n += usable
-        for i in range(usable // frame):
+        i, n = 0, usable // frame
+        while i < n:
             if self._vad_gain != gain:  # an utterance just ended and moved the gain: the rest is heard at the new one
                 gain, pcm, base = self._vad_gain, self._pcm(chunk[i * frame :]), i
-            v = process(vad, SAMPLE_RATE, pcm[(i - base) * step : (i - base + 1) * step], frame)
-            if not bulk:
-                self._append(chunk[i * frame : (i + 1) * frame])
-            self._pos += frame
-            if v or self._speaking or self._n_voiced:
-                self._step(v, events)
-            else:  # idle and nothing voiced in the window: only the window moves on
-                self._flags.append(False)
+            # the VAD runs ahead over the frames that cannot end an utterance (so cannot move the gain)
+            ahead = min(n - i, self._frames_before_an_end())
+            voiced = [process(vad, SAMPLE_RATE, pcm[k * step : (k + 1) * step], frame) for k in range(i - base, i - base + ahead)]
+            for v in voiced:
+                if not bulk:
+                    self._append(chunk[i * frame : (i + 1) * frame])
+                i += 1
+                self._pos += frame
+                if v or self._speaking or self._n_voiced:
+                    self._step(v, events)
+                else:  # idle and nothing voiced in the window: only the window moves on
+                    self._flags.append(False)
         return events
 
     def flush(self) -> list[SegmentEvent]:
@@ -195,6 +201,15 @@ class Segmenter:
         return events
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _frames_before_an_end(self) -> int:
+        """How many more frames can certainly be heard before an utterance can end (at least 1)."""
+        if self.config.vad_target_dbfs is None:
+            return 1 << 30  # the gain never moves
+        if not self._speaking:
+            return self._hang  # a start, then a whole hangover
+        to_max = -(-(self._max - (self._pos - self._utt_start)) // self._frame)
+        return max(1, min(self._hang - self._silent_frames, to_max))
 
     def _pcm(self, x: np.ndarray) -> memoryview:
         """16-bit PCM of x as the VAD hears it (at the current gain)."""
@@ -209,7 +224,7 @@ class Segmenter:
         self._levels.append(levels)
         if len(self._levels) < c.level_min_utterances:
             return
-        peak, floor = np.median(np.asarray(self._levels), axis=0)
+        peak, floor = statistics.median(p for p, _ in self._levels), statistics.median(f for _, f in self._levels)
         gain_db = c.vad_target_dbfs - peak
         if gain_db > 0.0:  # a raised background must stay below vad_floor_dbfs: the VAD hears loud noise as speech
             gain_db = min(gain_db, max(c.vad_floor_dbfs - floor, 0.0))
@@ -220,7 +235,7 @@ class Segmenter:
         c = self.config
         if c.vad_target_dbfs is None or len(self._levels) < c.level_min_utterances:
             return False
-        return peak_dbfs < float(np.median([p for p, _ in self._levels])) - c.quiet_gate_db
+        return peak_dbfs < statistics.median(p for p, _ in self._levels) - c.quiet_gate_db
 
     def _append(self, frame: np.ndarray) -> None:
         if self._n + frame.size > self._buf.size:  # only while idle: keep the pre-roll
@@ -307,8 +322,9 @@ def speech_levels(audio: np.ndarray) -> tuple[float, float]:
     if n == 0:
         return -math.inf, -math.inf
     x = audio[:n].reshape(-1, hop).astype(np.float64)
-    db = 10.0 * np.log10(np.einsum("ij,ij->i", x, x) / hop + 1e-20)
-    return float(db.max()), float(np.percentile(db, 5.0))
+    power = np.einsum("ij,ij->i", x, x) / hop
+    low = int(0.05 * (power.size - 1))  # the 5th percentile, nearest rank below (np.percentile costs ~0.5 ms)
+    return 10.0 * math.log10(float(power.max()) + 1e-20), 10.0 * math.log10(float(np.partition(power, low)[low]) + 1e-20)
 
 
 def utterances(audio: np.ndarray, config: SegmenterConfig | None = None,
