@@ -106,6 +106,18 @@ def test_cache_key_follows_what_the_features_compute(monkeypatch):
     assert dataset._behaviour_sha256(speech) != before
 
 
+def test_cache_key_follows_where_the_segmenter_cuts(monkeypatch):
+    from realtime import segmenter
+
+    speech = sorted((data_dir() / "ravdess" / "Actor_01").glob("*.flac"))[:2]
+    config = dataset.segmenter_config()
+    before = dataset._cut_sha256(speech, config)
+    assert dataset._cut_sha256(speech, config) == before  # deterministic
+    levels = segmenter.speech_levels
+    monkeypatch.setattr(segmenter, "speech_levels", lambda a: (levels(a)[0] - 3.0, levels(a)[1]))  # same config
+    assert dataset._cut_sha256(speech, config) != before
+
+
 # ------------------------------------------------------------------------------------ evaluation
 
 

@@ -65,6 +65,23 @@ def _behaviour_sha256(speech: Sequence[Path] = ()) -> str:
     return h.hexdigest()
 
 
+def _cut_sha256(speech: Sequence[Path], config) -> str:
+    """Hash of how the loaded segmenter cuts the given real speech files heard as one source twice over,
+    as they are and 20 dB quieter (so the VAD gain moves): it changes with a change of the cut, which the
+    segmenter's configuration alone does not show."""
+    from realtime.segmenter import utterances
+
+    h = hashlib.sha256()
+    clips = [load_audio(p) for p in speech]
+    for scale in (1.0, 0.1):
+        levels: list = []
+        for audio in clips + clips:
+            found = utterances(audio * np.float32(scale), config, levels)
+            levels += [e.levels for e in found]
+            h.update(repr([(e.start, e.end, e.levels) for e in found]).encode())
+    return h.hexdigest()
+
+
 def feature_info() -> dict:
     """Feature version, size, names, parameters, source hash and behaviour hash of the loaded
     ``realtime.features``."""
@@ -176,7 +193,7 @@ def build_features(
 ) -> FeatureSet:
     """Features for ``clips`` (order kept, failures dropped). One cache file per data root, keyed by a
     hash of (root, FEATURE_VERSION, feature_params, the features' output on probe signals and on two of the
-    root's clips, segmenter config, corruption); entries
+    root's clips, segmenter config and its cut of those two clips, corruption); entries
     are checked by resolved path, size and mtime.
 
     ``corruption`` (a ``train.augment.Corruption``) is applied to each clip's raw audio before it is cut;
@@ -212,8 +229,9 @@ def build_features(
         order = None
         if rank is not None:
             order = hashlib.sha256(json.dumps(sorted((str(clips[i].path), int(rank[i])) for i in idx)).encode()).hexdigest()
-        key = _cache_key(str(root), dict(info, behaviour_sha256=_behaviour_sha256([Path(p) for p in probe])), seg, cdict,
-                         order)
+        probe_paths = [Path(p) for p in probe]
+        key = _cache_key(str(root), dict(info, behaviour_sha256=_behaviour_sha256(probe_paths)),
+                         dict(seg, cut_sha256=_cut_sha256(probe_paths, config)), cdict, order)
         f = Path(cache_dir) / f"{root.name or 'root'}{tag}-{key}.npz"
         cache_files[root] = f
         if not f.exists():
