@@ -322,9 +322,13 @@ def speech_levels(audio: np.ndarray) -> tuple[float, float]:
     if n == 0:
         return -math.inf, -math.inf
     x = audio[:n].reshape(-1, hop).astype(np.float64)
-    power = np.einsum("ij,ij->i", x, x) / hop
-    low = int(0.05 * (power.size - 1))  # the 5th percentile, nearest rank below (np.percentile costs ~0.5 ms)
-    return 10.0 * math.log10(float(power.max()) + 1e-20), 10.0 * math.log10(float(np.partition(power, low)[low]) + 1e-20)
+    db = 10.0 * np.log10(np.einsum("ij,ij->i", x, x) / hop + 1e-20)
+    # np.percentile(db, 5) (linear interpolation) by partition: np.percentile itself costs ~0.5 ms
+    pos = 0.05 * (db.size - 1)
+    lo = int(pos)
+    hi = min(lo + 1, db.size - 1)
+    part = np.partition(db, [lo, hi])
+    return float(db.max()), float(part[lo] + (pos - lo) * (part[hi] - part[lo]))
 
 
 def utterances(audio: np.ndarray, config: SegmenterConfig | None = None,

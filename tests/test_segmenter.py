@@ -208,3 +208,12 @@ def test_a_breath_that_the_raised_gain_lets_through_is_discarded():
     assert [e for e in events if e.kind == "discard" and e.reason == "quiet"]
     ungated = _ends(x, SegmenterConfig(quiet_gate_db=200.0))
     assert len(ungated) == 7 and min(e - s for s, e in ungated) < 0.9 * SR
+
+
+def test_speech_levels_are_the_loudest_10_ms_and_the_5th_percentile():
+    audio, _ = sf.read(sorted((data_dir() / "ravdess" / "Actor_05").glob("*.flac"))[3], dtype="float32")
+    frames = audio[: audio.size // 160 * 160].reshape(-1, 160).astype(np.float64)
+    db = 10 * np.log10((frames**2).mean(axis=1) + 1e-20)
+    peak, background = speech_levels(audio)
+    assert peak == pytest.approx(db.max(), abs=1e-9) and background == pytest.approx(np.percentile(db, 5), abs=1e-9)
+    assert speech_levels(audio[:100]) == (-np.inf, -np.inf)
