@@ -21,9 +21,9 @@ as much as it moved version 2's (tests/test_features.py).
 
 Version 4 (speed): the pitch track moves in 25 ms hops (was 20) over a lag
 grid of one 4 kHz sample (was half of one; the parabolic peak refines it), and
-the main spectrum is reduced block by block while it is in cache; about a
-quarter less time per 3 s utterance, speaker-independent UAR unchanged within
-run-to-run spread (measured before adopting it; see reports/ablation.md).
+the main spectrum is reduced block by block while it is in cache: 0.74-0.91x
+the version-3 time (benchmarks/ab_features.py), speaker-independent UAR
+unchanged within run-to-run spread (reports/ablation.md, rows 16-17).
 """
 
 from __future__ import annotations
