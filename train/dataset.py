@@ -144,7 +144,7 @@ def _worker_init() -> None:
 class FeatureSet:
     X: np.ndarray  # (n, FEATURE_SIZE) float32
     clips: list[Clip]  # clips with usable features, same order as X
-    no_speech: int  # clips where speech_span found nothing (whole clip used)
+    no_speech: int  # clips where the segmenter found no utterance (whole clip used)
     failed: list[tuple[str, str]]  # (path, error) of clips that could not be decoded/extracted
     cached: int  # clips served from the cache
 
