@@ -1,7 +1,7 @@
 """Deterministic audio corruptions for training augmentation and robustness tests.
 
 A :class:`Corruption` is applied to a clip's raw 16 kHz audio *before* the runtime's segmenter cuts it
-and ``extract``, exactly where a live microphone's noise, gain and channel would act. Every random
+and ``extract`` runs, exactly where a live microphone's noise, gain and channel would act. Every random
 choice comes from a generator seeded by (corruption seed, copy number, clip file name), so the same
 clip always gets the same corruption, in any process and any order.
 
