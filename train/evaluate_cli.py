@@ -176,21 +176,20 @@ def run(args) -> dict:
     found = corp.discover(roots, corp.resolve_emotions(None))
     clips = found.clips
     hp = Hyperparameters()
+    groups = np.array([c.speaker for c in clips])
+    rank = evaluate.arrival_rank(groups, args.seed)  # each clip's position in its speaker's session
     # clean and test conditions: each speaker's clips cut as one source in arrival order (the segmenter's VAD
     # gain follows the clips before); augmented training copies: each clip heard alone
-    sessions = evaluate.arrival_rank(np.array([c.speaker for c in clips]), args.seed)
-    X = _features(clips, roots, args, rank=sessions)
+    X = _features(clips, roots, args, rank=rank)
     aug = [_features(clips, roots, args, c, f"augmented copy {c.copy + 1}")
            for c in augment.training_copies(args.augment, args.seed)]
     conditions = augment.test_conditions()
-    Xc = {name: _features(clips, roots, args, c, name, sessions) for name, c in conditions.items()}
+    Xc = {name: _features(clips, roots, args, c, name, rank) for name, c in conditions.items()}
     t_feat = time.perf_counter() - t_start
 
     y = np.array([c.label for c in clips])
-    groups = np.array([c.speaker for c in clips])
     corpus = np.array([c.corpus for c in clips])
     names = sorted(set(corpus))
-    rank = evaluate.arrival_rank(groups, args.seed)  # each clip's position in its speaker's session
     sn = evaluate.SessionNorm(args.norm_prior, groups, rank, memory=args.norm_memory or None) \
         if args.speaker_norm == "causal" else None
 
