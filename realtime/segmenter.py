@@ -207,7 +207,8 @@ class Segmenter:
         if self.config.vad_target_dbfs is None:
             return 1 << 30  # the gain never moves
         if not self._speaking:
-            return self._hang  # a start, then a whole hangover
+            # a start at the next frame (its pre-roll at most _keep_idle back), then a hangover or the max length
+            return max(1, min(self._hang, (self._max - self._keep_idle) // self._frame))
         to_max = -(-(self._max - (self._pos - self._utt_start)) // self._frame)
         return max(1, min(self._hang - self._silent_frames, to_max))
 

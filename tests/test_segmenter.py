@@ -217,3 +217,15 @@ def test_speech_levels_are_the_loudest_10_ms_and_the_5th_percentile():
     peak, background = speech_levels(audio)
     assert peak == pytest.approx(db.max(), abs=1e-9) and background == pytest.approx(np.percentile(db, 5), abs=1e-9)
     assert speech_levels(audio[:100]) == (-np.inf, -np.inf)
+
+
+@pytest.mark.parametrize("max_s", [0.46, 0.8])
+def test_short_maximum_length_keeps_the_result_independent_of_block_size(max_s):
+    """The VAD runs ahead only over frames that cannot end an utterance; with a maximum length shorter
+    than a hangover plus the pre-roll, the bound must come from the maximum length."""
+    x, _ = join_with_pauses(real_clips(10, 10), floor_dbfs=-80.0)
+    x *= np.float32(0.1)
+    config = SegmenterConfig(max_utterance_s=max_s, min_utterance_ms=100)
+    a = [(e.kind, e.start, e.end) for e in _feed(Segmenter(config), x, 480)]
+    b = [(e.kind, e.start, e.end) for e in _feed(Segmenter(config), x, 30000)]
+    assert a == b and len([k for k, *_ in a if k == "end"]) >= 20
