@@ -123,7 +123,7 @@ def run(argv: list[str] | None = None) -> int:
         if log is not None:
             log.close()
         return _fail(str(e))
-    code = session.run()
+    code = session.run(restore_signals=argv is not None)  # run as a program, the process exits next
     return max(code, 1 if missing else 0)
 
 

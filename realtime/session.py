@@ -55,8 +55,8 @@ class Session:
         self.files_failed = 0
         self.log_failed = False
         self.pipeline_failed = False
-        self._stop = threading.Event()
-        self._stop_reason = ""
+        self._stop_reason = ""  # set once: why the session stops ("" while running)
+        self._hurry = False  # a second Ctrl-C: stop at once
         self._last_written = 0
         self._last_audio = 0.0
         self.speaking = False
@@ -74,9 +74,8 @@ class Session:
             self.source = MicrophoneCapture(self.pipeline, opts.device)
 
     def request_stop(self, reason: str) -> None:
-        if not self._stop.is_set():
+        if not self._stop_reason:
             self._stop_reason = reason
-            self._stop.set()
 
     def _status(self) -> Status:
         p, src = self.pipeline, self.source
@@ -117,8 +116,10 @@ class Session:
             self.view.result(item)
 
     def _on_signal(self, signum, frame) -> None:
-        if signum == signal.SIGINT and self._stop.is_set():
-            raise KeyboardInterrupt  # a second Ctrl-C: stop at once
+        """Only set flags, which the loop reads within POLL_SECONDS: no lock (the main thread may
+        hold it) and no exception (it may land in a weakref callback or a finally block)."""
+        if signum == signal.SIGINT and self._stop_reason:
+            self._hurry = True
         self.request_stop("interrupted" if signum == signal.SIGINT else "terminated")
 
     def _check_stop(self, t0: float) -> None:
@@ -135,8 +136,10 @@ class Session:
         if self.source.failed.is_set() or now - self._last_audio > STALL_SECONDS:
             self.request_stop("input device stopped")
 
-    def run(self) -> int:
-        """Run to the end of the files, --duration, Ctrl-C or SIGTERM; return the exit code."""
+    def run(self, restore_signals: bool = True) -> int:
+        """Run to the end of the files, --duration, Ctrl-C or SIGTERM; return the exit code.
+        ``restore_signals`` False leaves SIGINT and SIGTERM ignored afterwards, for a process that
+        exits next (a late Ctrl-C must not raise KeyboardInterrupt into its last steps)."""
         handlers = {}
         if threading.current_thread() is threading.main_thread():  # Python delivers signals there only
             handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -158,19 +161,21 @@ class Session:
                     break  # the pipeline has finished everything after close(), or has died
                 if item is not ...:
                     self._handle(item)
+                if self._hurry:
+                    if deadline is None:
+                        self._close_source(drop_unread=True)
+                    self._stop_early()
+                    break
                 if deadline is None:
                     self._check_stop(t0)
-                    if self._stop.is_set():
+                    if self._stop_reason:
                         natural = self._stop_reason == "end of files"
                         self._close_source(drop_unread=not natural)
                         deadline = float("inf") if natural else time.monotonic() + STOP_GRACE_SECONDS
                 elif time.monotonic() > deadline:
-                    self._handle_ready()
-                    _err("stopped before every queued utterance was classified")
+                    self._stop_early()
                     break
                 wait = min(POLL_SECONDS, self.view.tick(self._status()))
-        except KeyboardInterrupt:
-            pass
         finally:
             for sig in handlers:  # what is computed gets logged and summed up, whatever is pressed now
                 signal.signal(sig, signal.SIG_IGN)
@@ -180,8 +185,9 @@ class Session:
         out = sys.stderr if self.opts.view == "json" else sys.stdout
         out.write(summary_text(self.stats, self._status(), self.files_failed, time.monotonic() - t0) + "\n")
         out.flush()
-        for sig, previous in handlers.items():
-            signal.signal(sig, previous)
+        if restore_signals:
+            for sig, previous in handlers.items():
+                signal.signal(sig, previous)
         if self._stop_reason == "input device stopped":
             _err("the input device stopped delivering audio; the log is complete up to that point")
             return 1
@@ -193,15 +199,22 @@ class Session:
             return f"replaying {len(self.source.files)} file(s) {pace}"
         return f"listening on {self.source.name!r} at {self.source.rate} Hz"
 
-    def _handle_ready(self) -> None:
-        """Handle (log and show) the results already computed, without waiting for more."""
+    def _stop_early(self) -> None:
+        """Stop without waiting for the utterances still queued; keep the results already computed."""
+        if not self._handle_ready():
+            _err("stopped before every queued utterance was classified")
+
+    def _handle_ready(self) -> bool:
+        """Handle (log and show) the results already computed, without waiting for more; return
+        whether they include the pipeline's end (nothing was left to classify)."""
         while True:
             try:
                 item = self.pipeline.results.get_nowait()
             except queue.Empty:
-                return
-            if item is not None:
-                self._handle(item)
+                return False
+            if item is None:
+                return True
+            self._handle(item)
 
     def _close_source(self, drop_unread: bool) -> None:
         self.source.stop()

@@ -5,7 +5,9 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -129,3 +131,51 @@ def test_ctrl_c_pressed_repeatedly_never_prints_a_traceback(stream, tmp_path):
         out, err = proc.communicate(timeout=10)
         problems.append(_check(i, proc.returncode, out, err, log))
     assert not [p for p in problems if p], "\n".join(p for p in problems if p)
+
+
+def test_signal_handler_never_raises_even_inside_a_weakref_callback(default_model, tmp_path, monkeypatch):
+    """Python runs a signal handler between any two bytecodes of the main thread, also inside a
+    weakref callback, where an exception is printed as 'Exception ignored ... Traceback' and lost.
+    So the handler only records the request: the first Ctrl-C stops, a second one hurries."""
+    from realtime.session import Options, Session
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    session = Session(Options(default_model, [tmp_path / "unused.wav"], speed=0, view="lines"))
+
+    class Owner:
+        pass
+
+    owner = Owner()
+    ref = weakref.ref(owner, lambda _: [session._on_signal(signal.SIGINT, None) for _ in range(3)])
+    del owner
+    assert ref() is None
+    assert not unraisable, unraisable[0].exc_value
+    assert (session._stop_reason, session._hurry) == ("interrupted", True)
+
+
+def test_second_ctrl_c_stops_at_once_and_keeps_every_computed_result(default_model, stream, tmp_path):
+    """Batch scoring of many copies, two Ctrl-C once results flow: the run ends early, and every
+    result the session received is logged (a second Ctrl-C used to raise out of the loop)."""
+    from realtime.session import Options, Session
+    from realtime.session_log import SessionLog
+
+    log_path = tmp_path / "hurry.csv"
+    session = Session(Options(default_model, [stream] * 100, speed=0, view="json",
+                              log=SessionLog(log_path, default_model.labels)))
+
+    def press_twice() -> None:
+        while session.stats.utterances < 5:
+            time.sleep(0.005)
+        for _ in range(2):
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            time.sleep(0.01)
+
+    presser = threading.Thread(target=press_twice, daemon=True)
+    presser.start()
+    code = session.run()
+    presser.join(5)
+    rows = list(csv.reader(log_path.read_text().splitlines()))[1:]
+    assert code == 0 and session._stop_reason == "interrupted"
+    assert 5 <= len(rows) == session.stats.utterances < 100 * 6
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored for the caller
