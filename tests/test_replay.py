@@ -2,6 +2,7 @@
 
 import csv
 import json
+import time
 
 import numpy as np
 import pytest
@@ -125,18 +126,18 @@ def test_live_finals_use_features_extracted_during_the_hangover(stream, default_
     for a, b in zip(paced, batch):
         assert (a.job.start_s, a.job.end_s) == (b.job.start_s, b.job.end_s)
         np.testing.assert_array_equal(a.probs, b.probs)
-        assert a.feature_ms > a.inference_ms  # the reported cost includes the work done ahead
 
 
 def test_worker_reuses_ahead_features_only_for_the_same_span(default_model, monkeypatch):
     audio = sf.read(real_clips(1, 0)[0], dtype="float32")[0]
     calls = []
     extract = features.extract
-    monkeypatch.setattr(features, "extract", lambda x: calls.append(x.size) or extract(x))
+    monkeypatch.setattr(features, "extract", lambda x: calls.append(x.size) or time.sleep(0.05) or extract(x))
     w = Worker(default_model, None)
     w.extract_ahead(Job("a", 0.0, 2.0, audio, False, 0.0, 1, ahead=True))
     same = w.classify(Job("a", 0.0, 2.0, audio, True, 0.0, 1))
     assert len(calls) == 1 and same.ahead
+    assert same.feature_ms >= 50.0  # the reported cost includes the extraction done ahead
     w.extract_ahead(Job("b", 0.0, 2.0, audio, False, 0.0, 2, ahead=True))  # speech resumed: a longer span ends
     longer = w.classify(Job("b", 0.0, 2.5, audio, True, 0.0, 2))
     assert len(calls) == 3 and not longer.ahead
