@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -99,7 +100,7 @@ def test_features_and_cache(feats, small_data, cache_dir):
 def test_cache_key_follows_what_the_features_compute(monkeypatch):
     from realtime import features as F
 
-    speech = sorted((data_dir() / "ravdess" / "Actor_01").glob("*.flac"))[:2]
+    speech = [dataset.load_audio(p) for p in sorted((data_dir() / "ravdess" / "Actor_01").glob("*.flac"))[:2]]
     before = dataset._behaviour_sha256(speech)
     assert dataset._behaviour_sha256(speech) == before  # deterministic
     monkeypatch.setattr(F, "_VOICING_THRESHOLD", F._VOICING_THRESHOLD * 1.1)  # a change without a version bump
@@ -109,7 +110,7 @@ def test_cache_key_follows_what_the_features_compute(monkeypatch):
 def test_cache_key_follows_where_the_segmenter_cuts(monkeypatch):
     from realtime import segmenter
 
-    speech = sorted((data_dir() / "ravdess" / "Actor_01").glob("*.flac"))[:2]
+    speech = [dataset.load_audio(p) for p in sorted((data_dir() / "ravdess" / "Actor_01").glob("*.flac"))[:2]]
     config = dataset.segmenter_config()
     before = dataset._cut_sha256(speech, config)
     assert dataset._cut_sha256(speech, config) == before  # deterministic
@@ -256,6 +257,44 @@ def test_ser_train_end_to_end(small_data, cache_dir, tmp_path, capsys):
     m = EmotionModel(out)
     assert m.labels == card["labels"]
     np.testing.assert_array_equal(m.speaker_norm.mean, sn["mean"])
+
+
+def test_an_unreadable_clip_leaves_the_cut_and_the_normaliser_in_one_order(small_data, tmp_path, monkeypatch):
+    """ser-train cuts each speaker's clips as one session and normalises them in the same arrival order;
+    a clip that cannot be read is skipped without reordering the speaker's other clips for either (and
+    without breaking the cache key, whose probes are the first clips by name: this one sorts first)."""
+    root = tmp_path / "data"
+    shutil.copytree(small_data / "ravdess", root / "ravdess")  # copies, not links: the corpus stays untouched
+    bad = "03-01-01-01-01-01-01.flac"
+    (root / "ravdess" / bad).write_bytes(b"not audio")
+    seen = {}
+    build = dataset.build_features
+
+    def spy_build(clips, **kw):
+        fs = build(clips, **kw)
+        if kw.get("rank") is not None:
+            seen["cut"] = {str(c.path): int(r) for c, r in zip(clips, kw["rank"])}
+        return fs
+
+    class SpyNorm(evaluate.SessionNorm):
+        def __init__(self, prior, groups, rank, **kw):
+            super().__init__(prior, groups, rank, **kw)
+            seen["norm"] = (list(groups), list(rank))
+
+    monkeypatch.setattr(dataset, "build_features", spy_build)
+    monkeypatch.setattr(evaluate, "SessionNorm", SpyNorm)
+    rc = main(["--data", str(root / "ravdess"), "--out", str(tmp_path / "m.onnx"), "--no-eval", "--augment", "0",
+               "--jobs", "1", "--hidden", "8", "--max-iter", "20", "--cache-dir", str(tmp_path / "c")])
+    assert rc == 0
+    found = corp.discover([root / "ravdess"], corp.resolve_emotions(None))
+    kept = [c for c in found.clips if c.path.name != bad]
+    groups, rank = seen["norm"]
+    assert groups == [c.speaker for c in kept] and len(kept) == len(found.clips) - 1
+    for speaker in set(groups):
+        mine = [c for c, g in zip(kept, groups) if g == speaker]
+        by_norm = [c.path for _, c in sorted(zip([r for r, g in zip(rank, groups) if g == speaker], mine))]
+        by_cut = sorted((c.path for c in mine), key=lambda p: seen["cut"][str(p)])
+        assert by_norm == by_cut, speaker
 
 
 def test_ser_train_four_classes_no_eval(small_data, cache_dir, tmp_path):

@@ -167,6 +167,10 @@ def run(args, console, out_console) -> int:
     except ImportError as exc:
         raise TrainError(f"runtime feature/segmenter module unavailable: {exc}") from None
     t0 = time.perf_counter()
+    # each clip's place in its speaker's session, for the cut and the normaliser alike: computed once, so a
+    # clip that cannot be read does not reorder its speaker's other clips for one of them
+    rank = evaluate.arrival_rank(np.array([c.speaker for c in found.clips]), args.seed)
+    arrival = {c.path: int(r) for c, r in zip(found.clips, rank)}
     with _progress(console) as progress:
         task = progress.add_task("features", total=len(found.clips))
         # each speaker's clips cut as one source in arrival order, as a microphone session is (the segmenter's
@@ -174,7 +178,7 @@ def run(args, console, out_console) -> int:
         fs = dataset.build_features(
             found.clips, roots=roots, cache_dir=None if args.no_cache else args.cache_dir, jobs=args.jobs,
             progress=lambda n: progress.advance(task, n),
-            rank=evaluate.arrival_rank(np.array([c.speaker for c in found.clips]), args.seed),
+            rank=rank,
         )
     augmented = []
     if args.augment and fs.clips:
@@ -210,7 +214,7 @@ def run(args, console, out_console) -> int:
 
     sn = None  # causal speaker normalisation: every speaker one session, in a seeded arrival order
     if args.speaker_norm == "causal":
-        sn = evaluate.SessionNorm(args.norm_prior, groups, evaluate.arrival_rank(groups, args.seed),
+        sn = evaluate.SessionNorm(args.norm_prior, groups, np.array([arrival[c.path] for c in fs.clips]),
                                   memory=args.norm_memory or None)
 
     metrics: dict = {}

@@ -46,9 +46,23 @@ def config_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-def _behaviour_sha256(speech: Sequence[Path] = ()) -> str:
+def _probe_audio(paths: Sequence[str], n: int = 2) -> list[np.ndarray]:
+    """The first ``n`` of ``paths`` (sorted) that can be read: real speech for the cache key's probes
+    (an unreadable clip is reported and skipped where it is processed, not here)."""
+    out = []
+    for p in sorted(paths):
+        try:
+            out.append(load_audio(p))
+        except Exception:
+            continue
+        if len(out) == n:
+            break
+    return out
+
+
+def _behaviour_sha256(speech: Sequence[np.ndarray] = ()) -> str:
     """Hash of what the loaded ``realtime.features`` computes on fixed probe signals (a voiced glide
-    with noise, a short burst, silence) and on the given real speech files: it changes with a change
+    with noise, a short burst, silence) and on the given real speech: it changes with a change
     of the features' output, not with a refactor that leaves the output alone."""
     from realtime import features
 
@@ -58,21 +72,21 @@ def _behaviour_sha256(speech: Sequence[Path] = ()) -> str:
     voiced = sum(a * np.sin(k * phase) for k, a in enumerate((0.3, 1.0, 0.8, 0.5, 0.3), start=1))
     voiced *= 0.2 * (0.55 + 0.45 * np.sin(2 * np.pi * 3 * t))
     probes = [voiced + 0.02 * rng.standard_normal(t.size), 0.1 * rng.standard_normal(3000), np.zeros(8000)]
-    probes += [load_audio(p) for p in speech]
+    probes += list(speech)
     h = hashlib.sha256()
     for p in probes:
         h.update(features.extract(p.astype(np.float32)).tobytes())
     return h.hexdigest()
 
 
-def _cut_sha256(speech: Sequence[Path], config) -> str:
-    """Hash of how the loaded segmenter cuts the given real speech files heard as one source twice over,
+def _cut_sha256(speech: Sequence[np.ndarray], config) -> str:
+    """Hash of how the loaded segmenter cuts the given real speech heard as one source twice over,
     as they are and 20 dB quieter (so the VAD gain moves): it changes with a change of the cut, which the
     segmenter's configuration alone does not show."""
     from realtime.segmenter import utterances
 
     h = hashlib.sha256()
-    clips = [load_audio(p) for p in speech]
+    clips = list(speech)
     for scale in (1.0, 0.1):
         levels: list = []
         for audio in clips + clips:
@@ -225,13 +239,12 @@ def build_features(
             continue
         cdict = corruption.to_dict() if corruption is not None else None
         tag = f"-{corruption.name}{corruption.copy}" if corruption is not None else ""
-        probe = sorted(str(clips[i].path) for i in idx)[:2]  # real speech: pitch, voicing and level paths all run
+        probe = _probe_audio([str(clips[i].path) for i in idx])  # real speech: pitch, voicing and level paths all run
         order = None
         if rank is not None:
             order = hashlib.sha256(json.dumps(sorted((str(clips[i].path), int(rank[i])) for i in idx)).encode()).hexdigest()
-        probe_paths = [Path(p) for p in probe]
-        key = _cache_key(str(root), dict(info, behaviour_sha256=_behaviour_sha256(probe_paths)),
-                         dict(seg, cut_sha256=_cut_sha256(probe_paths, config)), cdict, order)
+        key = _cache_key(str(root), dict(info, behaviour_sha256=_behaviour_sha256(probe)),
+                         dict(seg, cut_sha256=_cut_sha256(probe, config)), cdict, order)
         f = Path(cache_dir) / f"{root.name or 'root'}{tag}-{key}.npz"
         cache_files[root] = f
         if not f.exists():
