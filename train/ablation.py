@@ -139,12 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("reports/ablation.jsonl"))
     p.add_argument("--cache-dir", type=Path, default=Path(".cache/features"))
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="seed of the folds, arrival order, augmentation and MLP initialisation")
     args = p.parse_args(argv)
     roots = [d.resolve() for d in args.data]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for text in args.variant:  # feature constants are set afresh for each variant
         t0 = time.perf_counter()
-        res = run_variant(_parse(text), roots, args.cache_dir, args.jobs)
+        res = run_variant(_parse(text), roots, args.cache_dir, args.jobs, args.seed)
+        res["seed"] = args.seed
         res["seconds"] = round(time.perf_counter() - t0)
         emit(res, args.out)
     return 0
