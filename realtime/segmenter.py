@@ -81,7 +81,8 @@ class SegmentEvent:
     """``start``: speech began; ``update``: provisional audio of the utterance so far;
     ``pause``: the silence now covers the padding, so this is exactly the ``end`` event's audio if the
     silence lasts the hangover (the worker can start on it before the end is certain);
-    ``end``: a finished utterance; ``discard``: the started span was too short to keep.
+    ``end``: a finished utterance; ``discard``: the started span was too short or too quiet to keep
+    (``reason``; a span too quiet gets no ``pause`` either).
 
     ``start``/``end`` are sample indices from the start of the source; ``detected_at`` is the
     sample index whose arrival triggered the event (for latency accounting).
@@ -273,7 +274,9 @@ class Segmenter:
                 return
             if self.interim and self._silent_frames == self._pause and self._last_voiced_end - self._first_voiced >= self._min:
                 end = self._last_voiced_end + self._pad
-                events.append(SegmentEvent("pause", self._utt_start, end, pos, self._audio(self._utt_start, end)))
+                audio = self._audio(self._utt_start, end)
+                if not self._too_quiet(speech_levels(audio)[0]):  # else its end is discarded: no work ahead
+                    events.append(SegmentEvent("pause", self._utt_start, end, pos, audio))
         if pos - self._utt_start >= self._max:
             self._close(pos, "max_length", events)
             if voiced:  # the monologue goes on: the next piece starts right here, no pre-roll

@@ -208,6 +208,12 @@ def test_a_breath_that_the_raised_gain_lets_through_is_discarded():
     assert [e for e in events if e.kind == "discard" and e.reason == "quiet"]
     ungated = _ends(x, SegmenterConfig(quiet_gate_db=200.0))
     assert len(ungated) == 7 and min(e - s for s, e in ungated) < 0.9 * SR
+    # live, the worker is not asked to extract the breath's features ahead: no pause event for it
+    live = _feed(Segmenter(), x, 480)
+    paused = {e.start for e in live if e.kind == "pause"}
+    quiet = [e.start for e in live if e.kind == "discard" and e.reason == "quiet"]
+    kept = [e.start for e in live if e.kind == "end" and e.reason == "silence"]
+    assert quiet and not paused & set(quiet) and set(kept) <= paused
 
 
 def test_speech_levels_are_the_loudest_10_ms_and_the_5th_percentile():
