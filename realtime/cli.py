@@ -13,7 +13,9 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from realtime.arguments import EXIT_USAGE, OneLineParser  # noqa: E402
-from realtime.segmenter import SegmenterConfig  # noqa: E402
+
+# Nothing heavier at import: until main() defers Ctrl-C, a press raises KeyboardInterrupt (numpy and the
+# rest load in run()).
 
 
 def _non_negative(text: str) -> float:
@@ -49,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="print one JSON object per utterance")
     out.add_argument("--plain", action="store_true", help="print one line per utterance even on a terminal")
     p.add_argument("--model", metavar="ONNX", help="model file (its JSON card must sit beside it; default: the shipped model)")
+    from realtime.segmenter import SegmenterConfig
+
     vad = p.add_argument_group("segmenter")
     d = SegmenterConfig()
     vad.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=d.aggressiveness, help=f"WebRTC VAD mode 0-3 (default {d.aggressiveness})")
@@ -56,6 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     vad.add_argument("--min-utterance-ms", type=int, default=d.min_utterance_ms, help=f"shorter speech is ignored (default {d.min_utterance_ms})")
     vad.add_argument("--max-utterance-s", type=_positive, default=d.max_utterance_s, help=f"longer speech is cut into pieces (default {d.max_utterance_s})")
     return p
+
+
+_interrupted_at_start_up = False
+
+
+def _defer_interrupts() -> None:
+    """Until the session installs its own handler, a Ctrl-C is remembered and acted on before the
+    session starts (exit 130): raised as KeyboardInterrupt in the middle of imports and model loading,
+    it could land in a weakref callback, where Python prints a traceback and carries on."""
+    import signal
+
+    def remember(signum, frame) -> None:
+        global _interrupted_at_start_up
+        _interrupted_at_start_up = True
+
+    signal.signal(signal.SIGINT, remember)
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> int:
@@ -68,6 +88,7 @@ def run(argv: list[str] | None = None) -> int:
     from realtime.capture import CaptureError
     from realtime.model import EmotionModel, ModelError
     from realtime.replay import expand_paths
+    from realtime.segmenter import SegmenterConfig
     from realtime.session import Options, Session
     from realtime.session_log import LogError, SessionLog
 
@@ -123,6 +144,10 @@ def run(argv: list[str] | None = None) -> int:
         if log is not None:
             log.close()
         return _fail(str(e))
+    if _interrupted_at_start_up:
+        if log is not None:
+            log.close()
+        return 130
     code = session.run(restore_signals=argv is not None)  # run as a program, the process exits next
     return max(code, 1 if missing else 0)
 
@@ -132,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     ``os._exit`` once everything is written and flushed: the interpreter's teardown (numpy,
     onnxruntime, rich modules) does no useful work here and costs 0.1 s on an idle machine,
     up to 0.9 s on a loaded one, which would count against exiting within 1 s of Ctrl-C."""
+    if argv is None:
+        _defer_interrupts()
     try:
         code = run(argv)
     except KeyboardInterrupt:

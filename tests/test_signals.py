@@ -179,3 +179,23 @@ def test_second_ctrl_c_stops_at_once_and_keeps_every_computed_result(default_mod
     assert code == 0 and session._stop_reason == "interrupted"
     assert 5 <= len(rows) == session.stats.utterances < 100 * 6
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored for the caller
+
+
+def test_ctrl_c_during_start_up_is_remembered_then_ends_the_run_before_the_session(tmp_path, capsys, monkeypatch):
+    """Run as a program, ser-live defers Ctrl-C until its session is up: pressed during imports or model
+    loading it raises nothing (a KeyboardInterrupt there could print a traceback from a weakref callback);
+    the run then ends with 130 before replaying anything."""
+    from realtime import cli
+
+    monkeypatch.setattr(cli, "_interrupted_at_start_up", False)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        cli._defer_interrupts()  # what main() does first when run as a program
+        signal.raise_signal(signal.SIGINT)  # the handler runs here: nothing is raised
+        log = tmp_path / "startup.csv"
+        code = cli.run(["--file", str(REPO / "examples" / "sample.flac"), "--speed", "0", "--plain", "--log", str(log)])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    out, _ = capsys.readouterr()
+    assert code == 130 and out == ""
+    assert log.read_text().count("\n") == 1  # the header only: nothing was replayed
