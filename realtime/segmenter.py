@@ -130,6 +130,7 @@ class Segmenter:
         _webrtcvad.init(self._vad)  # also resets the mode
         _webrtcvad.set_mode(self._vad, self.config.aggressiveness)
         self._levels: collections.deque[tuple[float, float]] = collections.deque(maxlen=self.config.level_utterances)
+        self._speech_peak: float | None = None  # median peak of _levels once there are enough (dBFS)
         self._vad_gain = 1.0
         for pair in levels:
             self._observe_level(pair)
@@ -226,7 +227,8 @@ class Segmenter:
         self._levels.append(levels)
         if len(self._levels) < c.level_min_utterances:
             return
-        peak, floor = statistics.median(p for p, _ in self._levels), statistics.median(f for _, f in self._levels)
+        self._speech_peak = peak = statistics.median(p for p, _ in self._levels)
+        floor = statistics.median(f for _, f in self._levels)
         gain_db = c.vad_target_dbfs - peak
         if gain_db > 0.0:  # a raised background must stay below vad_floor_dbfs: the VAD hears loud noise as speech
             gain_db = min(gain_db, max(c.vad_floor_dbfs - floor, 0.0))
@@ -234,10 +236,7 @@ class Segmenter:
 
     def _too_quiet(self, peak_dbfs: float) -> bool:
         """Far below the source's recent speech: what a raised VAD gain lets through that is not a voice."""
-        c = self.config
-        if c.vad_target_dbfs is None or len(self._levels) < c.level_min_utterances:
-            return False
-        return peak_dbfs < statistics.median(p for p, _ in self._levels) - c.quiet_gate_db
+        return self._speech_peak is not None and peak_dbfs < self._speech_peak - self.config.quiet_gate_db
 
     def _append(self, frame: np.ndarray) -> None:
         if self._n + frame.size > self._buf.size:  # only while idle: keep the pre-roll

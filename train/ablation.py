@@ -76,7 +76,8 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     dataset.segmenter_config = shipped_config if gain == "on" else (
         lambda: dataclasses.replace(shipped_config(), vad_target_dbfs=None))
     g = np.array([c.speaker for c in clips])
-    sessions = evaluate.arrival_rank(g, seed) if gain == "on" else None
+    rank = evaluate.arrival_rank(g, seed)  # each clip's place in its speaker's session: the cut's and the normaliser's
+    sessions = rank if gain == "on" else None
 
     def feats(c=None, rank=None):
         fs = dataset.build_features(clips, roots=roots, cache_dir=cache_dir, jobs=jobs, corruption=c, rank=rank)
@@ -97,7 +98,7 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     if v.get("SN") == "oracle":
         X, Xn, Xq, Xa = _oracle_norm(X, g), _oracle_norm(Xn, g), _oracle_norm(Xq, g), [_oracle_norm(a, g) for a in Xa]
     elif v.get("SN") == "causal":
-        sn = evaluate.SessionNorm(float(v.get("P", DEFAULT_NORM_PRIOR)), g, evaluate.arrival_rank(g, seed))
+        sn = evaluate.SessionNorm(float(v.get("P", DEFAULT_NORM_PRIOR)), g, rank)
     elif v.get("SN", "none") != "none":
         raise SystemExit(f"unknown SN={v['SN']} (none, causal, oracle)")
     d = Hyperparameters()
