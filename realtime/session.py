@@ -201,19 +201,19 @@ class Session:
 
     def _stop_early(self) -> None:
         """Stop without waiting for the utterances still queued; keep the results already computed."""
-        if not self._handle_ready():
+        self._handle_ready()
+        if self.stats.utterances + self.stats.failed < self.pipeline.worker.accepted_final:
             _err("stopped before every queued utterance was classified")
 
-    def _handle_ready(self) -> bool:
-        """Handle (log and show) the results already computed, without waiting for more; return
-        whether they include the pipeline's end (nothing was left to classify)."""
+    def _handle_ready(self) -> None:
+        """Handle (log and show) the results already computed, without waiting for more."""
         while True:
             try:
                 item = self.pipeline.results.get_nowait()
             except queue.Empty:
-                return False
+                return
             if item is None:
-                return True
+                return
             self._handle(item)
 
     def _close_source(self, drop_unread: bool) -> None:

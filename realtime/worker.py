@@ -71,6 +71,7 @@ class Worker:
         self._jobs: queue.Queue[Job | None] = queue.Queue(max_pending)
         self.dropped_final = 0
         self.dropped_provisional = 0
+        self.accepted_final = 0  # final jobs queued (written by the submitting thread only)
         self._norm_state: SourceState | None = None
         self._norm_source = -1
         self._ahead: tuple[tuple, np.ndarray, float, float] | None = None  # span, vector, ms, CPU ms
@@ -96,6 +97,7 @@ class Worker:
     def submit(self, job: Job, wait: bool = False) -> bool:
         try:
             self._jobs.put(job, block=wait)
+            self.accepted_final += job.final
             return True
         except queue.Full:
             if job.final:

@@ -181,6 +181,24 @@ def test_second_ctrl_c_stops_at_once_and_keeps_every_computed_result(default_mod
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored for the caller
 
 
+def test_stopping_early_says_utterances_were_left_only_when_some_were(default_model, stream, capsys):
+    """The warning after a second Ctrl-C (or the stop grace running out) is true: silent once every
+    queued utterance is shown, printed while one is queued but not classified."""
+    from realtime.session import Options, Session
+    from realtime.worker import Job
+
+    session = Session(Options(default_model, [stream], speed=0, view="json"))
+    assert session.run() == 0 and session.stats.utterances > 0
+    capsys.readouterr()
+    session._stop_early()  # everything was classified and shown
+    assert "stopped before" not in capsys.readouterr().err
+
+    idle = Session(Options(default_model, [stream], speed=0, view="json"))  # never started: its worker waits
+    assert idle.pipeline.worker.submit(Job("x", 0.0, 1.0, np.zeros(16000, np.float32), True, time.monotonic()))
+    idle._stop_early()
+    assert "stopped before every queued utterance was classified" in capsys.readouterr().err
+
+
 def test_ctrl_c_during_start_up_is_remembered_then_ends_the_run_before_the_session(tmp_path, capsys, monkeypatch):
     """Run as a program, ser-live defers Ctrl-C until its session is up: pressed during imports or model
     loading it raises nothing (a KeyboardInterrupt there could print a traceback from a weakref callback);
