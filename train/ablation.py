@@ -22,7 +22,10 @@ A variant is comma-separated KEY=VALUE:
 
 For each variant it prints and appends to ``--out`` (JSON lines): 5-fold speaker-grouped CV UAR per
 corpus on clean held-out clips, on the same clips over a -60 dBFS white floor and 20 dB quieter, and
-cross-corpus UAR both ways (clean and floor). Feature constants are patched in this process before the feature pool
+cross-corpus UAR both ways (clean and floor). With ``--new-text`` also ``cv_newtext_<corpus>``: the same
+speaker folds, but each held-out clip is scored by a model that never heard its sentence from anyone
+(both corpora repeat a few fixed sentences: RAVDESS 2, CREMA-D 12; sentences split into 2-3 groups, one
+model per speaker fold and group), so a gain that comes from knowing the text shows as a drop here. Feature constants are patched in this process before the feature pool
 forks, and the cache key includes them, so variants never share cached features.
 """
 
@@ -46,6 +49,19 @@ def _parse(text: str) -> dict:
     return out
 
 
+def sentence_group(path: Path, corpus: str) -> int:
+    """Which third (CREMA-D: 12 sentences, 4 per group) or half (RAVDESS: 2 statements) of the corpus's
+    fixed sentences a clip speaks."""
+    if corpus == "ravdess":
+        return int(path.stem.split("-")[4]) - 1
+    if corpus == "crema-d":
+        return _CREMA_SENTENCES.index(path.stem.split("_")[1]) % 3
+    raise SystemExit(f"--new-text knows the sentences of ravdess and crema-d only, not {corpus}")
+
+
+_CREMA_SENTENCES = ("DFA", "IEO", "IOM", "ITH", "ITS", "IWL", "IWW", "MTI", "TAI", "TIE", "TSI", "WSI")
+
+
 def _oracle_norm(A: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Z-score every speaker's rows with all of that speaker's rows (uses the future: a bound only)."""
     A = A.astype(np.float64).copy()
@@ -59,7 +75,7 @@ def _oracle_norm(A: np.ndarray, groups: np.ndarray) -> np.ndarray:
 _DEFAULTS: dict = {}
 
 
-def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: int = 0) -> dict:
+def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: int = 0, new_text: bool = False) -> dict:
     from realtime import features as F
     from train import augment, corpora as corp, dataset, evaluate
     from train.cli import DEFAULT_NORM_PRIOR
@@ -111,6 +127,14 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         m = fit_model(Xt, yt, hp, seed)
         for k, A in (("clean", X), ("floor", Xn), ("gain-20", Xq)):
             pred[k][te] = m.predict(evaluate.held_out_rows(A, te, sn, norm))
+    if new_text:
+        sent = np.array([sentence_group(c.path, c.corpus) for c in clips])
+        pred["newtext"] = np.empty(len(y), object)
+        for tr, te in evaluate.grouped_splits(y, g, 5, seed):
+            for s in np.unique(sent):
+                tr_s, te_s = tr[sent[tr] != s], te[sent[te] == s]
+                Xt, yt, norm = evaluate.fold_rows(X, y, tr_s, Xa, sn)
+                pred["newtext"][te_s] = fit_model(Xt, yt, hp, seed).predict(evaluate.held_out_rows(X, te_s, sn, norm))
     for k, p in pred.items():
         for c in sorted(set(co)):
             mk = co == c
@@ -141,12 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", type=Path, default=Path(".cache/features"))
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="seed of the folds, arrival order, augmentation and MLP initialisation")
+    p.add_argument("--new-text", action="store_true", help="also score each held-out clip with models that never heard its sentence")
     args = p.parse_args(argv)
     roots = [d.resolve() for d in args.data]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for text in args.variant:  # feature constants are set afresh for each variant
         t0 = time.perf_counter()
-        res = run_variant(_parse(text), roots, args.cache_dir, args.jobs, args.seed)
+        res = run_variant(_parse(text), roots, args.cache_dir, args.jobs, args.seed, args.new_text)
         res["seed"] = args.seed
         res["seconds"] = round(time.perf_counter() - t0)
         emit(res, args.out)
