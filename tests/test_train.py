@@ -136,6 +136,40 @@ def test_grouped_splits_never_share_a_speaker(folds, seed):
     assert sorted(tested) == sorted(set(g))  # every speaker tested exactly once
 
 
+def test_sentence_of_a_clip_from_its_file_name():
+    d = data_dir()
+    found = corp.discover([d / "ravdess", d / "crema-d"], corp.resolve_emotions(None))
+    by_corpus = {}
+    for c in found.clips:
+        by_corpus.setdefault(c.corpus, set()).add(corp.sentence(c))
+    assert by_corpus["ravdess"] == {"01", "02"}
+    assert len(by_corpus["crema-d"]) == 12 and "DFA" in by_corpus["crema-d"]
+    other = corp.Clip(Path("x/anything.wav"), "tess", "tess:a", "sad")
+    assert corp.sentence(other) is None
+
+
+def test_new_text_cv_never_trains_on_the_held_out_sentence():
+    """Labels that only the sentence tells: ordinary speaker-grouped CV learns them from other speakers;
+    the new-text CV, whose models never hear the held-out clip's sentence, cannot."""
+    rng = np.random.default_rng(0)
+    speakers, sentences, reps = [f"s{i}" for i in range(10)], [f"T{j}" for j in range(6)], 4
+    rows = [(s, t) for s in speakers for t in sentences for _ in range(reps)]
+    g = np.array([s for s, _ in rows])
+    sent = [t for _, t in rows]
+    y = np.array(["a" if int(t[1]) < 3 else "b" for t in sent])  # each group of 3 sentences holds both labels
+    X = (np.eye(6)[[int(t[1]) for t in sent]] + rng.normal(0, 0.05, (len(rows), 6))).astype(np.float32)
+    corpora = np.full(len(rows), "c")
+    hp = Hyperparameters(hidden=(16,), alpha=1e-3, learning_rate_init=1e-2, max_iter=500, early_stopping=False, members=1)
+    ordinary = np.empty(len(y), object)
+    for tr, te in evaluate.grouped_splits(y, g, 5, 0):
+        ordinary[te] = fit_model(X[tr], y[tr], hp, 0).predict(X[te])
+    new = evaluate.new_text_predictions(X, y, g, corpora, sent, hp, folds=5, seed=0)
+    assert all(p is not None for p in new)
+    uar = lambda p: evaluate.metrics(y, p.astype(str), ["a", "b"])["uar"]  # noqa: E731
+    assert uar(ordinary) > 0.95
+    assert uar(new) < 0.75
+
+
 def test_too_few_speakers_for_folds():
     y = np.array(["a", "b", "a", "b"])
     g = np.array(["s1", "s1", "s2", "s2"])

@@ -24,8 +24,8 @@ For each variant it prints and appends to ``--out`` (JSON lines): 5-fold speaker
 corpus on clean held-out clips, on the same clips over a -60 dBFS white floor and 20 dB quieter, and
 cross-corpus UAR both ways (clean and floor). With ``--new-text`` also ``cv_newtext_<corpus>``: the same
 speaker folds, but each held-out clip is scored by a model that never heard its sentence from anyone
-(both corpora repeat a few fixed sentences: RAVDESS 2, CREMA-D 12; sentences split into 2-3 groups, one
-model per speaker fold and group), so a gain that comes from knowing the text shows as a drop here. Feature constants are patched in this process before the feature pool
+(``train.evaluate.new_text_predictions``), so a gain that comes from knowing the corpora's few fixed
+texts shows. Feature constants are patched in this process before the feature pool
 forks, and the cache key includes them, so variants never share cached features.
 """
 
@@ -47,19 +47,6 @@ def _parse(text: str) -> dict:
         k, _, v = part.partition("=")
         out[k.strip().upper()] = v.strip()
     return out
-
-
-def sentence_group(path: Path, corpus: str) -> int:
-    """Which third (CREMA-D: 12 sentences, 4 per group) or half (RAVDESS: 2 statements) of the corpus's
-    fixed sentences a clip speaks."""
-    if corpus == "ravdess":
-        return int(path.stem.split("-")[4]) - 1
-    if corpus == "crema-d":
-        return _CREMA_SENTENCES.index(path.stem.split("_")[1]) % 3
-    raise SystemExit(f"--new-text knows the sentences of ravdess and crema-d only, not {corpus}")
-
-
-_CREMA_SENTENCES = ("DFA", "IEO", "IOM", "ITH", "ITS", "IWL", "IWW", "MTI", "TAI", "TIE", "TSI", "WSI")
 
 
 def _oracle_norm(A: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -128,13 +115,8 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         for k, A in (("clean", X), ("floor", Xn), ("gain-20", Xq)):
             pred[k][te] = m.predict(evaluate.held_out_rows(A, te, sn, norm))
     if new_text:
-        sent = np.array([sentence_group(c.path, c.corpus) for c in clips])
-        pred["newtext"] = np.empty(len(y), object)
-        for tr, te in evaluate.grouped_splits(y, g, 5, seed):
-            for s in np.unique(sent):
-                tr_s, te_s = tr[sent[tr] != s], te[sent[te] == s]
-                Xt, yt, norm = evaluate.fold_rows(X, y, tr_s, Xa, sn)
-                pred["newtext"][te_s] = fit_model(Xt, yt, hp, seed).predict(evaluate.held_out_rows(X, te_s, sn, norm))
+        pred["newtext"] = evaluate.new_text_predictions(X, y, g, co, [corp.sentence(c) for c in clips], hp,
+                                                        folds=5, seed=seed, augmented=Xa, sn=sn)
     for k, p in pred.items():
         for c in sorted(set(co)):
             mk = co == c

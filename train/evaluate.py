@@ -123,6 +123,42 @@ def held_out_rows(A: np.ndarray, idx: np.ndarray, sn: SessionNorm | None, norm: 
     return A[idx] if sn is None else sn.apply(norm, A, idx)
 
 
+def new_text_predictions(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    corpora: np.ndarray,
+    sentences: Sequence[str | None],
+    hp: Hyperparameters,
+    *,
+    folds: int,
+    seed: int,
+    augmented: Sequence[np.ndarray] = (),
+    sn: SessionNorm | None = None,
+) -> np.ndarray:
+    """Speaker-grouped CV in which no model has heard the held-out clip's sentence either (the corpora
+    repeat a few fixed sentences, so the usual CV tests new voices saying known texts). Each corpus's
+    sentences are dealt, sorted, into up to three groups; for every fold and group, a model trained on
+    the fold's training speakers without that group's sentences predicts the fold's held-out clips of
+    that group. Clips without a known sentence are used for training only (None in the result)."""
+    sent = np.array(sentences, dtype=object)
+    part = np.full(len(y), -1)
+    for c in np.unique(corpora):
+        known = sorted({s for s in sent[corpora == c] if s is not None})
+        for k, s in enumerate(known):
+            part[(corpora == c) & (sent == s)] = k % min(3, len(known))
+    pred = np.full(len(y), None, dtype=object)
+    for tr, te in grouped_splits(y, groups, folds, seed):
+        for g in range(part.max() + 1):
+            tr_g, te_g = tr[part[tr] != g], te[part[te] == g]
+            if te_g.size == 0:
+                continue
+            assert not set(sent[tr_g]) & set(sent[te_g]) - {None}, "a held-out sentence was trained on"
+            Xt, yt, norm = fold_rows(X, y, tr_g, augmented, sn)
+            pred[te_g] = fit_model(Xt, yt, hp, seed).predict(held_out_rows(X, te_g, sn, norm))
+    return pred
+
+
 def cross_validate(
     X: np.ndarray,
     y: np.ndarray,
