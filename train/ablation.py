@@ -16,6 +16,8 @@ A variant is comma-separated KEY=VALUE:
        training rows only;
        ``oracle`` = z-score with all of the speaker's clips (an upper bound, not causal, not shippable)
   P    prior weight of ``SN=causal`` in clips (default that of ``ser-train --norm-prior``)
+  DROP feature columns left out, as ``:``-separated shell patterns over ``FEATURE_NAMES`` (e.g.
+       ``DROP=mfcc*_mean:logmel*_mean``)
   VG   the segmenter's VAD gain: ``on`` (default, as shipped: clean and test clips of a speaker cut as one
        source in the seeded arrival order, so the gain follows the clips before) or ``off`` (the VAD hears
        every clip as is, each clip alone)
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 import json
 import sys
 import time
@@ -95,6 +98,9 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         lo, hi = map(float, v["SNR"].split(":"))
         copies = [dataclasses.replace(c, snr_db=(lo, hi)) for c in copies]
     Xa = [feats(c) for c in copies]
+    if "DROP" in v:
+        keep = [i for i, n in enumerate(F.FEATURE_NAMES) if not any(fnmatch.fnmatch(n, p) for p in v["DROP"].split(":"))]
+        X, Xn, Xq, Xa = X[:, keep], Xn[:, keep], Xq[:, keep], [a[:, keep] for a in Xa]
     y = np.array([c.label for c in clips])
     co = np.array([c.corpus for c in clips])
     sn = None
