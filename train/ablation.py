@@ -8,7 +8,8 @@ A variant is comma-separated KEY=VALUE:
   AC   active-frame range in dB (``_ACTIVE_DB``);  TOP  log-mel floor in dB (``_TOP_DB``)
   K    augmented copies per training clip (``ser-train --augment``)
   SNR  training-noise SNR range as LO:HI (default that of ``augment.training_copies``)
-  H    hidden sizes as A:B;  AL  L2 alpha
+  H    hidden sizes as A:B;  AL  L2 alpha, or several as A:B:... to choose one per training set by an inner
+       3-fold speaker-grouped CV on its rows (nested: the held-out speakers never take part in the choice)
   SN   speaker normalisation: ``none`` (default);
        ``causal`` = the runtime's normaliser (``realtime/speaker_norm.py``, ``ser-train --speaker-norm
        causal``): subtract the running mean of the speaker's clips so far, in a seeded arrival order,
@@ -111,18 +112,37 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     elif v.get("SN", "none") != "none":
         raise SystemExit(f"unknown SN={v['SN']} (none, causal, oracle)")
     d = Hyperparameters()
+    alphas = [float(a) for a in v["AL"].split(":")] if "AL" in v else [d.alpha]
     hp = dataclasses.replace(d, hidden=tuple(int(h) for h in v["H"].split(":")) if "H" in v else d.hidden,
-                             alpha=float(v.get("AL", d.alpha)))
+                             alpha=alphas[0])
+    chosen: dict[bytes, float] = {}
+
+    def inner_uar(alpha: float, rows: np.ndarray) -> float:
+        h, p = dataclasses.replace(hp, alpha=alpha), np.empty(len(rows), object)
+        for itr, ite in evaluate.grouped_splits(y[rows], g[rows], 3, seed):
+            Xt, yt, norm = evaluate.fold_rows(X, y, rows[itr], Xa, sn)
+            p[ite] = fit_model(Xt, yt, h, seed).predict(evaluate.held_out_rows(X, rows[ite], sn, norm))
+        yr, cr = y[rows], co[rows]
+        return float(np.mean([evaluate.metrics(yr[cr == c], p[cr == c].astype(str), sorted(set(yr[cr == c])))["uar"]
+                              for c in sorted(set(cr))]))
+
+    def hp_for(rows: np.ndarray) -> Hyperparameters:
+        """``hp`` with the alpha an inner CV on the training rows ``rows`` prefers (the only one if one is given)."""
+        key = rows.tobytes()
+        if key not in chosen:
+            chosen[key] = alphas[0] if len(alphas) == 1 else max(alphas, key=lambda a: inner_uar(a, rows))
+        return dataclasses.replace(hp, alpha=chosen[key])
+
     res: dict = {"variant": v}
     pred = {k: np.empty(len(y), object) for k in ("clean", "floor", "gain-20")}
     for tr, te in evaluate.grouped_splits(y, g, 5, seed):
         Xt, yt, norm = evaluate.fold_rows(X, y, tr, Xa, sn)
-        m = fit_model(Xt, yt, hp, seed)
+        m = fit_model(Xt, yt, hp_for(tr), seed)
         for k, A in (("clean", X), ("floor", Xn), ("gain-20", Xq)):
             pred[k][te] = m.predict(evaluate.held_out_rows(A, te, sn, norm))
     if new_text:
         pred["newtext"] = evaluate.new_text_predictions(X, y, g, co, [corp.sentence(c) for c in clips], hp,
-                                                        folds=5, seed=seed, augmented=Xa, sn=sn)
+                                                        folds=5, seed=seed, augmented=Xa, sn=sn, choose=hp_for)
     for k, p in pred.items():
         for c in sorted(set(co)):
             mk = co == c
@@ -131,10 +151,12 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         shared = sorted(set(y[co == a]) & set(y[co == b]))
         tr, te = (co == a) & np.isin(y, shared), (co == b) & np.isin(y, shared)
         Xt, yt, norm = evaluate.fold_rows(X, y, np.flatnonzero(tr), Xa, sn)
-        m = fit_model(Xt, yt, hp, seed)
+        m = fit_model(Xt, yt, hp_for(np.flatnonzero(tr)), seed)
         te = np.flatnonzero(te)
         res[f"x_{a}->{b}"] = round(evaluate.metrics(y[te], m.predict(evaluate.held_out_rows(X, te, sn, norm)), shared)["uar"], 3)
         res[f"x_{a}->{b}_floor"] = round(evaluate.metrics(y[te], m.predict(evaluate.held_out_rows(Xn, te, sn, norm)), shared)["uar"], 3)
+    if len(alphas) > 1:
+        res["alpha_chosen"] = list(chosen.values())  # CV folds, then the two cross-corpus training sets
     return res
 
 

@@ -135,12 +135,14 @@ def new_text_predictions(
     seed: int,
     augmented: Sequence[np.ndarray] = (),
     sn: SessionNorm | None = None,
+    choose: Callable[[np.ndarray], Hyperparameters] | None = None,
 ) -> np.ndarray:
     """Speaker-grouped CV in which no model has heard the held-out clip's sentence either (the corpora
     repeat a few fixed sentences, so the usual CV tests new voices saying known texts). Each corpus's
     sentences are dealt, sorted, into up to three groups; for every fold and group, a model trained on
     the fold's training speakers without that group's sentences predicts the fold's held-out clips of
-    that group. Clips without a known sentence are used for training only (None in the result)."""
+    that group. Clips without a known sentence are used for training only (None in the result).
+    ``choose`` (optional) gives the hyperparameters for a fold from its training rows (a nested search)."""
     sent = np.array(sentences, dtype=object)
     part = np.full(len(y), -1)
     for c in np.unique(corpora):
@@ -149,13 +151,14 @@ def new_text_predictions(
             part[(corpora == c) & (sent == s)] = k % min(3, len(known))
     pred = np.full(len(y), None, dtype=object)
     for tr, te in grouped_splits(y, groups, folds, seed):
+        h = hp if choose is None else choose(tr)
         for g in range(part.max() + 1):
             tr_g, te_g = tr[part[tr] != g], te[part[te] == g]
             if te_g.size == 0:
                 continue
             assert not set(sent[tr_g]) & set(sent[te_g]) - {None}, "a held-out sentence was trained on"
             Xt, yt, norm = fold_rows(X, y, tr_g, augmented, sn)
-            pred[te_g] = fit_model(Xt, yt, hp, seed).predict(held_out_rows(X, te_g, sn, norm))
+            pred[te_g] = fit_model(Xt, yt, h, seed).predict(held_out_rows(X, te_g, sn, norm))
     return pred
 
 
