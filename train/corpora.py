@@ -84,12 +84,16 @@ def parse_crema_d(stem: str) -> tuple[str, str] | None:
     return actor, _CREMA_EMOTIONS[emotion]
 
 
+#: Where a corpus's file names say the sentence: (pattern, group).
+_SENTENCE_FIELD = {"ravdess": (_RAVDESS_RE, 5), "crema-d": (_CREMA_RE, 2)}
+
+
 def sentence(clip: Clip) -> str | None:
     """The fixed sentence a clip speaks: the RAVDESS statement (01, 02) or the CREMA-D sentence code;
     None for a corpus whose file names do not say."""
-    m = {"ravdess": _RAVDESS_RE, "crema-d": _CREMA_RE}.get(clip.corpus)
-    m = m.match(clip.path.stem) if m is not None else None
-    return None if m is None else m.group(5 if clip.corpus == "ravdess" else 2)
+    pattern, group = _SENTENCE_FIELD.get(clip.corpus, (None, 0))
+    m = pattern.match(clip.path.stem) if pattern is not None else None
+    return None if m is None else m.group(group)
 
 
 #: Registry of known corpora; the first parser that accepts a file name wins.
