@@ -8,6 +8,8 @@ A variant is comma-separated KEY=VALUE:
   AC   active-frame range in dB (``_ACTIVE_DB``);  TOP  log-mel floor in dB (``_TOP_DB``)
   K    augmented copies per training clip (``ser-train --augment``)
   SNR  training-noise SNR range as LO:HI (default that of ``augment.training_copies``)
+  TP   probability of the telephone band in the training copies (default that of ``augment.training_copies``)
+  NZ   the training copies' noise types as A:B:..., drawn uniformly per clip (a repeated type weighs more)
   H    hidden sizes as A:B;  AL  L2 alpha, or several as A:B:... to choose one per training set by an inner
        3-fold speaker-grouped CV on its rows (nested: the held-out speakers never take part in the choice)
   SN   speaker normalisation: ``none`` (default);
@@ -25,7 +27,8 @@ A variant is comma-separated KEY=VALUE:
 
 For each variant it prints and appends to ``--out`` (JSON lines): 5-fold speaker-grouped CV UAR per
 corpus on clean held-out clips, on the same clips over a -60 dBFS white floor and 20 dB quieter, and
-cross-corpus UAR both ways (clean and floor). With ``--new-text`` also ``cv_newtext_<corpus>``: the same
+cross-corpus UAR both ways (clean and floor). With ``--robustness`` also the CV UAR under the evaluation's
+white and babble noise at 15 dB SNR and telephone band (``augment.test_conditions``). With ``--new-text`` also ``cv_newtext_<corpus>``: the same
 speaker folds, but each held-out clip is scored by a model that never heard its sentence from anyone
 (``train.evaluate.new_text_predictions``), so a gain that comes from knowing the corpora's few fixed
 texts shows. Feature constants are patched in this process before the feature pool
@@ -66,7 +69,8 @@ def _oracle_norm(A: np.ndarray, groups: np.ndarray) -> np.ndarray:
 _DEFAULTS: dict = {}
 
 
-def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: int = 0, new_text: bool = False) -> dict:
+def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: int = 0, new_text: bool = False,
+                robustness: bool = False) -> dict:
     from realtime import features as F
     from train import augment, corpora as corp, dataset, evaluate
     from train.cli import DEFAULT_NORM_PRIOR
@@ -91,22 +95,31 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         assert len(fs.clips) == len(clips), fs.failed[:1]
         return fs.X
 
+    conditions = augment.test_conditions()
     X = feats(rank=sessions)
-    Xn = feats(augment.test_conditions()["floor -60 dBFS"], sessions)
-    Xq = feats(augment.test_conditions()["gain -20 dB"], sessions)
+    tests = {"floor": feats(conditions["floor -60 dBFS"], sessions), "gain-20": feats(conditions["gain -20 dB"], sessions)}
+    if robustness:
+        for k, name in (("white15", "white 15 dB"), ("babble15", "babble 15 dB"), ("telephone", "telephone 300-3400 Hz")):
+            tests[k] = feats(conditions[name], sessions)
     copies = augment.training_copies(int(v.get("K", 1)), seed)
     if "SNR" in v:
         lo, hi = map(float, v["SNR"].split(":"))
         copies = [dataclasses.replace(c, snr_db=(lo, hi)) for c in copies]
+    if "TP" in v:
+        copies = [dataclasses.replace(c, telephone_p=float(v["TP"])) for c in copies]
+    if "NZ" in v:
+        copies = [dataclasses.replace(c, noises=tuple(v["NZ"].split(":"))) for c in copies]
     Xa = [feats(c) for c in copies]
     if "DROP" in v:
         keep = [i for i, n in enumerate(F.FEATURE_NAMES) if not any(fnmatch.fnmatch(n, p) for p in v["DROP"].split(":"))]
-        X, Xn, Xq, Xa = X[:, keep], Xn[:, keep], Xq[:, keep], [a[:, keep] for a in Xa]
+        X, Xa = X[:, keep], [a[:, keep] for a in Xa]
+        tests = {k: A[:, keep] for k, A in tests.items()}
     y = np.array([c.label for c in clips])
     co = np.array([c.corpus for c in clips])
     sn = None
     if v.get("SN") == "oracle":
-        X, Xn, Xq, Xa = _oracle_norm(X, g), _oracle_norm(Xn, g), _oracle_norm(Xq, g), [_oracle_norm(a, g) for a in Xa]
+        X, Xa = _oracle_norm(X, g), [_oracle_norm(a, g) for a in Xa]
+        tests = {k: _oracle_norm(A, g) for k, A in tests.items()}
     elif v.get("SN") == "causal":
         sn = evaluate.SessionNorm(float(v.get("P", DEFAULT_NORM_PRIOR)), g, rank)
     elif v.get("SN", "none") != "none":
@@ -134,11 +147,11 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         return dataclasses.replace(hp, alpha=chosen[key])
 
     res: dict = {"variant": v}
-    pred = {k: np.empty(len(y), object) for k in ("clean", "floor", "gain-20")}
+    pred = {k: np.empty(len(y), object) for k in ("clean", *tests)}
     for tr, te in evaluate.grouped_splits(y, g, 5, seed):
         Xt, yt, norm = evaluate.fold_rows(X, y, tr, Xa, sn)
         m = fit_model(Xt, yt, hp_for(tr), seed)
-        for k, A in (("clean", X), ("floor", Xn), ("gain-20", Xq)):
+        for k, A in (("clean", X), *tests.items()):
             pred[k][te] = m.predict(evaluate.held_out_rows(A, te, sn, norm))
     if new_text:
         pred["newtext"] = evaluate.new_text_predictions(X, y, g, co, [corp.sentence(c) for c in clips], hp,
@@ -154,7 +167,7 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         m = fit_model(Xt, yt, hp_for(np.flatnonzero(tr)), seed)
         te = np.flatnonzero(te)
         res[f"x_{a}->{b}"] = round(evaluate.metrics(y[te], m.predict(evaluate.held_out_rows(X, te, sn, norm)), shared)["uar"], 3)
-        res[f"x_{a}->{b}_floor"] = round(evaluate.metrics(y[te], m.predict(evaluate.held_out_rows(Xn, te, sn, norm)), shared)["uar"], 3)
+        res[f"x_{a}->{b}_floor"] = round(evaluate.metrics(y[te], m.predict(evaluate.held_out_rows(tests["floor"], te, sn, norm)), shared)["uar"], 3)
     if len(alphas) > 1:
         res["alpha_chosen"] = list(chosen.values())  # CV folds, then the two cross-corpus training sets
     return res
@@ -176,12 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="seed of the folds, arrival order, augmentation and MLP initialisation")
     p.add_argument("--new-text", action="store_true", help="also score each held-out clip with models that never heard its sentence")
+    p.add_argument("--robustness", action="store_true", help="also score the held-out clips under white / babble noise and telephone band")
     args = p.parse_args(argv)
     roots = [d.resolve() for d in args.data]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for text in args.variant:  # feature constants are set afresh for each variant
         t0 = time.perf_counter()
-        res = run_variant(_parse(text), roots, args.cache_dir, args.jobs, args.seed, args.new_text)
+        res = run_variant(_parse(text), roots, args.cache_dir, args.jobs, args.seed, args.new_text, args.robustness)
         res["seed"] = args.seed
         res["seconds"] = round(time.perf_counter() - t0)
         emit(res, args.out)
