@@ -16,7 +16,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 @dataclass(frozen=True)
 class Hyperparameters:
     hidden: tuple[int, ...] = (128,)
-    alpha: float = 1e-2
+    alpha: float = 0.3
     learning_rate_init: float = 1e-3
     batch_size: int = 64
     max_iter: int = 300
