@@ -264,3 +264,28 @@ def test_noise_floor_changes_standardised_vector_little() -> None:
     own = np.diag(dist).copy()
     np.fill_diagonal(dist, np.inf)
     assert np.median(own / dist.min(axis=1)) < 0.35
+
+
+# ---------------------------------------------------------------- background talkers at the edges
+
+
+@needs_data
+def test_quiet_talkers_around_an_utterance_are_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What WebRTC VAD cuts over babble: 1 s of other speakers, 20 dB below this voice's loudest 10 ms,
+    before and after the utterance. The features must be those of the utterance alone (its own leading
+    and trailing silence is longer than the 150 ms kept around its loud part), and without the edge trim
+    they would not be."""
+    clip = _ravdess(1, 1)
+    others = [_ravdess(5, 3, 2, 2)[16000:32000], _ravdess(9, 5, 2, 1)[16000:32000]]
+
+    def peak(x: np.ndarray) -> float:
+        frames = x[: x.size // 160 * 160].astype(np.float64).reshape(-1, 160)
+        return float(np.max(np.mean(frames**2, axis=1)))
+
+    talk = [o * np.float32(np.sqrt(peak(clip) / peak(o) * 10 ** (-20 / 10))) for o in others]
+    joined = np.concatenate([talk[0], clip, talk[1]])
+    alone = extract(clip)
+    np.testing.assert_allclose(extract(joined), alone, rtol=1e-5, atol=1e-5)
+
+    monkeypatch.setattr(features, "_EDGE_DB", 200.0)  # nothing is an edge: the talkers count
+    assert np.mean(np.abs(extract(joined) - extract(clip)) > 1e-3 * (1 + np.abs(alone))) > 0.3

@@ -484,7 +484,9 @@ def test_a_speakers_clips_cut_as_one_source_keep_their_cut_when_quieter(feats, s
     def moved(a, b):
         return np.mean(np.abs(a - b)[rank >= 2] / scale, axis=1)
 
-    assert np.median(moved(sess_quiet.X, sess.X)) < 0.5 * np.median(moved(alone_quiet.X, feats.X))
+    # the mean, not the median: since feature version 5 leaves out quiet edges, most clips' vectors do not
+    # move at all at -20 dB even when heard alone (a third of them do, against all of them before)
+    assert np.mean(moved(sess_quiet.X, sess.X)) < 0.5 * np.mean(moved(alone_quiet.X, feats.X))
 
 
 def test_training_rows_and_ece():

@@ -7,6 +7,8 @@ A variant is comma-separated KEY=VALUE:
   FL   synthetic white floor of ``realtime.features`` in dB below the level (``_FLOOR_DB``)
   AC   active-frame range in dB (``_ACTIVE_DB``);  TOP  log-mel floor in dB (``_TOP_DB``)
   VD   voiced-frame range in dB below the loudest pitch frame (``_VOICED_DB``)
+  ED   edge trim in dB (``_EDGE_DB``: an utterance's edges this far below its loudest 10 ms are left out;
+       a large value such as 200 turns it off);  EP  the seconds kept around the rest (``_EDGE_PAD``)
   K    augmented copies per training clip (``ser-train --augment``)
   SNR  training-noise SNR range as LO:HI (default that of ``augment.training_copies``)
   TP   probability of the telephone band in the training copies (default that of ``augment.training_copies``)
@@ -77,8 +79,8 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     from train.cli import DEFAULT_NORM_PRIOR
     from train.model import Hyperparameters, fit_model
 
-    defaults = _DEFAULTS.setdefault("features", {n: getattr(F, n) for n in ("_FLOOR_DB", "_ACTIVE_DB", "_TOP_DB", "_VOICED_DB")})
-    for key, name in (("FL", "_FLOOR_DB"), ("AC", "_ACTIVE_DB"), ("TOP", "_TOP_DB"), ("VD", "_VOICED_DB")):
+    defaults = _DEFAULTS.setdefault("features", {n: getattr(F, n) for n in ("_FLOOR_DB", "_ACTIVE_DB", "_TOP_DB", "_VOICED_DB", "_EDGE_DB", "_EDGE_PAD")})
+    for key, name in (("FL", "_FLOOR_DB"), ("AC", "_ACTIVE_DB"), ("TOP", "_TOP_DB"), ("VD", "_VOICED_DB"), ("ED", "_EDGE_DB"), ("EP", "_EDGE_PAD")):
         setattr(F, name, float(v[key]) if key in v else defaults[name])  # unset keys: the shipped values
     clips = corp.discover(roots, corp.resolve_emotions(None)).clips
     shipped_config = _DEFAULTS.setdefault("segmenter_config", dataset.segmenter_config)
