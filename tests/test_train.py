@@ -549,3 +549,15 @@ def test_switch_sessions_put_every_speaker_second_once_after_a_whole_other_sessi
         assert corpus[first[0]] == corpus[second[0]]
         assert set(first) == set(np.flatnonzero(groups == groups[first[0]]))  # the whole session ...
         assert list(rank[first]) == sorted(rank[first]) and list(rank[second]) == sorted(rank[second])  # ... in arrival order
+
+
+def test_evaluation_report_names_the_command_that_reproduces_it():
+    from train import evaluate_cli
+
+    p = evaluate_cli._parser()
+    plain = ["--data", "../d/ravdess", "../d/crema-d"]
+    assert evaluate_cli._command(p, p.parse_args(plain + ["--jobs", "1"])) == \
+        "ser-evaluate --data ../d/ravdess ../d/crema-d --out reports/evaluation"
+    other = p.parse_args(plain + ["--seed", "1", "--out", "/tmp/seed 1", "--norm-memory", "0"])
+    assert evaluate_cli._command(p, other) == \
+        "ser-evaluate --data ../d/ravdess ../d/crema-d --out '/tmp/seed 1' --norm-memory 0.0 --seed 1"

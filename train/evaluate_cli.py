@@ -30,6 +30,7 @@ normalised per speaker in the same order.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import tempfile
 import time
@@ -315,8 +316,7 @@ def render(r: dict) -> str:
            + (f"memory {rec['norm_memory']:g} clips, " if rec.get("norm_memory") else "never forgets, ")
            + "mean from the training folds only)"
            if rec.get("speaker_norm") == "causal" else "none")
-        + f", {rec['folds']}-fold CV grouped by speaker (seed {rec['seed']}). Produced by "
-        "`ser-evaluate --data ../shared/data/ravdess ../shared/data/crema-d --out reports/evaluation`.",
+        + f", {rec['folds']}-fold CV grouped by speaker (seed {rec['seed']}). Produced by `{r['command']}`.",
         "",
         "| target | measured | goal | |",
         "|---|---:|---:|---|",
@@ -390,7 +390,19 @@ def render(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _command(parser: OneLineParser, args) -> str:
+    """The command line that reproduces this run: the data and output, and every option not at its default
+    (``--jobs`` and ``--cache-dir`` change nothing in the figures)."""
+    words = ["ser-evaluate", "--data", *map(str, args.data), "--out", str(args.out)]
+    for action in parser._actions:
+        dest = action.dest
+        if dest in ("help", "data", "out", "jobs", "cache_dir") or getattr(args, dest) == action.default:
+            continue
+        words += [action.option_strings[0], str(getattr(args, dest))]
+    return shlex.join(words)
+
+
+def _parser() -> OneLineParser:
     p = OneLineParser(prog="ser-evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", nargs="+", type=Path, required=True)
     p.add_argument("--out", type=Path, default=Path("reports/evaluation"), help="writes OUT.json and OUT.md")
@@ -404,8 +416,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", type=Path, default=Path(".cache/features"))
     p.add_argument("--stream-clips", type=int, default=240)
     p.add_argument("--stream-floor", type=float, default=-60.0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
     result = run(args)
+    result["command"] = _command(p, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export.write_atomic(args.out.with_suffix(".json"), export.dumps(result))
     md = render(result)
