@@ -561,3 +561,39 @@ def test_evaluation_report_names_the_command_that_reproduces_it():
     other = p.parse_args(plain + ["--seed", "1", "--out", "/tmp/seed 1", "--norm-memory", "0"])
     assert evaluate_cli._command(p, other) == \
         "ser-evaluate --data ../d/ravdess ../d/crema-d --out '/tmp/seed 1' --norm-memory 0.0 --seed 1"
+
+
+def test_alpha_search_chooses_on_the_training_rows_only():
+    """A nested search: the penalty that learns a separable problem wins over one that cannot learn, in
+    either order, and neither the choice nor its score depends on rows outside the training set."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"s{k}" for k in range(12)], 18)
+    corpora = np.array(["A" if int(g[1:]) % 2 else "B" for g in groups])
+    y = np.tile(np.repeat(["x", "y", "z"], 6), 12)
+    X = (np.eye(3)[np.searchsorted(["x", "y", "z"], y)] @ rng.normal(0, 3, (3, 8)) + rng.normal(0, 1, (len(y), 8))).astype(np.float32)
+    rows = np.flatnonzero(~np.isin(groups, ["s0", "s1", "s2", "s3"]))
+    for alphas in ([1e4, 1e-3], [1e-3, 1e4]):
+        search = evaluate.AlphaSearch(X, y, groups, corpora, TINY, alphas, seed=0)
+        assert search(rows).alpha == 1e-3
+        assert list(search.chosen.values()) == [1e-3]
+    scores = [search.score(a, rows) for a in (1e-3, 1e4)]
+    assert scores[0] > 0.9 and scores[1] < scores[0] - 0.2
+    other = np.setdiff1d(np.arange(len(y)), rows)
+    X2, y2 = X.copy(), y.copy()
+    X2[other], y2[other] = rng.normal(0, 50, (other.size, 8)), "x"  # what is held out must not matter
+    assert evaluate.AlphaSearch(X2, y2, groups, corpora, TINY, [1e-3, 1e4], seed=0).score(1e-3, rows) == scores[0]
+
+
+def test_ser_train_alpha_search_records_its_choices(small_data, cache_dir, tmp_path, capsys):
+    out = tmp_path / "searched.onnx"
+    rc = main(["--data", str(small_data / "ravdess"), str(small_data / "crema-d"), "--out", str(out), "--no-eval",
+               "--augment", "0", "--jobs", "1", "--hidden", "16", "--max-iter", "60", "--members", "1",
+               "--alpha", "10000,0.001", "--cache-dir", str(cache_dir)])
+    assert rc == 0, capsys.readouterr().err
+    card = json.loads((tmp_path / "searched.json").read_text())
+    search = card["training"]["alpha_search"]
+    assert search["candidates"] == [10000.0, 0.001] and len(search["chosen"]) == 1
+    assert card["training"]["hyperparameters"]["alpha"] == search["chosen"][0]
+    with pytest.raises(SystemExit) as exit_:
+        main(["--data", str(small_data / "ravdess"), "--out", str(out), "--alpha", "0.1,-1"])
+    assert exit_.value.code != 0 and "--alpha" in capsys.readouterr().err

@@ -131,23 +131,7 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     alphas = [float(a) for a in v["AL"].split(":")] if "AL" in v else [d.alpha]
     hp = dataclasses.replace(d, hidden=tuple(int(h) for h in v["H"].split(":")) if "H" in v else d.hidden,
                              alpha=alphas[0])
-    chosen: dict[bytes, float] = {}
-
-    def inner_uar(alpha: float, rows: np.ndarray) -> float:
-        h, p = dataclasses.replace(hp, alpha=alpha), np.empty(len(rows), object)
-        for itr, ite in evaluate.grouped_splits(y[rows], g[rows], 3, seed):
-            Xt, yt, norm = evaluate.fold_rows(X, y, rows[itr], Xa, sn)
-            p[ite] = fit_model(Xt, yt, h, seed).predict(evaluate.held_out_rows(X, rows[ite], sn, norm))
-        yr, cr = y[rows], co[rows]
-        return float(np.mean([evaluate.metrics(yr[cr == c], p[cr == c].astype(str), sorted(set(yr[cr == c])))["uar"]
-                              for c in sorted(set(cr))]))
-
-    def hp_for(rows: np.ndarray) -> Hyperparameters:
-        """``hp`` with the alpha an inner CV on the training rows ``rows`` prefers (the only one if one is given)."""
-        key = rows.tobytes()
-        if key not in chosen:
-            chosen[key] = alphas[0] if len(alphas) == 1 else max(alphas, key=lambda a: inner_uar(a, rows))
-        return dataclasses.replace(hp, alpha=chosen[key])
+    hp_for = evaluate.AlphaSearch(X, y, g, co, hp, alphas, seed=seed, augmented=Xa, sn=sn)
 
     res: dict = {"variant": v}
     pred = {k: np.empty(len(y), object) for k in ("clean", *tests)}
@@ -172,7 +156,7 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         res[f"x_{a}->{b}"] = round(evaluate.metrics(y[te], m.predict(evaluate.held_out_rows(X, te, sn, norm)), shared)["uar"], 3)
         res[f"x_{a}->{b}_floor"] = round(evaluate.metrics(y[te], m.predict(evaluate.held_out_rows(tests["floor"], te, sn, norm)), shared)["uar"], 3)
     if len(alphas) > 1:
-        res["alpha_chosen"] = list(chosen.values())  # CV folds, then the two cross-corpus training sets
+        res["alpha_chosen"] = list(hp_for.chosen.values())  # CV folds, then the two cross-corpus training sets
     return res
 
 

@@ -47,6 +47,16 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _parse_alphas(text: str) -> tuple[float, ...]:
+    try:
+        alphas = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a penalty like 0.3 or several like 0.01,0.3, got {text!r}") from None
+    if not alphas or any(not 0 <= a < float("inf") for a in alphas):
+        raise argparse.ArgumentTypeError(f"expected non-negative penalties like 0.01,0.3, got {text!r}")
+    return alphas
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -94,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "0 = never forgets)")
     p.add_argument("--hidden", type=_parse_hidden, default=d.hidden, metavar="N[,N...]",
                    help=f"MLP hidden layer sizes (default {','.join(map(str, d.hidden))})")
-    p.add_argument("--alpha", type=float, default=d.alpha, help=f"MLP L2 penalty (default {d.alpha:g})")
+    p.add_argument("--alpha", type=_parse_alphas, default=(d.alpha,), metavar="A[,A...]",
+                   help=f"MLP L2 penalty (default {d.alpha:g}); several: each model chooses one by an inner 3-fold "
+                        "speaker-grouped CV on its own training rows (a nested search; CV and cross-corpus figures "
+                        "stay honest; three inner fits per candidate and model: two candidates take about 7x as long)"),
     p.add_argument("--max-iter", type=_positive_int, default=d.max_iter, help=f"MLP epochs at most (default {d.max_iter})")
     p.add_argument("--members", type=_positive_int, default=d.members,
                    help=f"MLPs fitted with consecutive seeds and averaged (logits) in one graph (default {d.members})")
@@ -126,8 +139,6 @@ def _check_inputs(args) -> tuple[list[Path], Path, tuple[str, ...]]:
         emotions = corp.resolve_emotions(args.emotions.split(",") if args.emotions is not None else None)
     except corp.LabelError as exc:
         raise TrainError(str(exc)) from None
-    if args.alpha < 0:
-        raise TrainError("--alpha must be >= 0")
     if args.augment < 0:
         raise TrainError("--augment must be >= 0")
     if not 0 <= args.norm_prior < float("inf"):
@@ -142,7 +153,7 @@ def run(args, console, out_console) -> int:
 
     t_start = time.perf_counter()
     roots, out, emotions = _check_inputs(args)
-    hp = Hyperparameters(hidden=tuple(args.hidden), alpha=float(args.alpha), max_iter=int(args.max_iter),
+    hp = Hyperparameters(hidden=tuple(args.hidden), alpha=float(args.alpha[0]), max_iter=int(args.max_iter),
                          members=int(args.members))
 
     # ---- discovery
@@ -216,6 +227,7 @@ def run(args, console, out_console) -> int:
     if args.speaker_norm == "causal":
         sn = evaluate.SessionNorm(args.norm_prior, groups, np.array([arrival[c.path] for c in fs.clips]),
                                   memory=args.norm_memory or None)
+    search = evaluate.AlphaSearch(X, y, groups, corpus_of, hp, args.alpha, seed=args.seed, augmented=augmented, sn=sn)
 
     metrics: dict = {}
     t_eval = 0.0
@@ -227,13 +239,14 @@ def run(args, console, out_console) -> int:
             with _progress(console) as progress:
                 task = progress.add_task(f"{args.folds}-fold CV by speaker", total=args.folds)
                 cv = evaluate.cross_validate(X, y, groups, corpus_of, hp, folds=args.folds, seed=args.seed,
-                                             on_fold=lambda k: progress.advance(task), augmented=augmented, sn=sn)
+                                             on_fold=lambda k: progress.advance(task), augmented=augmented, sn=sn,
+                                             choose=search)
                 xc = {}
                 if pairs:
                     task2 = progress.add_task("cross-corpus", total=pairs)
                     xc = evaluate.cross_corpus(X, y, groups, corpus_of, hp, seed=args.seed,
                                                on_pair=lambda a, b: progress.advance(task2), augmented=augmented,
-                                               sn=sn)
+                                               sn=sn, choose=search)
         except evaluate.EvaluationError as exc:
             raise TrainError(f"{exc} (use fewer --folds or --no-eval)") from None
         metrics = {"cross_validation": cv, "cross_corpus": xc}
@@ -245,6 +258,10 @@ def run(args, console, out_console) -> int:
     t0 = time.perf_counter()
     with console.status("training the final model on all data"):
         everyone = np.arange(len(y))
+        try:
+            hp = search(everyone)
+        except evaluate.EvaluationError as exc:
+            raise TrainError(f"{exc} (the --alpha search needs more speakers; give one --alpha)") from None
         Xt, yt, norm = evaluate.fold_rows(X, y, everyone, augmented, sn)
         model = fit_model(Xt, yt, hp, args.seed)
         # temperature from the pooled out-of-fold CV probabilities (1 without evaluation)
@@ -269,6 +286,12 @@ def run(args, console, out_console) -> int:
     training = {
         "estimator": "StandardScaler + MLPClassifier (scikit-learn); members merged into one MLP (mean logits)",
         "hyperparameters": hp.asdict(),
+        **({"alpha_search": {
+            "candidates": list(args.alpha),
+            "method": "each model's alpha chosen by a 3-fold speaker-grouped CV on its own training rows "
+                      "(mean of per-corpus UARs; ties to the first candidate)",
+            "chosen": list(search.chosen.values()),  # CV folds, cross-corpus training sets, then the final model
+        }} if len(args.alpha) > 1 else {}),
         "balancing": BALANCING,
         "augmentation": {
             "copies": len(augmented),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -123,6 +123,38 @@ def held_out_rows(A: np.ndarray, idx: np.ndarray, sn: SessionNorm | None, norm: 
     return A[idx] if sn is None else sn.apply(norm, A, idx)
 
 
+class AlphaSearch:
+    """The MLP's L2 penalty chosen for a set of training rows by an inner speaker-grouped CV on those rows
+    alone (nested: the speakers held out from them never take part). The mean of the per-corpus UARs
+    decides, ties to the first candidate; a set of rows asked for again gets the same answer. Call it with
+    the rows (indices into ``X``): it returns ``hp`` with the chosen alpha, and records the choice."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray, corpora: np.ndarray,
+                 hp: Hyperparameters, alphas: Sequence[float], *, seed: int, augmented: Sequence[np.ndarray] = (),
+                 sn: SessionNorm | None = None, inner_folds: int = 3) -> None:
+        self.X, self.y, self.groups, self.corpora = X, y, groups, corpora
+        self.hp, self.alphas, self.seed, self.inner_folds = hp, list(alphas), seed, inner_folds
+        self.augmented, self.sn = augmented, sn
+        self.chosen: dict[bytes, float] = {}
+
+    def __call__(self, rows: np.ndarray) -> Hyperparameters:
+        key = np.asarray(rows).tobytes()
+        if key not in self.chosen:
+            self.chosen[key] = self.alphas[0] if len(self.alphas) == 1 else \
+                max(self.alphas, key=lambda a: self.score(a, np.asarray(rows)))
+        return replace(self.hp, alpha=self.chosen[key])
+
+    def score(self, alpha: float, rows: np.ndarray) -> float:
+        """Inner-CV UAR (mean over corpora) of ``alpha`` on ``rows``."""
+        hp, pred = replace(self.hp, alpha=alpha), np.empty(len(rows), dtype=object)
+        for itr, ite in grouped_splits(self.y[rows], self.groups[rows], self.inner_folds, self.seed):
+            Xt, yt, norm = fold_rows(self.X, self.y, rows[itr], self.augmented, self.sn)
+            pred[ite] = fit_model(Xt, yt, hp, self.seed).predict(held_out_rows(self.X, rows[ite], self.sn, norm))
+        yr, cr = self.y[rows], self.corpora[rows]
+        return float(np.mean([metrics(yr[cr == c], pred[cr == c].astype(str), sorted(set(yr[cr == c])))["uar"]
+                              for c in sorted(set(cr))]))
+
+
 def new_text_predictions(
     X: np.ndarray,
     y: np.ndarray,
@@ -174,19 +206,21 @@ def cross_validate(
     on_fold: Callable[[int], None] | None = None,
     augmented: Sequence[np.ndarray] = (),
     sn: SessionNorm | None = None,
+    choose: Callable[[np.ndarray], Hyperparameters] | None = None,
 ) -> dict:
     """Pooled out-of-fold predictions of speaker-grouped CV, scored overall and per corpus.
 
     ``augmented``: corrupted copies of ``X`` (same rows); the training side of each fold gets them too,
     the test side is always the clean clips. ``sn``: speaker normalisation, fitted per fold on its
-    training side."""
+    training side. ``choose`` (optional): the hyperparameters for a fold from its training rows (a nested
+    search, e.g. :class:`AlphaSearch`)."""
     labels = sorted(np.unique(y))
     pred = np.empty(len(y), dtype=object)
     proba = np.zeros((len(y), len(labels)))
     fold_acc = []
     for k, (tr, te) in enumerate(grouped_splits(y, groups, folds, seed)):
         Xt, yt, norm = fold_rows(X, y, tr, augmented, sn)
-        model = fit_model(Xt, yt, hp, seed)
+        model = fit_model(Xt, yt, hp if choose is None else choose(tr), seed)
         Xte = held_out_rows(X, te, sn, norm)
         cols = [labels.index(c) for c in model.classes_]
         proba[np.ix_(te, cols)] = model.predict_proba(Xte)
@@ -228,9 +262,10 @@ def cross_corpus(
     on_pair: Callable[[str, str], None] | None = None,
     augmented: Sequence[np.ndarray] = (),
     sn: SessionNorm | None = None,
+    choose: Callable[[np.ndarray], Hyperparameters] | None = None,
 ) -> dict:
     """Train on one corpus, test on another, on their shared labels; every ordered pair.
-    ``augmented`` and ``sn`` as in :func:`cross_validate` (normaliser fitted on the training corpus)."""
+    ``augmented``, ``sn`` and ``choose`` as in :func:`cross_validate` (normaliser fitted on the training corpus)."""
     names = sorted(np.unique(corpora))
     out = {}
     for a in names:
@@ -244,7 +279,7 @@ def cross_corpus(
             te = (corpora == b) & np.isin(y, shared)
             assert not set(groups[tr]) & set(groups[te]), "speaker in both train and test corpus"
             Xt, yt, norm = fold_rows(X, y, np.flatnonzero(tr), augmented, sn)
-            model = fit_model(Xt, yt, hp, seed)
+            model = fit_model(Xt, yt, hp if choose is None else choose(np.flatnonzero(tr)), seed)
             m = metrics(y[te], model.predict(held_out_rows(X, np.flatnonzero(te), sn, norm)), shared)
             m["train"], m["test"], m["train_n"] = str(a), str(b), int(tr.sum())
             out[f"{a}->{b}"] = m
