@@ -117,6 +117,9 @@ def test_cache_key_follows_where_the_segmenter_cuts(monkeypatch):
     levels = segmenter.speech_levels
     monkeypatch.setattr(segmenter, "speech_levels", lambda a: (levels(a)[0] - 3.0, levels(a)[1]))  # same config
     assert dataset._cut_sha256(speech, config) != before
+    # how a noisy background sets the gain (studio clips' quiet backgrounds never reach the limit)
+    monkeypatch.setattr(segmenter, "speech_levels", lambda a: (levels(a)[0], levels(a)[1] + 6.0 * (levels(a)[1] > -50.0)))
+    assert dataset._cut_sha256(speech, config) != before
 
 
 # ------------------------------------------------------------------------------------ evaluation

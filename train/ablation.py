@@ -27,6 +27,8 @@ A variant is comma-separated KEY=VALUE:
   VG   the segmenter's VAD gain: ``on`` (default, as shipped: clean and test clips of a speaker cut as one
        source in the seeded arrival order, so the gain follows the clips before) or ``off`` (the VAD hears
        every clip as is, each clip alone)
+  VF   the VAD gain's background limit in dBFS (``SegmenterConfig.vad_floor_dbfs``): a gain that raises the
+       source never lifts its background above this
 
 For each variant it prints and appends to ``--out`` (JSON lines): 5-fold speaker-grouped CV UAR per
 corpus on clean held-out clips, on the same clips over a -60 dBFS white floor and 20 dB quieter, and
@@ -87,8 +89,10 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     gain = v.get("VG", "on")
     if gain not in ("on", "off"):
         raise SystemExit(f"unknown VG={gain} (on, off)")
-    dataset.segmenter_config = shipped_config if gain == "on" else (
-        lambda: dataclasses.replace(shipped_config(), vad_target_dbfs=None))
+    changes = {"vad_floor_dbfs": float(v["VF"])} if "VF" in v else {}
+    if gain == "off":
+        changes["vad_target_dbfs"] = None
+    dataset.segmenter_config = (lambda: dataclasses.replace(shipped_config(), **changes)) if changes else shipped_config
     g = np.array([c.speaker for c in clips])
     rank = evaluate.arrival_rank(g, seed)  # each clip's place in its speaker's session: the cut's and the normaliser's
     sessions = rank if gain == "on" else None

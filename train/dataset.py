@@ -80,17 +80,19 @@ def _behaviour_sha256(speech: Sequence[np.ndarray] = ()) -> str:
 
 
 def _cut_sha256(speech: Sequence[np.ndarray], config) -> str:
-    """Hash of how the loaded segmenter cuts the given real speech heard as one source twice over,
-    as they are and 20 dB quieter (so the VAD gain moves): it changes with a change of the cut, which the
-    segmenter's configuration alone does not show."""
+    """Hash of how the loaded segmenter cuts the given real speech heard as one source twice over: as
+    they are, 20 dB quieter (so the VAD gain moves) and over a -40 dBFS white floor (so the background
+    limit sets the gain). It changes with a change of the cut, which the segmenter's configuration alone
+    does not show."""
     from realtime.segmenter import utterances
 
     h = hashlib.sha256()
     clips = list(speech)
-    for scale in (1.0, 0.1):
+    noise = np.random.default_rng(20261122).standard_normal(max((c.size for c in clips), default=0)).astype(np.float32)
+    for scale, floor in ((1.0, 0.0), (0.1, 0.0), (1.0, 0.01)):
         levels: list = []
         for audio in clips + clips:
-            found = utterances(audio * np.float32(scale), config, levels)
+            found = utterances(audio * np.float32(scale) + np.float32(floor) * noise[: audio.size], config, levels)
             levels += [e.levels for e in found]
             h.update(repr([(e.start, e.end, e.levels) for e in found]).encode())
     return h.hexdigest()
