@@ -53,11 +53,21 @@ from pathlib import Path
 import numpy as np
 
 
+KEYS = ("FL", "AC", "TOP", "VD", "ED", "EP", "K", "SNR", "TP", "NZ", "H", "AL", "SN", "P", "DROP", "VG", "VF")
+
+
 def _parse(text: str) -> dict:
+    """KEY=VALUE pairs of one variant; an unknown key or a missing value is an error, not a silently
+    mislabelled row."""
     out = {}
     for part in text.split(","):
         k, _, v = part.partition("=")
-        out[k.strip().upper()] = v.strip()
+        k, v = k.strip().upper(), v.strip()
+        if k not in KEYS:
+            raise ValueError(f"unknown key {k!r} in variant {text!r} (known: {', '.join(KEYS)})")
+        if not v:
+            raise ValueError(f"no value for {k} in variant {text!r}")
+        out[k] = v
     return out
 
 
@@ -183,10 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--robustness", action="store_true", help="also score the held-out clips under white / babble noise and telephone band")
     args = p.parse_args(argv)
     roots = [d.resolve() for d in args.data]
+    try:
+        variants = [_parse(text) for text in args.variant]  # all checked before the first one runs
+    except ValueError as exc:
+        print(f"ablation: {exc}", file=sys.stderr)
+        return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    for text in args.variant:  # feature constants are set afresh for each variant
+    for v in variants:  # feature constants are set afresh for each variant
         t0 = time.perf_counter()
-        res = run_variant(_parse(text), roots, args.cache_dir, args.jobs, args.seed, args.new_text, args.robustness)
+        res = run_variant(v, roots, args.cache_dir, args.jobs, args.seed, args.new_text, args.robustness)
         res["seed"] = args.seed
         res["seconds"] = round(time.perf_counter() - t0)
         emit(res, args.out)

@@ -1,0 +1,54 @@
+"""The ablation harness (train/ablation.py), which produces reports/ablation.md, on a few real speakers."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, data_dir
+
+HARNESS = [sys.executable, "-m", "train.ablation"]
+
+
+@pytest.fixture(scope="module")
+def small_corpora(tmp_path_factory):
+    """Five RAVDESS actors and five CREMA-D actors, eight clips each (links to the real files)."""
+    d = data_dir()
+    root = tmp_path_factory.mktemp("corpora")
+    for actor in ("01", "02", "03", "04", "05"):
+        (root / "ravdess" / f"Actor_{actor}").mkdir(parents=True)
+        for f in sorted((d / "ravdess" / f"Actor_{actor}").glob("*.flac"))[::8][:8]:
+            (root / "ravdess" / f"Actor_{actor}" / f.name).symlink_to(f)
+    (root / "crema-d").mkdir()
+    for actor in ("1001", "1002", "1003", "1004", "1005"):
+        for f in sorted((d / "crema-d").glob(f"{actor}_*.flac"))[::10][:8]:
+            (root / "crema-d" / f.name).symlink_to(f)
+    return root
+
+
+def test_a_variant_gives_one_row_with_every_figure(small_corpora, tmp_path):
+    out = tmp_path / "rows.jsonl"
+    proc = subprocess.run(HARNESS + ["--data", str(small_corpora / "ravdess"), str(small_corpora / "crema-d"),
+                                     "--robustness", "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+                                     "--variant", "K=0,VF=-55"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["variant"] == {"K": "0", "VF": "-55"} and rows[0]["seed"] == 0
+    figures = {f"cv_{c}_{corpus}" for c in ("clean", "floor", "gain-20", "white15", "babble15", "telephone")
+               for corpus in ("ravdess", "crema-d")}
+    figures |= {f"x_{a}->{b}{s}" for a, b in (("ravdess", "crema-d"), ("crema-d", "ravdess")) for s in ("", "_floor")}
+    assert figures <= rows[0].keys()
+    assert all(0.0 <= rows[0][k] <= 1.0 for k in figures)
+    assert json.loads(proc.stdout.splitlines()[-1]) == rows[0]  # printed as well as appended
+
+
+@pytest.mark.parametrize("variant, message", [("K=0,VFX=-50", "unknown key 'VFX'"), ("K=", "no value for K")])
+def test_a_mistyped_variant_is_one_line_before_anything_runs(small_corpora, tmp_path, variant, message):
+    out = tmp_path / "rows.jsonl"
+    proc = subprocess.run(HARNESS + ["--data", str(small_corpora / "ravdess"), "--out", str(out),
+                                     "--variant", "K=0", "--variant", variant],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not out.exists()  # the valid first variant did not run either
