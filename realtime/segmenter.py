@@ -10,9 +10,13 @@ endings, or is not found at all), so the VAD hears the source through an automat
 median peak level of the source's last few kept utterances is brought to ``vad_target_dbfs``,
 but never so far that their background rises above ``vad_floor_dbfs`` (the VAD hears loud noise
 as speech). Only what the VAD hears is scaled; the utterance audio is passed on as it came. The
-first two utterances of a source are heard as is; the gain moves only when an utterance ends. A
+first two utterances of a source are heard as is; the gain moves only when an utterance ends, and
+rises by at most ``vad_max_raise_db`` at a time: WebRTC VAD adapts to steady noise, but a step up
+in what it hears makes that noise voiced for seconds (white noise at -80 dBFS lifted by 20 dB at
+once: 63% of the next 5 s voiced; by 10 dB: none), which merged sentences on quiet microphones. A
 span that peaks far below the source's recent speech (a breath the raised gain let through) is
-discarded.
+discarded. :class:`LevelMemory` carries what the segmenter knows of a source's level from one clip
+to the next (the trainer cuts a speaker's clips one at a time, as one session).
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ class SegmenterConfig:
     provisional_window_s: float = 3.0  # ... carrying at most this much recent speech
     vad_target_dbfs: float | None = -20.0  # the VAD hears the source scaled so recent speech peaks sit here (None: as is)
     vad_floor_dbfs: float = -60.0  # ... but raised no further than lifts their background above this
-    vad_max_gain_db: float = 40.0  # ... and by at most this much either way
+    vad_max_gain_db: float = 40.0  # ... and by at most this much either way,
+    vad_max_raise_db: float = 10.0  # ... rising by at most this much per utterance (a step up makes steady noise voiced)
     level_utterances: int = 5  # the median peak of this many recent utterances sets that gain ...
     level_min_utterances: int = 2  # ... once this many are known (one word may be quiet)
     quiet_gate_db: float = 30.0  # then a kept span peaking this far below that median is a breath or a noise: discarded
@@ -65,6 +70,7 @@ class SegmenterConfig:
             (self.provisional_every_s > 0, "provisional_every_s must be > 0"),
             (self.provisional_window_s > 0, "provisional_window_s must be > 0"),
             (self.vad_max_gain_db >= 0, "vad_max_gain_db must be >= 0"),
+            (self.vad_max_raise_db > 0, "vad_max_raise_db must be > 0"),
             (1 <= self.level_min_utterances <= self.level_utterances, "need 1 <= level_min_utterances <= level_utterances"),
             (self.quiet_gate_db > 0, "quiet_gate_db must be > 0"),
         ]
@@ -97,6 +103,15 @@ class SegmentEvent:
     levels: tuple[float, float] = (-math.inf, -math.inf)  # ``end``: its (peak, background) levels, see speech_levels
 
 
+@dataclass(frozen=True)
+class LevelMemory:
+    """What a segmenter knows of its source's level: the (peak, background) levels of the last kept
+    utterances and the gain at which the VAD hears the source (linear)."""
+
+    levels: tuple[tuple[float, float], ...] = ()
+    vad_gain: float = 1.0
+
+
 class Segmenter:
     """Feed float32 mono 16 kHz audio in chunks of any size with :meth:`process`."""
 
@@ -122,18 +137,19 @@ class Segmenter:
         self._buf = np.zeros(self._max + self._keep_idle + 2 * self._frame, np.float32)
         self.reset()
 
-    def reset(self, levels: Sequence[tuple[float, float]] = ()) -> None:
+    def reset(self, memory: LevelMemory | None = None) -> None:
         """Forget everything, the VAD's adaptive noise model and the source's level included: call
         between sources, so that a file is cut the same whatever was replayed before it.
-        ``levels``: (peak, background) levels of utterances heard before (:attr:`SegmentEvent.levels`),
-        to carry a source's level over (the trainer cuts a speaker's clips one at a time)."""
+        ``memory``: the source's level as another segmenter left it (:attr:`memory`), to carry it over."""
+        memory = memory or LevelMemory()
         _webrtcvad.init(self._vad)  # also resets the mode
         _webrtcvad.set_mode(self._vad, self.config.aggressiveness)
-        self._levels: collections.deque[tuple[float, float]] = collections.deque(maxlen=self.config.level_utterances)
-        self._speech_peak: float | None = None  # median peak of _levels once there are enough (dBFS)
-        self._vad_gain = 1.0
-        for pair in levels:
-            self._observe_level(pair)
+        self._levels: collections.deque[tuple[float, float]] = collections.deque(
+            memory.levels, maxlen=self.config.level_utterances)
+        self._speech_peak: float | None = (  # median peak of _levels once there are enough (dBFS)
+            statistics.median(p for p, _ in self._levels)
+            if len(self._levels) >= self.config.level_min_utterances else None)
+        self._vad_gain = memory.vad_gain
         self._n = 0  # valid samples in _buf
         self._t0 = 0  # source sample index of _buf[0]
         self._pos = 0  # samples consumed (multiple of the frame)
@@ -151,6 +167,11 @@ class Segmenter:
     def position(self) -> int:
         """Samples consumed from the current source."""
         return self._pos
+
+    @property
+    def memory(self) -> LevelMemory:
+        """The source's level as known now, for :meth:`reset` of the segmenter that cuts its next clip."""
+        return LevelMemory(tuple(self._levels), self._vad_gain)
 
     @property
     def vad_gain_db(self) -> float:
@@ -196,10 +217,14 @@ class Segmenter:
 
     def flush(self) -> list[SegmentEvent]:
         """End of source: close an utterance in progress (its audio ends at the last voiced frame)."""
+        events = self._close_open()
+        self.reset()
+        return events
+
+    def _close_open(self) -> list[SegmentEvent]:
         events: list[SegmentEvent] = []
         if self._speaking:
             self._close(min(self._last_voiced_end + self._pad, self._pos), "flush", events)
-        self.reset()
         return events
 
     # -- internals ---------------------------------------------------------------------------
@@ -232,7 +257,8 @@ class Segmenter:
         gain_db = c.vad_target_dbfs - peak
         if gain_db > 0.0:  # a raised background must stay below vad_floor_dbfs: the VAD hears loud noise as speech
             gain_db = min(gain_db, max(c.vad_floor_dbfs - floor, 0.0))
-        self._vad_gain = 10.0 ** (min(max(gain_db, -c.vad_max_gain_db), c.vad_max_gain_db) / 20.0)
+        gain_db = min(max(gain_db, -c.vad_max_gain_db), c.vad_max_gain_db)
+        self._vad_gain = 10.0 ** (min(gain_db, self.vad_gain_db + c.vad_max_raise_db) / 20.0)
 
     def _too_quiet(self, peak_dbfs: float) -> bool:
         """Far below the source's recent speech: what a raised VAD gain lets through that is not a voice."""
@@ -334,15 +360,20 @@ def speech_levels(audio: np.ndarray) -> tuple[float, float]:
     return float(db.max()), float(part[lo] + (pos - lo) * (part[hi] - part[lo]))
 
 
-def utterances(audio: np.ndarray, config: SegmenterConfig | None = None,
-               levels: Sequence[tuple[float, float]] = ()) -> list[SegmentEvent]:
-    """All finished utterances of a whole clip (``end`` events), as the live path finds them.
-    ``levels``: the source's levels so far (see :meth:`Segmenter.reset`); a clip alone starts afresh."""
+def session_utterances(audio: np.ndarray, config: SegmenterConfig | None = None,
+                       memory: LevelMemory | None = None) -> tuple[list[SegmentEvent], LevelMemory]:
+    """All finished utterances of a whole clip (``end`` events), as the live path finds them, and the
+    source's level memory after it. ``memory``: the source's so far; a clip alone starts afresh."""
     seg = Segmenter(config, interim=False)
-    seg.reset(levels)
+    seg.reset(memory)
     tail = np.zeros(seg._frame * seg._hang, np.float32)  # trailing silence lets the hangover end it
-    events = seg.process(np.asarray(audio, np.float32)) + seg.process(tail) + seg.flush()
-    return [e for e in events if e.kind == "end"]
+    events = seg.process(np.asarray(audio, np.float32)) + seg.process(tail) + seg._close_open()
+    return [e for e in events if e.kind == "end"], seg.memory
+
+
+def utterances(audio: np.ndarray, config: SegmenterConfig | None = None) -> list[SegmentEvent]:
+    """All finished utterances of a clip heard alone (:func:`session_utterances` without memory)."""
+    return session_utterances(audio, config)[0]
 
 
 def span_of(audio: np.ndarray, found: Sequence[SegmentEvent]) -> np.ndarray | None:

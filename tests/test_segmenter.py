@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime.segmenter import Segmenter, SegmenterConfig, speech_levels, speech_span, utterances
+from realtime.segmenter import Segmenter, SegmenterConfig, session_utterances, speech_levels, speech_span, utterances
 from conftest import data_dir, join_with_pauses, real_clips
 
 SR = 16000
@@ -189,6 +189,45 @@ def test_the_vad_gain_never_lifts_a_noisy_background_and_starts_afresh_per_sourc
     seg.reset()
     assert seg.vad_gain_db == 0.0
     assert gain_after(join_with_pauses(paths, floor_dbfs=-50.0)[0], seg) <= 0.0  # the same over -50 dBFS: not
+
+
+def test_a_quiet_microphone_keeps_its_sentences_apart_while_the_gain_rises():
+    """Real clips with speech peaks at -42 dBFS over a -82 dBFS hiss: the VAD gain needs about +22 dB.
+    Raised at once, WebRTC VAD (adapted to the quieter hiss) hears the hiss as speech and two sentences
+    came out as one; rising at most vad_max_raise_db per utterance, every utterance stays in its clip."""
+    x, spans = join_with_pauses(real_clips(12, 0), floor_dbfs=-120.0)
+    peak = np.median([speech_levels(x[int(s * SR) : int(t * SR)])[0] for s, t in spans])
+    x *= np.float32(10 ** ((-42.0 - peak) / 20))
+    x += np.random.default_rng(1).normal(0.0, 10 ** (-82 / 20), x.size).astype(np.float32)
+
+    def merged(config: SegmenterConfig) -> tuple[int, list[float]]:
+        seg, gains, n = Segmenter(config, interim=False), [], 0
+        for i in range(0, x.size, 480):
+            for e in seg.process(x[i : i + 480]):
+                if e.kind == "end":
+                    gains.append(seg.vad_gain_db)
+                    n += sum(e.start / SR < t and e.end / SR > s for s, t in spans) > 1
+        return n, gains
+
+    n, gains = merged(SegmenterConfig())
+    assert n == 0 and max(np.diff([0.0, *gains])) <= 10.0 + 1e-9 and gains[-1] > 15.0, gains
+    assert merged(SegmenterConfig(vad_max_raise_db=40.0))[0] >= 1  # the gain at once: sentences merge
+
+
+def test_a_source_carried_from_clip_to_clip_keeps_its_gain():
+    """The trainer cuts a speaker's clips one at a time: the level memory a clip leaves is where the next
+    starts (and a clip alone starts afresh)."""
+    paths = real_clips(6, 0)
+    quiet = [sf.read(p, dtype="float32")[0] * np.float32(0.05) for p in paths]
+    memory, gains = None, []
+    for audio in quiet:
+        found, memory = session_utterances(audio, SegmenterConfig(), memory)
+        gains.append(20 * np.log10(memory.vad_gain))
+    assert gains[0] == 0.0 and gains[-1] > 15.0 and np.all(np.diff(gains) <= 10.0 + 1e-9), gains
+    seg = Segmenter()
+    seg.reset(memory)
+    assert seg.vad_gain_db == pytest.approx(gains[-1]) and seg.memory == memory
+    assert session_utterances(quiet[-1], SegmenterConfig())[1] != memory  # alone: afresh
 
 
 def test_block_size_does_not_change_the_result_while_the_vad_gain_moves():

@@ -3,7 +3,6 @@ features, and keep them in an on-disk ``.npz`` cache (no pickle) so re-runs are 
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import json
 import os
@@ -84,16 +83,16 @@ def _cut_sha256(speech: Sequence[np.ndarray], config) -> str:
     they are, 20 dB quieter (so the VAD gain moves) and over a -40 dBFS white floor (so the background
     limit sets the gain). It changes with a change of the cut, which the segmenter's configuration alone
     does not show."""
-    from realtime.segmenter import utterances
+    from realtime.segmenter import session_utterances
 
     h = hashlib.sha256()
     clips = list(speech)
     noise = np.random.default_rng(20261122).standard_normal(max((c.size for c in clips), default=0)).astype(np.float32)
     for scale, floor in ((1.0, 0.0), (0.1, 0.0), (1.0, 0.01)):
-        levels: list = []
+        memory = None
         for audio in clips + clips:
-            found = utterances(audio * np.float32(scale) + np.float32(floor) * noise[: audio.size], config, levels)
-            levels += [e.levels for e in found]
+            found, memory = session_utterances(audio * np.float32(scale) + np.float32(floor) * noise[: audio.size],
+                                               config, memory)
             h.update(repr([(e.start, e.end, e.levels) for e in found]).encode())
     return h.hexdigest()
 
@@ -114,39 +113,40 @@ def feature_info() -> dict:
 
 
 def clip_features(path: str, config, corruption=None, pool: Sequence[str] = (),
-                  levels: Sequence[tuple[float, float]] = ()) -> tuple[np.ndarray | None, bool, str, list]:
-    """(features, speech_found, error, levels of its utterances) for one file, optionally corrupted
-    (``train.augment.Corruption``) before it is cut; ``levels``: its source's so far (the segmenter's
-    VAD gain follows them). Without speech the whole clip is used."""
+                  memory=None) -> tuple[np.ndarray | None, bool, str, object]:
+    """(features, speech_found, error, level memory after it) for one file, optionally corrupted
+    (``train.augment.Corruption``) before it is cut; ``memory``: its source's level so far
+    (``realtime.segmenter.LevelMemory``: the segmenter's VAD gain follows it; None: the clip alone).
+    Without speech the whole clip is used."""
     from realtime.features import extract
-    from realtime.segmenter import span_of, utterances
+    from realtime.segmenter import session_utterances, span_of
 
     try:
         audio = load_audio(path)
         if corruption is not None:
             audio = corruption.apply(audio, Path(path).name, pool, load_audio)
-        found_events = utterances(audio, config, levels)
+        found_events, after = session_utterances(audio, config, memory)
         span = span_of(audio, found_events)
         found = span is not None and span.size > 0
         vec = np.asarray(extract(span if found else audio), dtype=np.float32)
         if not np.all(np.isfinite(vec)):
-            return None, found, "non-finite features", []
-        return vec, found, "", [e.levels for e in found_events]
+            return None, found, "non-finite features", after
+        return vec, found, "", after
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop a corpus
-        return None, False, f"{type(exc).__name__}: {exc}", []
+        return None, False, f"{type(exc).__name__}: {exc}", memory
 
 
 def _unit_features(paths: list[str], config, corruption=None, pools: list[Sequence[str]] | None = None,
-                   session: bool = False) -> list[tuple[np.ndarray | None, bool, str, list]]:
+                   session: bool = False) -> list[tuple[np.ndarray | None, bool, str, object]]:
     """Features of ``paths`` in order; with ``session`` they are one source (a speaker's clips in arrival
     order), each cut at the level the segmenter learned from the ones before, else each heard alone."""
     pools = pools or [()] * len(paths)
-    levels: collections.deque = collections.deque(maxlen=config.level_utterances)
+    memory = None
     out = []
     for p, pool in zip(paths, pools):
-        out.append(clip_features(p, config, corruption, pool, tuple(levels)))
+        out.append(clip_features(p, config, corruption, pool, memory))
         if session:
-            levels.extend(out[-1][3])
+            memory = out[-1][3]
     return out
 
 
