@@ -146,9 +146,6 @@ class Segmenter:
         _webrtcvad.set_mode(self._vad, self.config.aggressiveness)
         self._levels: collections.deque[tuple[float, float]] = collections.deque(
             memory.levels, maxlen=self.config.level_utterances)
-        self._speech_peak: float | None = (  # median peak of _levels once there are enough (dBFS)
-            statistics.median(p for p, _ in self._levels)
-            if len(self._levels) >= self.config.level_min_utterances else None)
         self._vad_gain = memory.vad_gain
         self._n = 0  # valid samples in _buf
         self._t0 = 0  # source sample index of _buf[0]
@@ -250,9 +247,9 @@ class Segmenter:
         if c.vad_target_dbfs is None or not all(math.isfinite(v) for v in levels):
             return
         self._levels.append(levels)
-        if len(self._levels) < c.level_min_utterances:
+        peak = self._speech_peak()
+        if peak is None:
             return
-        self._speech_peak = peak = statistics.median(p for p, _ in self._levels)
         floor = statistics.median(f for _, f in self._levels)
         gain_db = c.vad_target_dbfs - peak
         if gain_db > 0.0:  # a raised background must stay below vad_floor_dbfs: the VAD hears loud noise as speech
@@ -260,9 +257,16 @@ class Segmenter:
         gain_db = min(max(gain_db, -c.vad_max_gain_db), c.vad_max_gain_db)
         self._vad_gain = 10.0 ** (min(gain_db, self.vad_gain_db + c.vad_max_raise_db) / 20.0)
 
+    def _speech_peak(self) -> float | None:
+        """Median peak (dBFS) of the recent utterances, once there are enough of them."""
+        if len(self._levels) < self.config.level_min_utterances:
+            return None
+        return statistics.median(p for p, _ in self._levels)
+
     def _too_quiet(self, peak_dbfs: float) -> bool:
         """Far below the source's recent speech: what a raised VAD gain lets through that is not a voice."""
-        return self._speech_peak is not None and peak_dbfs < self._speech_peak - self.config.quiet_gate_db
+        speech = self._speech_peak()
+        return speech is not None and peak_dbfs < speech - self.config.quiet_gate_db
 
     def _append(self, frame: np.ndarray) -> None:
         if self._n + frame.size > self._buf.size:  # only while idle: keep the pre-roll
