@@ -9,13 +9,16 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import soundfile as sf
 import soxr
 
 from train.corpora import Clip
+
+if TYPE_CHECKING:
+    from realtime.segmenter import LevelMemory, SegmenterConfig
 
 SAMPLE_RATE = 16000
 CHUNK = 16  # clips per worker task
@@ -112,8 +115,8 @@ def feature_info() -> dict:
     }
 
 
-def clip_features(path: str, config, corruption=None, pool: Sequence[str] = (),
-                  memory=None) -> tuple[np.ndarray | None, bool, str, object]:
+def clip_features(path: str, config: SegmenterConfig, corruption=None, pool: Sequence[str] = (),
+                  memory: LevelMemory | None = None) -> tuple[np.ndarray | None, bool, str, LevelMemory | None]:
     """(features, speech_found, error, level memory after it) for one file, optionally corrupted
     (``train.augment.Corruption``) before it is cut; ``memory``: its source's level so far
     (``realtime.segmenter.LevelMemory``: the segmenter's VAD gain follows it; None: the clip alone).
@@ -136,8 +139,8 @@ def clip_features(path: str, config, corruption=None, pool: Sequence[str] = (),
         return None, False, f"{type(exc).__name__}: {exc}", memory
 
 
-def _unit_features(paths: list[str], config, corruption=None, pools: list[Sequence[str]] | None = None,
-                   session: bool = False) -> list[tuple[np.ndarray | None, bool, str, object]]:
+def _unit_features(paths: list[str], config: SegmenterConfig, corruption=None, pools: list[Sequence[str]] | None = None,
+                   session: bool = False) -> list[tuple[np.ndarray | None, bool, str, LevelMemory | None]]:
     """Features of ``paths`` in order; with ``session`` they are one source (a speaker's clips in arrival
     order), each cut at the level the segmenter learned from the ones before, else each heard alone."""
     pools = pools or [()] * len(paths)
