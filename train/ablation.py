@@ -29,11 +29,15 @@ A variant is comma-separated KEY=VALUE:
        every clip as is, each clip alone)
   VF   the VAD gain's background limit in dBFS (``SegmenterConfig.vad_floor_dbfs``): a gain that raises the
        source never lifts its background above this
+  BW   the band the features see: ``full`` (default) or ``telephone`` (every cut, training and test, through
+       the evaluation's 300-3400 Hz filter before ``features.extract``: a narrowband model)
 
 For each variant it prints and appends to ``--out`` (JSON lines): 5-fold speaker-grouped CV UAR per
 corpus on clean held-out clips, on the same clips over a -60 dBFS white floor and 20 dB quieter, and
 cross-corpus UAR both ways (clean and floor). With ``--robustness`` also the CV UAR under the evaluation's
-white and babble noise at 15 dB SNR and telephone band (``augment.test_conditions``). With ``--new-text`` also ``cv_newtext_<corpus>``: the same
+white and babble noise at 15 dB SNR and telephone band (``augment.test_conditions``), and
+``telephone_cut``: the telephone band applied to each clean cut instead of before the cut (the share of the
+telephone cost that the cut does not explain). With ``--new-text`` also ``cv_newtext_<corpus>``: the same
 speaker folds, but each held-out clip is scored by a model that never heard its sentence from anyone
 (``train.evaluate.new_text_predictions``), so a gain that comes from knowing the corpora's few fixed
 texts shows. Feature constants are patched in this process before the feature pool
@@ -53,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 
-KEYS = ("FL", "AC", "TOP", "VD", "ED", "EP", "K", "SNR", "TP", "NZ", "H", "AL", "SN", "P", "DROP", "VG", "VF")
+KEYS = ("FL", "AC", "TOP", "VD", "ED", "EP", "K", "SNR", "TP", "NZ", "H", "AL", "SN", "P", "DROP", "VG", "VF", "BW")
 
 
 def _parse(text: str) -> dict:
@@ -94,6 +98,12 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     defaults = _DEFAULTS.setdefault("features", {n: getattr(F, n) for n in ("_FLOOR_DB", "_ACTIVE_DB", "_TOP_DB", "_VOICED_DB", "_EDGE_DB", "_EDGE_PAD")})
     for key, name in (("FL", "_FLOOR_DB"), ("AC", "_ACTIVE_DB"), ("TOP", "_TOP_DB"), ("VD", "_VOICED_DB"), ("ED", "_EDGE_DB"), ("EP", "_EDGE_PAD")):
         setattr(F, name, float(v[key]) if key in v else defaults[name])  # unset keys: the shipped values
+    extract = _DEFAULTS.setdefault("extract", F.extract)
+    band = v.get("BW", "full")
+    if band not in ("full", "telephone"):
+        raise SystemExit(f"unknown BW={band} (full, telephone)")
+    narrowband = lambda audio: extract(augment.telephone(np.asarray(audio, np.float64)))  # noqa: E731
+    F.extract = extract if band == "full" else narrowband
     clips = corp.discover(roots, corp.resolve_emotions(None)).clips
     shipped_config = _DEFAULTS.setdefault("segmenter_config", dataset.segmenter_config)
     gain = v.get("VG", "on")
@@ -118,6 +128,10 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     if robustness:
         for k, name in (("white15", "white 15 dB"), ("babble15", "babble 15 dB"), ("telephone", "telephone 300-3400 Hz")):
             tests[k] = feats(conditions[name], sessions)
+        if band == "full":  # the band applied after the clean cut: what is left of the telephone cost without the cut's share
+            F.extract = narrowband
+            tests["telephone_cut"] = feats(rank=sessions)
+            F.extract = extract
     copies = augment.training_copies(int(v.get("K", 1)), seed)
     if "SNR" in v:
         lo, hi = map(float, v["SNR"].split(":"))
