@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from conftest import join_with_pauses, real_clips  # noqa: E402
 from realtime.segmenter import Segmenter, SegmenterConfig, speech_levels  # noqa: E402
+from train.augment import pink  # noqa: E402
 
 SR = 16000
 CONFIGS = {
@@ -28,13 +29,6 @@ CONFIGS = {
 }
 STREAMS = [(-42, -82, "white"), (-42, -72, "white"), (-40, -68, "white"), (-38, -62, "white"),
            (-42, -72, "pink"), (-35, -60, "pink"), (-30, -55, "white")]
-
-
-def pink(n: int, rng: np.random.Generator) -> np.ndarray:
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    spectrum[1:] /= np.sqrt(np.arange(1, spectrum.size))
-    y = np.fft.irfft(spectrum, n)
-    return y / y.std()
 
 
 def cut(x: np.ndarray, spans: list[tuple[float, float]], config: SegmenterConfig) -> tuple[int, int, int]:
@@ -58,7 +52,7 @@ def main() -> None:
         peak = np.median([speech_levels(x0[int(s * SR) : int(t * SR)])[0] for s, t in spans])
         for p, h, colour in STREAMS:
             rng = np.random.default_rng(seed)
-            hiss = rng.standard_normal(x0.size) if colour == "white" else pink(x0.size, rng)
+            hiss = rng.standard_normal(x0.size) if colour == "white" else pink(rng, x0.size)
             x = (x0 * 10 ** ((p - peak) / 20) + 10 ** (h / 20) * hiss).astype(np.float32)
             cells = []
             for name, config in CONFIGS.items():

@@ -5,7 +5,8 @@ import pytest
 import soundfile as sf
 
 from realtime.segmenter import Segmenter, SegmenterConfig, session_utterances, speech_levels, speech_span, utterances
-from benchmarks.quiet_mic_scan import cut, pink
+from train.augment import pink
+from benchmarks.quiet_mic_scan import cut
 from conftest import data_dir, join_with_pauses, real_clips
 
 SR = 16000
@@ -225,7 +226,7 @@ def test_a_hiss_lifted_towards_minus_50_dbfs_is_heard_as_speech_so_the_limit_sta
     x, spans = join_with_pauses(real_clips(12, 0), floor_dbfs=-120.0, seed=1)
     peak = np.median([speech_levels(x[int(s * SR) : int(t * SR)])[0] for s, t in spans])
     rng = np.random.default_rng(1)
-    hiss = rng.standard_normal(x.size) if colour == "white" else pink(x.size, rng)
+    hiss = rng.standard_normal(x.size) if colour == "white" else pink(rng, x.size)
     x = (x * 10 ** ((-42.0 - peak) / 20) + 10 ** (-72 / 20) * hiss).astype(np.float32)
     n, merged, spilled = cut(x, spans, SegmenterConfig())
     assert n >= 12 and merged == spilled == 0
