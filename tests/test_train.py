@@ -445,6 +445,36 @@ def test_telephone_band_removes_low_and_high():
     assert gain[1000.0] > 0.9 and gain[100.0] < 0.1 and gain[6000.0] < 0.05
 
 
+@pytest.mark.parametrize("rt60, drr", [(0.3, 10.0), (0.8, 0.0)])
+def test_room_response_decays_in_rt60_with_the_requested_direct_to_reverberant_ratio(rt60, drr):
+    from train import augment
+
+    h = augment.room_response(np.random.default_rng(5), rt60, drr)
+    assert h[0] == 1.0 and h.size == int(rt60 * 16000)
+    assert 10 * np.log10(1.0 / np.sum(h[1:] ** 2)) == pytest.approx(drr, abs=1e-6)
+    decay = np.cumsum((h[1:] ** 2)[::-1])[::-1]  # Schroeder's backward integral of the tail
+    edc = 10 * np.log10(decay / decay[0])
+    assert 2 * np.argmax(edc < -30) / 16000 == pytest.approx(rt60, rel=0.1)  # RT60 from the first 30 dB
+
+
+def test_a_room_fills_the_pause_after_speech_and_only_when_asked():
+    from train import augment
+
+    audio = _clip_audio()
+    dry = augment.Corruption(name="t", noises=("white",), snr_db=(30.0, 30.0), seed=2)
+    roomy = augment.Corruption(**{**dry.to_dict(), "reverb_p": 1.0, "rt60_s": (0.7, 0.7), "drr_db": (0.0, 0.0)})
+    # without a room the draws, the output and the cache key are those of a corruption that has no room fields
+    assert "reverb_p" not in dry.to_dict() and roomy.to_dict()["reverb_p"] == 1.0
+    np.testing.assert_array_equal(dry.apply(audio, "x.flac"),
+                                  augment.Corruption(**{**dry.to_dict(), "rt60_s": (0.2, 0.2)}).apply(audio, "x.flac"))
+    out = roomy.apply(audio, "x.flac")  # the tail rings on past the clip's end: 0.7 s more audio
+    assert out.size == audio.size + int(0.7 * 16000) - 1 and np.isfinite(out).all()
+    end = np.flatnonzero(np.abs(audio) > 0.05 * np.abs(audio).max())[-1]  # the last loud sample
+    after = slice(end + 800, end + 3200)  # 50-200 ms after it
+    power = lambda x: np.mean(x[after].astype(np.float64) ** 2)  # noqa: E731
+    assert power(out) > 10 * power(dry.apply(audio, "x.flac"))
+
+
 def test_augmented_features_cached_apart(feats, small_data, cache_dir):
     from train import augment
 
@@ -516,6 +546,32 @@ def test_stream_vs_clip_runs_the_live_path(feats):
     # the stream's labels are (mostly) those the same model gives the clips one by one
     X = np.stack([feats.X[i] for i in (0, 9, 30, 45)])
     assert np.mean(np.array(pred) == model.predict(X)) >= 0.5
+
+
+def test_stream_vs_clip_streams_every_held_out_clip_of_every_fold_and_scores_each_corpus(feats):
+    from types import SimpleNamespace
+
+    from train import evaluate_cli
+
+    y = _labels(feats)
+    groups = np.array([c.speaker for c in feats.clips])
+    corpus = np.array([c.corpus for c in feats.clips])
+    rank = evaluate.arrival_rank(groups, 0)
+    folds = [(fit_model(feats.X[tr], y[tr], TINY, seed=0), te, None)
+             for tr, te in evaluate.grouped_splits(y, groups, 2, seed=0)]
+    args = SimpleNamespace(seed=0, stream_clips=0, stream_floor=-60.0)
+    r = evaluate_cli._stream_vs_clips(folds, feats.clips, feats.X, feats.X, y, corpus, groups, rank, None, args)
+    assert r["folds"] == 2 and r["clips"] == len(y) and r["sources"] == len(set(groups))
+    assert set(r["per_corpus"]) == {"ravdess", "crema-d"}
+    assert sum(v["clips"] for v in r["per_corpus"].values()) == len(y)
+    for v in r["per_corpus"].values():
+        assert v["gap"] == pytest.approx(v["uar_clips"] - v["uar_stream"])
+        assert v["uar_clips"] == v["uar_clips_floor60"]  # the same rows were passed for both
+    assert r["agreement_stream_vs_clips"] >= 0.5
+    # a sample per fold: only that many clips are streamed
+    sample = evaluate_cli._stream_vs_clips(folds, feats.clips, feats.X, feats.X, y, corpus, groups, rank, None,
+                                           SimpleNamespace(seed=0, stream_clips=5, stream_floor=-60.0))
+    assert sample["clips"] == 10 == sum(v["clips"] for v in sample["per_corpus"].values())
 
 
 def test_temperature_scaling_inside_the_model(feats):

@@ -12,6 +12,8 @@ A variant is comma-separated KEY=VALUE:
   K    augmented copies per training clip (``ser-train --augment``)
   SNR  training-noise SNR range as LO:HI (default that of ``augment.training_copies``)
   TP   probability of the telephone band in the training copies (default that of ``augment.training_copies``)
+  RV   probability of a room's reverberation in the training copies (``augment.room_response``, RT60
+       0.3-0.8 s, direct-to-reverberant ratio 0-10 dB; default that of ``augment.training_copies``)
   NZ   the training copies' noise types as A:B:..., drawn uniformly per clip (a repeated type weighs more)
   H    hidden sizes as A:B;  AL  L2 alpha, or several as A:B:... to choose one per training set by an inner
        3-fold speaker-grouped CV on its rows (nested: the held-out speakers never take part in the choice)
@@ -35,7 +37,7 @@ A variant is comma-separated KEY=VALUE:
 For each variant it prints and appends to ``--out`` (JSON lines): 5-fold speaker-grouped CV UAR per
 corpus on clean held-out clips, on the same clips over a -60 dBFS white floor and 20 dB quieter, and
 cross-corpus UAR both ways (clean and floor). With ``--robustness`` also the CV UAR under the evaluation's
-white and babble noise at 15 dB SNR and telephone band (``augment.test_conditions``), and
+white and babble noise at 15 dB SNR, telephone band and a reverberant room (``augment.test_conditions``), and
 ``telephone_cut``: the telephone band applied to each clean cut instead of before the cut (the share of the
 telephone cost that the cut does not explain). With ``--new-text`` also ``cv_newtext_<corpus>``: the same
 speaker folds, but each held-out clip is scored by a model that never heard its sentence from anyone
@@ -57,7 +59,7 @@ from pathlib import Path
 import numpy as np
 
 
-KEYS = ("FL", "AC", "TOP", "VD", "ED", "EP", "K", "SNR", "TP", "NZ", "H", "AL", "SN", "P", "DROP", "VG", "VF", "BW")
+KEYS = ("FL", "AC", "TOP", "VD", "ED", "EP", "K", "SNR", "TP", "RV", "NZ", "H", "AL", "SN", "P", "DROP", "VG", "VF", "BW")
 CHOICES = {"SN": ("none", "causal", "oracle"), "VG": ("on", "off"), "BW": ("full", "telephone")}
 
 
@@ -125,7 +127,8 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     X = feats(rank=sessions)
     tests = {"floor": feats(conditions["floor -60 dBFS"], sessions), "gain-20": feats(conditions["gain -20 dB"], sessions)}
     if robustness:
-        for k, name in (("white15", "white 15 dB"), ("babble15", "babble 15 dB"), ("telephone", "telephone 300-3400 Hz")):
+        for k, name in (("white15", "white 15 dB"), ("babble15", "babble 15 dB"), ("telephone", "telephone 300-3400 Hz"),
+                        ("room", "room RT60 0.6 s, DRR 3 dB")):
             tests[k] = feats(conditions[name], sessions)
         if band == "full":  # the band applied after the clean cut: what is left of the telephone cost without the cut's share
             F.extract = narrowband
@@ -137,6 +140,8 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         copies = [dataclasses.replace(c, snr_db=(lo, hi)) for c in copies]
     if "TP" in v:
         copies = [dataclasses.replace(c, telephone_p=float(v["TP"])) for c in copies]
+    if "RV" in v:
+        copies = [dataclasses.replace(c, reverb_p=float(v["RV"])) for c in copies]
     if "NZ" in v:
         copies = [dataclasses.replace(c, noises=tuple(v["NZ"].split(":"))) for c in copies]
     Xa = [feats(c) for c in copies]
@@ -201,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="seed of the folds, arrival order, augmentation and MLP initialisation")
     p.add_argument("--new-text", action="store_true", help="also score each held-out clip with models that never heard its sentence")
-    p.add_argument("--robustness", action="store_true", help="also score the held-out clips under white / babble noise and telephone band")
+    p.add_argument("--robustness", action="store_true", help="also score the held-out clips under white / babble noise, telephone band and a room")
     args = p.parse_args(argv)
     roots = [d.resolve() for d in args.data]
     try:

@@ -6,7 +6,8 @@ choice comes from a generator seeded by (corruption seed, copy number, clip file
 clip always gets the same corruption, in any process and any order.
 
 Written in numpy (plus one scipy Butterworth filter for the telephone band): a noise floor at an SNR
-relative to the clip's active-speech level, white / pink / babble noise, gain, band-limiting.
+relative to the clip's active-speech level, white / pink / babble noise, gain, band-limiting, and a room's
+reverberation from a statistical impulse response (below).
 ``audiomentations`` was considered; these few lines cost well under a millisecond per clip (against
 ~10 ms for decoding and features), need no new dependency, and let the SNR be set relative to the
 *active speech* level rather than the whole clip's RMS, which for clips with a second of leading
@@ -57,6 +58,30 @@ def babble(rng: np.random.Generator, n: int, pool: Sequence[str], load: Callable
     return out / (np.sqrt(np.mean(out * out)) + 1e-20)
 
 
+def room_response(rng: np.random.Generator, rt60_s: float, drr_db: float) -> np.ndarray:
+    """A synthetic room impulse response: the direct sound, then from 2.5 ms on a diffuse tail of Gaussian
+    noise decaying by 60 dB in ``rt60_s`` (Polack's statistical model), scaled so that the direct sound is
+    ``drr_db`` above the tail's energy.
+
+    pyroomacoustics' image-source rooms were considered: for a training copy what matters is the decay
+    time and the direct-to-reverberant ratio, which this draws directly, at ~1 ms per clip, with no
+    geometry to sample and no dependency."""
+    n = int(rt60_s * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    tail = rng.standard_normal(n) * np.exp(-3.0 * np.log(10.0) * t / rt60_s)
+    tail[: int(0.0025 * SAMPLE_RATE)] = 0.0
+    tail *= np.sqrt(10 ** (-drr_db / 10) / (np.sum(tail * tail) + 1e-20))
+    tail[0] = 1.0
+    return tail
+
+
+def reverb(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """``audio`` heard through ``rir``, with its tail (the output is ``rir.size - 1`` samples longer)."""
+    from scipy.signal import fftconvolve
+
+    return fftconvolve(audio, rir)
+
+
 _TELEPHONE_SOS = None
 
 
@@ -74,8 +99,10 @@ def telephone(audio: np.ndarray) -> np.ndarray:
 class Corruption:
     """One deterministic corruption. Ranges are (low, high), drawn uniformly per clip; equal ends fix it.
 
-    Order: gain, band-limiting, noise at ``snr_db`` relative to the (gained, filtered) clip's active
-    speech level, then an absolute microphone floor (white, ``floor_dbfs``). No clipping: the runtime
+    Order: gain, a room's reverberation, band-limiting, noise at ``snr_db`` relative to the (gained,
+    filtered) clip's active speech level, then an absolute microphone floor (white, ``floor_dbfs``).
+    The room draws come only when ``reverb_p`` > 0, and only then are its fields in :meth:`to_dict`
+    (the feature cache key), so corruptions without it are drawn and cached as before it existed. No clipping: the runtime
     works on float audio, and a gain test should test the level, not a clipper.
     """
 
@@ -88,6 +115,9 @@ class Corruption:
     seed: int = 0
     copy: int = 0
     babble_talkers: int = 4
+    reverb_p: float = 0.0  # probability of a room (``room_response``)
+    rt60_s: tuple[float, float] = (0.3, 0.8)
+    drr_db: tuple[float, float] = (0.0, 10.0)
 
     def __post_init__(self) -> None:
         unknown = set(self.noises) - set(NOISES)
@@ -95,7 +125,11 @@ class Corruption:
             raise ValueError(f"unknown noise type(s): {sorted(unknown)}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.reverb_p <= 0.0:
+            for k in ("reverb_p", "rt60_s", "drr_db"):
+                del d[k]
+        return d
 
     def needs_pool(self) -> bool:
         return "babble" in self.noises
@@ -110,6 +144,8 @@ class Corruption:
         rng = self.rng(key)
         x = np.asarray(audio, dtype=np.float64)
         x = x * 10 ** (rng.uniform(*self.gain_db) / 20)
+        if self.reverb_p > 0.0 and rng.uniform() < self.reverb_p:
+            x = reverb(x, room_response(rng, rng.uniform(*self.rt60_s), rng.uniform(*self.drr_db)))
         if rng.uniform() < self.telephone_p:
             x = telephone(x)
         if self.noises:
@@ -149,4 +185,5 @@ def test_conditions(seed: int = 7) -> dict[str, Corruption]:
         "gain +20 dB": Corruption(name="gain+20", gain_db=(20.0, 20.0), seed=seed),
         "gain -20 dB": Corruption(name="gain-20", gain_db=(-20.0, -20.0), seed=seed),
         "telephone 300-3400 Hz": Corruption(name="telephone", telephone_p=1.0, seed=seed),
+        "room RT60 0.6 s, DRR 3 dB": Corruption(name="room", reverb_p=1.0, rt60_s=(0.6, 0.6), drr_db=(3.0, 3.0), seed=seed),
     }
