@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import data_dir
+from conftest import REPO, data_dir
 from train import corpora as corp
 
 features = pytest.importorskip("realtime.features", reason="realtime/features.py is not available")
@@ -620,6 +620,19 @@ def test_evaluation_report_names_the_command_that_reproduces_it():
     other = p.parse_args(plain + ["--seed", "1", "--out", "/tmp/seed 1", "--norm-memory", "0"])
     assert evaluate_cli._command(p, other) == \
         "ser-evaluate --data ../d/ravdess ../d/crema-d --out '/tmp/seed 1' --norm-memory 0.0 --seed 1"
+
+
+def test_evaluation_report_renders_from_its_json_with_a_stream_row_per_corpus():
+    """The committed report is what ``render`` makes of the committed JSON (the figures have one source)."""
+    from train import evaluate_cli
+
+    r = json.loads((REPO / "reports" / "evaluation.json").read_text())
+    md = evaluate_cli.render(r)
+    assert md == (REPO / "reports" / "evaluation.md").read_text()
+    for c, v in r["stream"]["per_corpus"].items():
+        assert f"| stream vs clip, {c} ({v['clips']} held-out clips of {r['stream']['folds']} folds" in md
+    assert sum(v["clips"] for v in r["stream"]["per_corpus"].values()) == r["stream"]["clips"]
+    assert any(line.startswith("| room RT60") and "(no target)" in line for line in md.splitlines())
 
 
 def test_alpha_search_chooses_on_the_training_rows_only():
