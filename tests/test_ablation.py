@@ -31,12 +31,12 @@ def test_a_variant_gives_one_row_with_every_figure(small_corpora, tmp_path):
     out = tmp_path / "rows.jsonl"
     proc = subprocess.run(HARNESS + ["--data", str(small_corpora / "ravdess"), str(small_corpora / "crema-d"),
                                      "--robustness", "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
-                                     "--variant", "K=0,VF=-55"],
+                                     "--variant", "K=1,VF=-55,RV=1,CF=floor"],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 1 and rows[0]["variant"] == {"K": "0", "VF": "-55"} and rows[0]["seed"] == 0
-    figures = {f"cv_{c}_{corpus}" for c in ("clean", "floor", "gain-20", "white15", "babble15", "telephone", "telephone_cut")
+    assert len(rows) == 1 and rows[0]["variant"] == {"K": "1", "VF": "-55", "RV": "1", "CF": "floor"} and rows[0]["seed"] == 0
+    figures = {f"cv_{c}_{corpus}" for c in ("clean", "floor", "gain-20", "white15", "babble15", "telephone", "room", "telephone_cut")
                for corpus in ("ravdess", "crema-d")}
     figures |= {f"x_{a}->{b}{s}" for a, b in (("ravdess", "crema-d"), ("crema-d", "ravdess")) for s in ("", "_floor")}
     assert figures <= rows[0].keys()
@@ -45,7 +45,8 @@ def test_a_variant_gives_one_row_with_every_figure(small_corpora, tmp_path):
 
 
 @pytest.mark.parametrize("variant, message", [("K=0,VFX=-50", "unknown key 'VFX'"), ("K=", "no value for K"),
-                                              ("BW=narrow", "BW=narrow in variant 'BW=narrow' is not one of full, telephone")])
+                                              ("BW=narrow", "BW=narrow in variant 'BW=narrow' is not one of full, telephone"),
+                                              ("CF=-60", "CF=-60 in variant 'CF=-60' is not one of none, floor")])
 def test_a_mistyped_variant_is_one_line_before_anything_runs(small_corpora, tmp_path, variant, message):
     out = tmp_path / "rows.jsonl"
     proc = subprocess.run(HARNESS + ["--data", str(small_corpora / "ravdess"), "--out", str(out),

@@ -31,6 +31,8 @@ A variant is comma-separated KEY=VALUE:
        every clip as is, each clip alone)
   VF   the VAD gain's background limit in dBFS (``SegmenterConfig.vad_floor_dbfs``): a gain that raises the
        source never lifts its background above this
+  CF   ``none`` (default) or ``floor``: the training side's clean rows are the same clips over the evaluation's -60 dBFS white
+       floor (the test condition's features), as every live input has a floor; held-out rows stay clean
   BW   the band the features see: ``full`` (default) or ``telephone`` (every cut, training and test, through
        the evaluation's 300-3400 Hz filter before ``features.extract``: a narrowband model)
 
@@ -59,8 +61,8 @@ from pathlib import Path
 import numpy as np
 
 
-KEYS = ("FL", "AC", "TOP", "VD", "ED", "EP", "K", "SNR", "TP", "RV", "NZ", "H", "AL", "SN", "P", "DROP", "VG", "VF", "BW")
-CHOICES = {"SN": ("none", "causal", "oracle"), "VG": ("on", "off"), "BW": ("full", "telephone")}
+KEYS = ("FL", "AC", "TOP", "VD", "ED", "EP", "K", "SNR", "TP", "RV", "NZ", "H", "AL", "SN", "P", "DROP", "VG", "VF", "CF", "BW")
+CHOICES = {"SN": ("none", "causal", "oracle"), "VG": ("on", "off"), "BW": ("full", "telephone"), "CF": ("none", "floor")}
 
 
 def _parse(text: str) -> dict:
@@ -161,12 +163,13 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     alphas = [float(a) for a in v["AL"].split(":")] if "AL" in v else [d.alpha]
     hp = dataclasses.replace(d, hidden=tuple(int(h) for h in v["H"].split(":")) if "H" in v else d.hidden,
                              alpha=alphas[0])
-    hp_for = evaluate.AlphaSearch(X, y, g, co, hp, alphas, seed=seed, augmented=Xa, sn=sn)
+    Xtrain = tests["floor"] if v.get("CF") == "floor" else X  # the training side's "clean" rows
+    hp_for = evaluate.AlphaSearch(Xtrain, y, g, co, hp, alphas, seed=seed, augmented=Xa, sn=sn)
 
     res: dict = {"variant": v}
     pred = {k: np.empty(len(y), object) for k in ("clean", *tests)}
     for tr, te in evaluate.grouped_splits(y, g, 5, seed):
-        Xt, yt, norm = evaluate.fold_rows(X, y, tr, Xa, sn)
+        Xt, yt, norm = evaluate.fold_rows(Xtrain, y, tr, Xa, sn)
         m = fit_model(Xt, yt, hp_for(tr), seed)
         for k, A in (("clean", X), *tests.items()):
             pred[k][te] = m.predict(evaluate.held_out_rows(A, te, sn, norm))
@@ -180,7 +183,7 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     for a, b in (("ravdess", "crema-d"), ("crema-d", "ravdess")):
         shared = sorted(set(y[co == a]) & set(y[co == b]))
         tr, te = (co == a) & np.isin(y, shared), (co == b) & np.isin(y, shared)
-        Xt, yt, norm = evaluate.fold_rows(X, y, np.flatnonzero(tr), Xa, sn)
+        Xt, yt, norm = evaluate.fold_rows(Xtrain, y, np.flatnonzero(tr), Xa, sn)
         m = fit_model(Xt, yt, hp_for(np.flatnonzero(tr)), seed)
         te = np.flatnonzero(te)
         res[f"x_{a}->{b}"] = round(evaluate.metrics(y[te], m.predict(evaluate.held_out_rows(X, te, sn, norm)), shared)["uar"], 3)
