@@ -54,3 +54,13 @@ def test_a_mistyped_variant_is_one_line_before_anything_runs(small_corpora, tmp_
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not out.exists()  # the valid first variant did not run either
+
+
+def test_a_floor_under_the_training_rows_is_refused_with_new_text(small_corpora, tmp_path):
+    """--new-text trains its own models on the clean rows: with CF=floor its row would be mislabelled."""
+    out = tmp_path / "rows.jsonl"
+    proc = subprocess.run(HARNESS + ["--data", str(small_corpora / "ravdess"), "--out", str(out), "--new-text",
+                                     "--variant", "K=0,CF=floor"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "CF=floor cannot be combined with --new-text" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and not out.exists()

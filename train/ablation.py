@@ -31,8 +31,9 @@ A variant is comma-separated KEY=VALUE:
        every clip as is, each clip alone)
   VF   the VAD gain's background limit in dBFS (``SegmenterConfig.vad_floor_dbfs``): a gain that raises the
        source never lifts its background above this
-  CF   ``none`` (default) or ``floor``: the training side's clean rows are the same clips over the evaluation's -60 dBFS white
-       floor (the test condition's features), as every live input has a floor; held-out rows stay clean
+  CF   ``none`` (default) or ``floor``: the training side's clean rows are the same clips over the
+       evaluation's -60 dBFS white floor (the test condition's features), as every live input has a floor;
+       held-out rows stay clean (not with ``--new-text``, whose models train on the clean rows)
   BW   the band the features see: ``full`` (default) or ``telephone`` (every cut, training and test, through
        the evaluation's 300-3400 Hz filter before ``features.extract``: a narrowband model)
 
@@ -214,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     roots = [d.resolve() for d in args.data]
     try:
         variants = [_parse(text) for text in args.variant]  # all checked before the first one runs
+        if args.new_text and any(v.get("CF") == "floor" for v in variants):
+            raise ValueError("CF=floor cannot be combined with --new-text (its models train on the clean rows)")
     except ValueError as exc:
         print(f"ablation: {exc}", file=sys.stderr)
         return 2
