@@ -9,16 +9,20 @@ how many reach beyond their clip's padding and hangover (0.25 s before, 0.45 s a
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from conftest import join_with_pauses, real_clips  # noqa: E402
+sys.path.insert(0, str(ROOT))
 from realtime.segmenter import Segmenter, SegmenterConfig, speech_levels  # noqa: E402
 from train.augment import pink  # noqa: E402
+from train.dataset import load_audio  # noqa: E402
+from train.streams import join_with_pauses, sample_clips  # noqa: E402
+
+DATA = Path(os.environ.get("SER_DATA_DIR", ROOT.parent / "shared" / "data"))
 
 SR = 16000
 CONFIGS = {
@@ -46,9 +50,13 @@ def cut(x: np.ndarray, spans: list[tuple[float, float]], config: SegmenterConfig
 
 
 def main() -> None:
+    if not (DATA / "ravdess").is_dir() or not (DATA / "crema-d").is_dir():
+        sys.exit(f"quiet_mic_scan: corpora not found at {DATA} (set SER_DATA_DIR)")
     bad = dict.fromkeys(CONFIGS, 0)
     for (n_rav, n_crema), seed in (((12, 0), 1), ((0, 12), 2), ((6, 6), 3)):
-        x0, spans = join_with_pauses(real_clips(n_rav, n_crema), floor_dbfs=-120.0, seed=seed)
+        audios = [load_audio(p) for p in sample_clips(DATA, n_rav, n_crema)]
+        x0, samples = join_with_pauses(audios, np.random.default_rng(seed), floor_dbfs=-120.0)
+        spans = [(s / SR, t / SR) for s, t in samples]
         peak = np.median([speech_levels(x0[int(s * SR) : int(t * SR)])[0] for s, t in spans])
         for p, h, colour in STREAMS:
             rng = np.random.default_rng(seed)

@@ -51,6 +51,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
+from train.streams import join_with_pauses  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SER_DATA_DIR", REPO.parent / "shared" / "data"))
 SR = 16000
@@ -112,21 +114,6 @@ def utterances(clips: list[np.ndarray], spans: list[np.ndarray], seconds: float)
         off = (x.size - need) // 2 if len(parts) == 1 else 0
         out.append(np.ascontiguousarray(x[off : off + need]))
     return out
-
-
-def join_with_pauses(audios: list[np.ndarray], seconds: float | None, rng: np.random.Generator,
-                     floor_dbfs: float = -60.0, pause_s: tuple[float, float] = (0.8, 1.6)) -> np.ndarray:
-    """Clips (cycled until ``seconds`` when given) joined by pauses over a low noise floor."""
-    parts, total, i = [], 0, 0
-    while (i < len(audios)) if seconds is None else (total < seconds * SR):
-        gap = np.zeros(int(rng.uniform(*pause_s) * SR), np.float32)
-        parts += [gap, audios[i % len(audios)]]
-        total += gap.size + parts[-1].size
-        i += 1
-    parts.append(np.zeros(SR, np.float32))
-    x = np.concatenate(parts)
-    x += rng.normal(0.0, 10 ** (floor_dbfs / 20), x.size).astype(np.float32)
-    return x
 
 
 def noise_floor(seconds: float, rng: np.random.Generator, floor_dbfs: float = -60.0) -> np.ndarray:
@@ -812,17 +799,17 @@ def run(settings: Settings, quick: bool) -> tuple[dict, list[Figure], dict]:
         log("the librosa way")
         step("librosa", on_worker_thread, bench_librosa, utts)
 
-        latency_stream = write(tmp / "latency.flac", join_with_pauses(clips[:: max(1, len(clips) // settings.latency_clips)][: settings.latency_clips], None, rng))
+        latency_stream = write(tmp / "latency.flac", join_with_pauses(clips[:: max(1, len(clips) // settings.latency_clips)][: settings.latency_clips], rng)[0])
         log(f"latency: paced replay at {settings.latency_speed:g}x of {sf.info(str(latency_stream)).duration:.0f} s")
         step("latency", bench_latency, model, latency_stream, settings.latency_speed)
 
-        long_stream = write(tmp / "long.flac", join_with_pauses(clips, settings.throughput_minutes * 60, rng))
+        long_stream = write(tmp / "long.flac", join_with_pauses(clips, rng, seconds=settings.throughput_minutes * 60)[0])
         log(f"throughput: --speed 0 over {sf.info(str(long_stream)).duration / 60:.1f} min")
         step("throughput", bench_throughput, long_stream)
 
         n = settings.cpu_seconds + settings.cpu_warmup + 10.0
         silent = write(tmp / "silent.flac", noise_floor(n, rng))
-        speech = write(tmp / "speech.flac", join_with_pauses(clips, n, rng))
+        speech = write(tmp / "speech.flac", join_with_pauses(clips, rng, seconds=n)[0])
         log(f"CPU while listening: {settings.cpu_seconds:g} s silent, {settings.cpu_seconds:g} s speech")
         step("cpu_silent", bench_cpu, silent, settings.cpu_seconds, settings.cpu_warmup)
         step("cpu_speech", bench_cpu, speech, settings.cpu_seconds, settings.cpu_warmup)

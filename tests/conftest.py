@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from train import streams
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SER_DATA_DIR", REPO.parent / "shared" / "data"))
 
@@ -24,29 +26,19 @@ def data_dir() -> Path:
 
 def real_clips(n_ravdess: int = 6, n_crema: int = 6) -> list[Path]:
     """A fixed, varied handful of real clips from both corpora."""
-    d = data_dir()
-    rav = sorted((d / "ravdess").glob("Actor_0[1-4]/*.flac"))[:: 17][:n_ravdess]
-    cre = sorted((d / "crema-d").glob("10[0-2]*.flac"))[:: 23][:n_crema]
-    return rav + cre
+    return streams.sample_clips(data_dir(), n_ravdess, n_crema)
 
 
 def join_with_pauses(paths: list[Path], seed: int = 0, floor_dbfs: float = -60.0,
                      pause_s: tuple[float, float] = (0.8, 1.6)) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """Clips joined by pauses over a low noise floor, and each clip's (start_s, end_s)."""
-    rng = np.random.default_rng(seed)
-    parts, spans, pos = [], [], 0
+    """The clips of ``paths`` as one stream (``train.streams.join_with_pauses``), and each clip's (start_s, end_s)."""
+    audios = []
     for p in paths:
         audio, rate = sf.read(p, dtype="float32")
-        assert rate == 16000
-        gap = np.zeros(int(rng.uniform(*pause_s) * rate), np.float32)
-        parts += [gap, audio]
-        pos += gap.size
-        spans.append((pos / rate, (pos + audio.size) / rate))
-        pos += audio.size
-    parts.append(np.zeros(rate, np.float32))
-    x = np.concatenate(parts)
-    x += rng.normal(0.0, 10 ** (floor_dbfs / 20), x.size).astype(np.float32)
-    return x, spans
+        assert rate == streams.SAMPLE_RATE
+        audios.append(audio)
+    x, spans = streams.join_with_pauses(audios, np.random.default_rng(seed), floor_dbfs=floor_dbfs, pause_s=pause_s)
+    return x, [(s / streams.SAMPLE_RATE, e / streams.SAMPLE_RATE) for s, e in spans]
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:

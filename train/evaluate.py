@@ -59,6 +59,17 @@ def metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str])
     }
 
 
+def uar(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str] | None = None) -> float:
+    """Unweighted average recall over ``labels`` (default: the classes ``y_true`` has)."""
+    y_true = np.asarray(y_true)
+    return metrics(y_true, np.asarray(y_pred).astype(str), sorted(set(y_true)) if labels is None else labels)["uar"]
+
+
+def uar_by_corpus(y_true: np.ndarray, y_pred: np.ndarray, corpora: np.ndarray) -> dict[str, float]:
+    """UAR of each corpus's rows, over the classes that corpus has."""
+    return {c: uar(y_true[corpora == c], y_pred[corpora == c]) for c in sorted(set(corpora))}
+
+
 def arrival_rank(groups: np.ndarray, seed: int) -> np.ndarray:
     """Each clip's position in its speaker's arrival order: a random permutation of the speaker's clips
     seeded by (seed, speaker), so it does not depend on which other speakers are present."""
@@ -150,9 +161,7 @@ class AlphaSearch:
         for itr, ite in grouped_splits(self.y[rows], self.groups[rows], self.inner_folds, self.seed):
             Xt, yt, norm = fold_rows(self.X, self.y, rows[itr], self.augmented, self.sn)
             pred[ite] = fit_model(Xt, yt, hp, self.seed).predict(held_out_rows(self.X, rows[ite], self.sn, norm))
-        yr, cr = self.y[rows], self.corpora[rows]
-        return float(np.mean([metrics(yr[cr == c], pred[cr == c].astype(str), sorted(set(yr[cr == c])))["uar"]
-                              for c in sorted(set(cr))]))
+        return float(np.mean(list(uar_by_corpus(self.y[rows], pred, self.corpora[rows]).values())))
 
 
 def new_text_predictions(

@@ -40,7 +40,7 @@ import numpy as np
 
 from realtime.arguments import OneLineParser
 from realtime.speaker_norm import SpeakerNorm
-from train import augment, corpora as corp, dataset, evaluate, export
+from train import augment, corpora as corp, dataset, evaluate, export, streams
 from train.cli import DEFAULT_AUGMENT, DEFAULT_NORM_MEMORY, DEFAULT_NORM_PRIOR, DEFAULT_SPEAKER_NORM
 from train.model import Hyperparameters, fit_model
 
@@ -55,10 +55,6 @@ TARGETS = {
 }
 
 
-def _uar(y, pred, labels=None) -> float:
-    return evaluate.metrics(y, pred, sorted(set(y)) if labels is None else labels)["uar"]
-
-
 def _features(clips, roots, args, corruption=None, label="", rank=None):
     t0 = time.perf_counter()
     fs = dataset.build_features(clips, roots=roots, cache_dir=args.cache_dir, jobs=args.jobs, corruption=corruption,
@@ -67,22 +63,6 @@ def _features(clips, roots, args, corruption=None, label="", rank=None):
         raise SystemExit(f"{len(clips) - len(fs.clips)} clips failed ({label}): {fs.failed[:1]}")
     print(f"features {label or 'clean'}: {time.perf_counter() - t0:.0f} s ({fs.cached} cached)", file=sys.stderr, flush=True)
     return fs.X
-
-
-def _join(clips, seed: int, floor_dbfs: float):
-    rng = np.random.default_rng(seed)
-    parts, spans, pos = [], [], 0
-    for c in clips:
-        audio = dataset.load_audio(c.path)
-        gap = np.zeros(int(rng.uniform(0.8, 1.6) * 16000), np.float32)
-        parts += [gap, audio]
-        pos += gap.size
-        spans.append((pos, pos + audio.size))
-        pos += audio.size
-    parts.append(np.zeros(16000, np.float32))
-    x = np.concatenate(parts)
-    x += (rng.standard_normal(x.size) * 10 ** (floor_dbfs / 20)).astype(np.float32)
-    return x, spans
 
 
 def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, seed: int,
@@ -106,7 +86,8 @@ def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, 
         export.sidecar(onnx_path, ".json").write_text(json.dumps(card))
         files, spans, samples = [], [], 0
         for i, clips in enumerate(sessions):
-            x, sp = _join(clips, seed + i, floor_dbfs)
+            x, sp = streams.join_with_pauses([dataset.load_audio(c.path) for c in clips],
+                                             np.random.default_rng(seed + i), floor_dbfs=floor_dbfs)
             files.append(Path(tmp) / f"session{i:03d}.wav")
             sf.write(files[-1], x, 16000, subtype="FLOAT")
             spans.append(sp)
@@ -186,10 +167,10 @@ def _stream_vs_clips(fold_models, clips, X, X_floor, y, corpus, groups, rank, sn
     for c in sorted(set(corpus[pick])):
         m = corpus[pick] == c
         labels = sorted(set(y[corpus == c]))
-        u_stream, u_clips = _uar(y[pick][m], stream_pred[m], labels), _uar(y[pick][m], clip_pred[m], labels)
+        u_stream, u_clips = evaluate.uar(y[pick][m], stream_pred[m], labels), evaluate.uar(y[pick][m], clip_pred[m], labels)
         out["per_corpus"][c] = {"clips": int(m.sum()), "uar_stream": u_stream, "uar_clips": u_clips,
                                 "gap": u_clips - u_stream,
-                                "uar_clips_floor60": _uar(y[pick][m], clip_floor_pred[m], labels)}
+                                "uar_clips_floor60": evaluate.uar(y[pick][m], clip_floor_pred[m], labels)}
     return out
 
 
@@ -272,13 +253,13 @@ def run(args) -> dict:
         labels = sorted(set(y[m]))
         result["cv"][c] = evaluate.metrics(y[m], pred["clean"][m].astype(str), labels)
         result["calibration"][c] = {"ece": evaluate.expected_calibration_error(proba[m], y_idx[m])}
-        result["by_position"][c] = {k: _uar(y[m & b], pred["clean"][m & b].astype(str), labels)
+        result["by_position"][c] = {k: evaluate.uar(y[m & b], pred["clean"][m & b], labels)
                                     for k, b in positions.items()}
         for name in Xc:
-            u = _uar(y[m], pred[name][m].astype(str), labels)
+            u = evaluate.uar(y[m], pred[name][m], labels)
             result["robustness"].setdefault(name, {})[c] = {"uar": u, "cost": result["cv"][c]["uar"] - u}
         for name, pc in changes.items():
-            result["speaker_changes"].setdefault(name, {})[c] = _uar(y[m], pc[m].astype(str), labels)
+            result["speaker_changes"].setdefault(name, {})[c] = evaluate.uar(y[m], pc[m], labels)
     t = evaluate.fit_temperature(proba, y_idx)
     soft = evaluate._soften(proba, t)
     for c in names:
@@ -297,7 +278,7 @@ def run(args) -> dict:
     for c in names:
         m = (corpus == c) & (new_text != None)  # noqa: E711 - elementwise
         if m.any():
-            result["new_text"][c] = _uar(y[m], new_text[m].astype(str), sorted(set(y[corpus == c])))
+            result["new_text"][c] = evaluate.uar(y[m], new_text[m], sorted(set(y[corpus == c])))
     t_new_text = time.perf_counter() - t0
 
     # ---- cross-corpus
