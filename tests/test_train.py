@@ -475,6 +475,27 @@ def test_a_room_fills_the_pause_after_speech_and_only_when_asked():
     assert power(out) > 10 * power(dry.apply(audio, "x.flac"))
 
 
+def test_a_speed_change_raises_pitch_and_shortens_the_clip_and_only_when_asked():
+    from realtime.features import _pitch_track
+    from train import augment
+
+    audio = _clip_audio()
+    plain = augment.Corruption(name="t", gain_db=(-5.0, 5.0), seed=4)
+    fast = augment.Corruption(**{**plain.to_dict(), "speed_p": 1.0, "speed": (1.1, 1.1)})
+    # without a speed change the draws, the output and the cache key are those of a corruption without its fields
+    assert "speed_p" not in plain.to_dict() and fast.to_dict()["speed"] == (1.1, 1.1)
+    np.testing.assert_array_equal(plain.apply(audio, "x.flac"),
+                                  augment.Corruption(**{**plain.to_dict(), "speed": (0.5, 0.5)}).apply(audio, "x.flac"))
+    out = fast.apply(audio, "x.flac")
+    assert out.size == pytest.approx(audio.size / 1.1, abs=2) and np.isfinite(out).all()
+
+    def median_f0(x):
+        f0, peak, e_db = _pitch_track(x.astype(np.float64))
+        return np.median(f0[peak >= 0.6])
+
+    assert 12 * np.log2(median_f0(out) / median_f0(audio)) == pytest.approx(12 * np.log2(1.1), abs=0.4)
+
+
 def test_augmented_features_cached_apart(feats, small_data, cache_dir):
     from train import augment
 

@@ -14,6 +14,8 @@ A variant is comma-separated KEY=VALUE:
   TP   probability of the telephone band in the training copies (default that of ``augment.training_copies``)
   RV   probability of a room's reverberation in the training copies (``augment.room_response``, RT60
        0.3-0.8 s, direct-to-reverberant ratio 0-10 dB; default that of ``augment.training_copies``)
+  SP   probability of a speed change in the training copies (``augment.change_speed``, a factor of 0.9-1.1:
+       tempo, pitch and formants together, as another talker; default that of ``augment.training_copies``)
   NZ   the training copies' noise types as A:B:..., drawn uniformly per clip (a repeated type weighs more)
   H    hidden sizes as A:B;  AL  L2 alpha, or several as A:B:... to choose one per training set by an inner
        3-fold speaker-grouped CV on its rows (nested: the held-out speakers never take part in the choice)
@@ -24,6 +26,8 @@ A variant is comma-separated KEY=VALUE:
        training rows only;
        ``oracle`` = z-score with all of the speaker's clips (an upper bound, not causal, not shippable)
   P    prior weight of ``SN=causal`` in clips (default that of ``ser-train --norm-prior``)
+  NM   memory of ``SN=causal``'s running mean in clips (``ser-train --norm-memory``; default: it never forgets,
+       as in rows 1-86 of reports/ablation.md, while the shipped normaliser remembers about 30 clips)
   DROP feature columns left out, as ``:``-separated shell patterns over ``FEATURE_NAMES`` (e.g.
        ``DROP=mfcc*_mean:logmel*_mean``)
   VG   the segmenter's VAD gain: ``on`` (default, as shipped: clean and test clips of a speaker cut as one
@@ -62,7 +66,7 @@ from pathlib import Path
 import numpy as np
 
 
-KEYS = ("FL", "AC", "TOP", "VD", "ED", "EP", "K", "SNR", "TP", "RV", "NZ", "H", "AL", "SN", "P", "DROP", "VG", "VF", "CF", "BW")
+KEYS = ("FL", "AC", "TOP", "VD", "ED", "EP", "K", "SNR", "TP", "RV", "SP", "NZ", "H", "AL", "SN", "P", "NM", "DROP", "VG", "VF", "CF", "BW")
 CHOICES = {"SN": ("none", "causal", "oracle"), "VG": ("on", "off"), "BW": ("full", "telephone"), "CF": ("none", "floor")}
 
 
@@ -145,6 +149,8 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         copies = [dataclasses.replace(c, telephone_p=float(v["TP"])) for c in copies]
     if "RV" in v:
         copies = [dataclasses.replace(c, reverb_p=float(v["RV"])) for c in copies]
+    if "SP" in v:
+        copies = [dataclasses.replace(c, speed_p=float(v["SP"])) for c in copies]
     if "NZ" in v:
         copies = [dataclasses.replace(c, noises=tuple(v["NZ"].split(":"))) for c in copies]
     Xa = [feats(c) for c in copies]
@@ -159,7 +165,8 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         X, Xa = _oracle_norm(X, g), [_oracle_norm(a, g) for a in Xa]
         tests = {k: _oracle_norm(A, g) for k, A in tests.items()}
     elif v.get("SN") == "causal":
-        sn = evaluate.SessionNorm(float(v.get("P", DEFAULT_NORM_PRIOR)), g, rank)
+        sn = evaluate.SessionNorm(float(v.get("P", DEFAULT_NORM_PRIOR)), g, rank,
+                                  memory=float(v["NM"]) if "NM" in v else None)
     d = Hyperparameters()
     alphas = [float(a) for a in v["AL"].split(":")] if "AL" in v else [d.alpha]
     hp = dataclasses.replace(d, hidden=tuple(int(h) for h in v["H"].split(":")) if "H" in v else d.hidden,
@@ -178,17 +185,16 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         pred["newtext"] = evaluate.new_text_predictions(X, y, g, co, [corp.sentence(c) for c in clips], hp,
                                                         folds=5, seed=seed, augmented=Xa, sn=sn, choose=hp_for)
     for k, p in pred.items():
-        for c in sorted(set(co)):
-            mk = co == c
-            res[f"cv_{k}_{c}"] = round(evaluate.metrics(y[mk], p[mk].astype(str), sorted(set(y[mk])))["uar"], 3)
+        for c, u in evaluate.uar_by_corpus(y, p, co).items():
+            res[f"cv_{k}_{c}"] = round(u, 3)
     for a, b in (("ravdess", "crema-d"), ("crema-d", "ravdess")):
         shared = sorted(set(y[co == a]) & set(y[co == b]))
         tr, te = (co == a) & np.isin(y, shared), (co == b) & np.isin(y, shared)
         Xt, yt, norm = evaluate.fold_rows(Xtrain, y, np.flatnonzero(tr), Xa, sn)
         m = fit_model(Xt, yt, hp_for(np.flatnonzero(tr)), seed)
         te = np.flatnonzero(te)
-        res[f"x_{a}->{b}"] = round(evaluate.metrics(y[te], m.predict(evaluate.held_out_rows(X, te, sn, norm)), shared)["uar"], 3)
-        res[f"x_{a}->{b}_floor"] = round(evaluate.metrics(y[te], m.predict(evaluate.held_out_rows(tests["floor"], te, sn, norm)), shared)["uar"], 3)
+        res[f"x_{a}->{b}"] = round(evaluate.uar(y[te], m.predict(evaluate.held_out_rows(X, te, sn, norm)), shared), 3)
+        res[f"x_{a}->{b}_floor"] = round(evaluate.uar(y[te], m.predict(evaluate.held_out_rows(tests["floor"], te, sn, norm)), shared), 3)
     if len(alphas) > 1:
         res["alpha_chosen"] = list(hp_for.chosen.values())  # CV folds, then the two cross-corpus training sets
     return res

@@ -5,9 +5,11 @@ and ``extract`` runs, exactly where a live microphone's noise, gain and channel 
 choice comes from a generator seeded by (corruption seed, copy number, clip file name), so the same
 clip always gets the same corruption, in any process and any order.
 
-Written in numpy (plus one scipy Butterworth filter for the telephone band): a noise floor at an SNR
-relative to the clip's active-speech level, white / pink / babble noise, gain, band-limiting, and a room's
-reverberation from a statistical impulse response (below).
+Written in numpy (plus one scipy Butterworth filter for the telephone band, and soxr, already the
+trainer's resampler, for speed): a change of speaking speed (tempo, pitch and formants together, as a
+tape played faster: another talker), a noise floor at an SNR relative to the clip's active-speech level,
+white / pink / babble noise, gain, band-limiting, and a room's reverberation from a statistical impulse
+response (below).
 ``audiomentations`` was considered; these few lines cost well under a millisecond per clip (against
 ~10 ms for decoding and features), need no new dependency, and let the SNR be set relative to the
 *active speech* level rather than the whole clip's RMS, which for clips with a second of leading
@@ -75,6 +77,14 @@ def room_response(rng: np.random.Generator, rt60_s: float, drr_db: float) -> np.
     return tail
 
 
+def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
+    """``audio`` played ``factor`` times faster: ``1/factor`` of its length, pitch and formants ``factor`` times
+    higher (Kaldi's speed perturbation)."""
+    import soxr
+
+    return soxr.resample(audio, SAMPLE_RATE * factor, SAMPLE_RATE, quality="HQ")
+
+
 def reverb(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """``audio`` heard through ``rir``, with its tail (the output is ``rir.size - 1`` samples longer)."""
     from scipy.signal import fftconvolve
@@ -99,10 +109,11 @@ def telephone(audio: np.ndarray) -> np.ndarray:
 class Corruption:
     """One deterministic corruption. Ranges are (low, high), drawn uniformly per clip; equal ends fix it.
 
-    Order: gain, a room's reverberation, band-limiting, noise at ``snr_db`` relative to the (gained,
+    Order: speed, gain, a room's reverberation, band-limiting, noise at ``snr_db`` relative to the (gained,
     filtered) clip's active speech level, then an absolute microphone floor (white, ``floor_dbfs``).
-    The room draws come only when ``reverb_p`` > 0, and only then are its fields in :meth:`to_dict`
-    (the feature cache key), so corruptions without it are drawn and cached as before it existed. No clipping: the runtime
+    The room draws come only when ``reverb_p`` > 0, the speed draws only when ``speed_p`` > 0, and only then
+    are their fields in :meth:`to_dict` (the feature cache key), so corruptions without them are drawn and
+    cached as before they existed. No clipping: the runtime
     works on float audio, and a gain test should test the level, not a clipper.
     """
 
@@ -118,6 +129,8 @@ class Corruption:
     reverb_p: float = 0.0  # probability of a room (``room_response``)
     rt60_s: tuple[float, float] = (0.3, 0.8)
     drr_db: tuple[float, float] = (0.0, 10.0)
+    speed_p: float = 0.0  # probability of a speed change (``change_speed``), by a factor drawn from ``speed``
+    speed: tuple[float, float] = (0.9, 1.1)
 
     def __post_init__(self) -> None:
         unknown = set(self.noises) - set(NOISES)
@@ -127,8 +140,9 @@ class Corruption:
     def to_dict(self) -> dict:
         d = asdict(self)
         if self.reverb_p <= 0.0:
-            for k in ("reverb_p", "rt60_s", "drr_db"):
-                del d[k]
+            del d["reverb_p"], d["rt60_s"], d["drr_db"]
+        if self.speed_p <= 0.0:
+            del d["speed_p"], d["speed"]
         return d
 
     def needs_pool(self) -> bool:
@@ -143,6 +157,8 @@ class Corruption:
         give babble talkers (other speakers' clips)."""
         rng = self.rng(key)
         x = np.asarray(audio, dtype=np.float64)
+        if self.speed_p > 0.0 and rng.uniform() < self.speed_p:
+            x = change_speed(x, rng.uniform(*self.speed))
         x = x * 10 ** (rng.uniform(*self.gain_db) / 20)
         if self.reverb_p > 0.0 and rng.uniform() < self.reverb_p:
             x = reverb(x, room_response(rng, rng.uniform(*self.rt60_s), rng.uniform(*self.drr_db)))
