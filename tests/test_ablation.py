@@ -31,12 +31,12 @@ def test_a_variant_gives_one_row_with_every_figure(small_corpora, tmp_path):
     out = tmp_path / "rows.jsonl"
     proc = subprocess.run(HARNESS + ["--data", str(small_corpora / "ravdess"), str(small_corpora / "crema-d"),
                                      "--robustness", "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
-                                     "--variant", "K=1,VF=-55,RV=1,CF=floor"],
+                                     "--variant", "K=1,VF=-55,RV=1,CF=floor,SP=1,CD=1"],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 1 and rows[0]["variant"] == {"K": "1", "VF": "-55", "RV": "1", "CF": "floor"} and rows[0]["seed"] == 0
-    figures = {f"cv_{c}_{corpus}" for c in ("clean", "floor", "gain-20", "white15", "babble15", "telephone", "room", "telephone_cut")
+    assert len(rows) == 1 and rows[0]["variant"] == {"K": "1", "VF": "-55", "RV": "1", "CF": "floor", "SP": "1", "CD": "1"} and rows[0]["seed"] == 0
+    figures = {f"cv_{c}_{corpus}" for c in ("clean", "floor", "gain-20", "white15", "babble15", "telephone", "room", "opus", "telephone_cut")
                for corpus in ("ravdess", "crema-d")}
     figures |= {f"x_{a}->{b}{s}" for a, b in (("ravdess", "crema-d"), ("crema-d", "ravdess")) for s in ("", "_floor")}
     assert figures <= rows[0].keys()

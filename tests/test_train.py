@@ -496,6 +496,23 @@ def test_a_speed_change_raises_pitch_and_shortens_the_clip_and_only_when_asked()
     assert 12 * np.log2(median_f0(out) / median_f0(audio)) == pytest.approx(12 * np.log2(1.1), abs=0.4)
 
 
+def test_the_opus_codec_keeps_length_and_level_and_loses_detail_with_the_bitrate():
+    from train import augment
+
+    audio = _clip_audio()
+    plain = augment.Corruption(name="t", noises=("white",), snr_db=(30.0, 30.0), seed=6)
+    coded = augment.Corruption(**{**plain.to_dict(), "codec_p": 1.0, "opus_level": (0.95, 0.95)})
+    assert "codec_p" not in plain.to_dict() and coded.to_dict()["opus_level"] == (0.95, 0.95)
+    before = plain.apply(audio, "x.flac")
+    after = coded.apply(audio, "x.flac")  # the codec comes last: the same noisy clip, then encoded
+    np.testing.assert_array_equal(after, coded.apply(audio, "x.flac"))
+    assert after.shape == before.shape and np.isfinite(after).all()
+    level = lambda x: 10 * np.log10(augment.active_level(x))  # noqa: E731
+    assert level(after) == pytest.approx(level(before), abs=1.0)
+    snr = lambda y: 10 * np.log10(np.sum(before.astype(np.float64) ** 2) / np.sum((y - before.astype(np.float64)) ** 2))  # noqa: E731
+    assert snr(augment.opus(before, 0.5)) > 25.0 > snr(after) > 5.0  # aligned (no delay), coarser at ~20 kbps
+
+
 def test_augmented_features_cached_apart(feats, small_data, cache_dir):
     from train import augment
 

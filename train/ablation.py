@@ -16,6 +16,8 @@ A variant is comma-separated KEY=VALUE:
        0.3-0.8 s, direct-to-reverberant ratio 0-10 dB; default that of ``augment.training_copies``)
   SP   probability of a speed change in the training copies (``augment.change_speed``, a factor of 0.9-1.1:
        tempo, pitch and formants together, as another talker; default that of ``augment.training_copies``)
+  CD   probability of the Opus codec in the training copies (``augment.opus``, compression level 0.9-1.0, about
+       35-9 kbps; default that of ``augment.training_copies``)
   NZ   the training copies' noise types as A:B:..., drawn uniformly per clip (a repeated type weighs more)
   H    hidden sizes as A:B;  AL  L2 alpha, or several as A:B:... to choose one per training set by an inner
        3-fold speaker-grouped CV on its rows (nested: the held-out speakers never take part in the choice)
@@ -44,7 +46,8 @@ A variant is comma-separated KEY=VALUE:
 For each variant it prints and appends to ``--out`` (JSON lines): 5-fold speaker-grouped CV UAR per
 corpus on clean held-out clips, on the same clips over a -60 dBFS white floor and 20 dB quieter, and
 cross-corpus UAR both ways (clean and floor). With ``--robustness`` also the CV UAR under the evaluation's
-white and babble noise at 15 dB SNR, telephone band and a reverberant room (``augment.test_conditions``), and
+white and babble noise at 15 dB SNR, telephone band, a reverberant room and the Opus codec at about 20 kbps
+(``augment.test_conditions``), and
 ``telephone_cut``: the telephone band applied to each clean cut instead of before the cut (the share of the
 telephone cost that the cut does not explain). With ``--new-text`` also ``cv_newtext_<corpus>``: the same
 speaker folds, but each held-out clip is scored by a model that never heard its sentence from anyone
@@ -66,7 +69,7 @@ from pathlib import Path
 import numpy as np
 
 
-KEYS = ("FL", "AC", "TOP", "VD", "ED", "EP", "K", "SNR", "TP", "RV", "SP", "NZ", "H", "AL", "SN", "P", "NM", "DROP", "VG", "VF", "CF", "BW")
+KEYS = ("FL", "AC", "TOP", "VD", "ED", "EP", "K", "SNR", "TP", "RV", "SP", "CD", "NZ", "H", "AL", "SN", "P", "NM", "DROP", "VG", "VF", "CF", "BW")
 CHOICES = {"SN": ("none", "causal", "oracle"), "VG": ("on", "off"), "BW": ("full", "telephone"), "CF": ("none", "floor")}
 
 
@@ -135,7 +138,7 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     tests = {"floor": feats(conditions["floor -60 dBFS"], sessions), "gain-20": feats(conditions["gain -20 dB"], sessions)}
     if robustness:
         for k, name in (("white15", "white 15 dB"), ("babble15", "babble 15 dB"), ("telephone", "telephone 300-3400 Hz"),
-                        ("room", "room RT60 0.6 s, DRR 3 dB")):
+                        ("room", "room RT60 0.6 s, DRR 3 dB"), ("opus", "Opus ~20 kbps")):
             tests[k] = feats(conditions[name], sessions)
         if band == "full":  # the band applied after the clean cut: what is left of the telephone cost without the cut's share
             F.extract = narrowband
@@ -151,6 +154,8 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         copies = [dataclasses.replace(c, reverb_p=float(v["RV"])) for c in copies]
     if "SP" in v:
         copies = [dataclasses.replace(c, speed_p=float(v["SP"])) for c in copies]
+    if "CD" in v:
+        copies = [dataclasses.replace(c, codec_p=float(v["CD"])) for c in copies]
     if "NZ" in v:
         copies = [dataclasses.replace(c, noises=tuple(v["NZ"].split(":"))) for c in copies]
     Xa = [feats(c) for c in copies]
@@ -216,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="seed of the folds, arrival order, augmentation and MLP initialisation")
     p.add_argument("--new-text", action="store_true", help="also score each held-out clip with models that never heard its sentence")
-    p.add_argument("--robustness", action="store_true", help="also score the held-out clips under white / babble noise, telephone band and a room")
+    p.add_argument("--robustness", action="store_true", help="also score the held-out clips under white / babble noise, telephone band, a room and the Opus codec")
     args = p.parse_args(argv)
     roots = [d.resolve() for d in args.data]
     try:

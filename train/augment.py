@@ -8,8 +8,8 @@ clip always gets the same corruption, in any process and any order.
 Written in numpy (plus one scipy Butterworth filter for the telephone band, and soxr, already the
 trainer's resampler, for speed): a change of speaking speed (tempo, pitch and formants together, as a
 tape played faster: another talker), a noise floor at an SNR relative to the clip's active-speech level,
-white / pink / babble noise, gain, band-limiting, and a room's reverberation from a statistical impulse
-response (below).
+white / pink / babble noise, gain, band-limiting, a room's reverberation from a statistical impulse
+response (below), and a lossy codec (Opus, through libsndfile, which soundfile already brings).
 ``audiomentations`` was considered; these few lines cost well under a millisecond per clip (against
 ~10 ms for decoding and features), need no new dependency, and let the SNR be set relative to the
 *active speech* level rather than the whole clip's RMS, which for clips with a second of leading
@@ -92,6 +92,20 @@ def reverb(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
     return fftconvolve(audio, rir)
 
 
+def opus(audio: np.ndarray, level: float) -> np.ndarray:
+    """``audio`` encoded to Opus and decoded again, in memory (libsndfile; same length, no delay). ``level`` is
+    libsndfile's compression level, 0 (about 260 kbps) to 1 (about 9 kbps); 0.95 gives about 20 kbps, a
+    voice call's or a voice message's rate."""
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.asarray(audio, np.float32), SAMPLE_RATE, format="OGG", subtype="OPUS", compression_level=level)
+    buf.seek(0)
+    return sf.read(buf, dtype="float32")[0]
+
+
 _TELEPHONE_SOS = None
 
 
@@ -110,10 +124,11 @@ class Corruption:
     """One deterministic corruption. Ranges are (low, high), drawn uniformly per clip; equal ends fix it.
 
     Order: speed, gain, a room's reverberation, band-limiting, noise at ``snr_db`` relative to the (gained,
-    filtered) clip's active speech level, then an absolute microphone floor (white, ``floor_dbfs``).
-    The room draws come only when ``reverb_p`` > 0, the speed draws only when ``speed_p`` > 0, and only then
-    are their fields in :meth:`to_dict` (the feature cache key), so corruptions without them are drawn and
-    cached as before they existed. No clipping: the runtime
+    filtered) clip's active speech level, an absolute microphone floor (white, ``floor_dbfs``), then a lossy
+    codec (``opus``, with probability ``codec_p``).
+    The room draws come only when ``reverb_p`` > 0, the speed draws only when ``speed_p`` > 0, the codec's
+    only when ``codec_p`` > 0, and only then are their fields in :meth:`to_dict` (the feature cache key), so
+    corruptions without them are drawn and cached as before they existed. No clipping: the runtime
     works on float audio, and a gain test should test the level, not a clipper.
     """
 
@@ -131,6 +146,8 @@ class Corruption:
     drr_db: tuple[float, float] = (0.0, 10.0)
     speed_p: float = 0.0  # probability of a speed change (``change_speed``), by a factor drawn from ``speed``
     speed: tuple[float, float] = (0.9, 1.1)
+    codec_p: float = 0.0  # probability of the Opus codec (``opus``), at a compression level drawn from ``opus_level``
+    opus_level: tuple[float, float] = (0.9, 1.0)
 
     def __post_init__(self) -> None:
         unknown = set(self.noises) - set(NOISES)
@@ -143,6 +160,8 @@ class Corruption:
             del d["reverb_p"], d["rt60_s"], d["drr_db"]
         if self.speed_p <= 0.0:
             del d["speed_p"], d["speed"]
+        if self.codec_p <= 0.0:
+            del d["codec_p"], d["opus_level"]
         return d
 
     def needs_pool(self) -> bool:
@@ -178,6 +197,8 @@ class Corruption:
             x = x + n * np.sqrt(active_level(x) / 10 ** (snr / 10))
         if self.floor_dbfs is not None:
             x = x + rng.standard_normal(x.size) * 10 ** (rng.uniform(*self.floor_dbfs) / 20)
+        if self.codec_p > 0.0 and rng.uniform() < self.codec_p:
+            x = opus(x, rng.uniform(*self.opus_level))
         return x.astype(np.float32)
 
 
@@ -202,4 +223,5 @@ def test_conditions(seed: int = 7) -> dict[str, Corruption]:
         "gain -20 dB": Corruption(name="gain-20", gain_db=(-20.0, -20.0), seed=seed),
         "telephone 300-3400 Hz": Corruption(name="telephone", telephone_p=1.0, seed=seed),
         "room RT60 0.6 s, DRR 3 dB": Corruption(name="room", reverb_p=1.0, rt60_s=(0.6, 0.6), drr_db=(3.0, 3.0), seed=seed),
+        "Opus ~20 kbps": Corruption(name="opus", codec_p=1.0, opus_level=(0.95, 0.95), seed=seed),
     }
