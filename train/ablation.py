@@ -17,7 +17,7 @@ A variant is comma-separated KEY=VALUE:
   SP   probability of a speed change in the training copies (``augment.change_speed``, a factor of 0.9-1.1:
        tempo, pitch and formants together, as another talker; default that of ``augment.training_copies``)
   CD   probability of the Opus codec in the training copies (``augment.opus``, compression level 0.9-1.0, about
-       35-9 kbps; default that of ``augment.training_copies``)
+       31-8 kbps on these corpora; default that of ``augment.training_copies``)
   NZ   the training copies' noise types as A:B:..., drawn uniformly per clip (a repeated type weighs more)
   H    hidden sizes as A:B;  AL  L2 alpha, or several as A:B:... to choose one per training set by an inner
        3-fold speaker-grouped CV on its rows (nested: the held-out speakers never take part in the choice)

@@ -94,7 +94,7 @@ def reverb(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
 
 def opus(audio: np.ndarray, level: float) -> np.ndarray:
     """``audio`` encoded to Opus and decoded again, in memory (libsndfile; same length, no delay). ``level`` is
-    libsndfile's compression level, 0 (about 260 kbps) to 1 (about 9 kbps); 0.95 gives about 20 kbps, a
+    libsndfile's compression level, 0 (about 260 kbps) to 1 (about 8 kbps); 0.95 gives about 20 kbps, a
     voice call's or a voice message's rate."""
     import io
 
