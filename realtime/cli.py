@@ -7,6 +7,7 @@ import os
 from realtime import process
 
 process.pin_blas_threads()  # before numpy is first imported
+process.keep_freed_memory()
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
