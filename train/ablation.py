@@ -71,6 +71,7 @@ import numpy as np
 
 KEYS = ("FL", "AC", "TOP", "VD", "ED", "EP", "K", "SNR", "TP", "RV", "SP", "CD", "NZ", "H", "AL", "SN", "P", "NM", "DROP", "VG", "VF", "CF", "BW")
 CHOICES = {"SN": ("none", "causal", "oracle"), "VG": ("on", "off"), "BW": ("full", "telephone"), "CF": ("none", "floor")}
+_COPY_PROBABILITIES = {"TP": "telephone_p", "RV": "reverb_p", "SP": "speed_p", "CD": "codec_p"}  # Corruption fields
 
 
 def _parse(text: str) -> dict:
@@ -148,14 +149,9 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
     if "SNR" in v:
         lo, hi = map(float, v["SNR"].split(":"))
         copies = [dataclasses.replace(c, snr_db=(lo, hi)) for c in copies]
-    if "TP" in v:
-        copies = [dataclasses.replace(c, telephone_p=float(v["TP"])) for c in copies]
-    if "RV" in v:
-        copies = [dataclasses.replace(c, reverb_p=float(v["RV"])) for c in copies]
-    if "SP" in v:
-        copies = [dataclasses.replace(c, speed_p=float(v["SP"])) for c in copies]
-    if "CD" in v:
-        copies = [dataclasses.replace(c, codec_p=float(v["CD"])) for c in copies]
+    for key, field in _COPY_PROBABILITIES.items():
+        if key in v:
+            copies = [dataclasses.replace(c, **{field: float(v[key])}) for c in copies]
     if "NZ" in v:
         copies = [dataclasses.replace(c, noises=tuple(v["NZ"].split(":"))) for c in copies]
     Xa = [feats(c) for c in copies]

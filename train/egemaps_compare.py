@@ -99,16 +99,15 @@ def evaluate_set(X, y, g, co, sn_name: str, seed: int = 0, held_out: dict | None
         for k, A in tests.items():
             pred[k][te] = m.predict(evaluate.held_out_rows(A, te, sn, norm))
     for k, p in pred.items():
-        for c in sorted(set(co)):
-            mk = co == c
-            res[f"cv_{c}{k}"] = round(100 * evaluate.metrics(y[mk], p[mk].astype(str), sorted(set(y[mk])))["uar"], 1)
+        for c, u in evaluate.uar_by_corpus(y, p, co).items():
+            res[f"cv_{c}{k}"] = round(100 * u, 1)
     for a, b in (("ravdess", "crema-d"), ("crema-d", "ravdess")):
         shared = sorted(set(y[co == a]) & set(y[co == b]))
         tr, te = (co == a) & np.isin(y, shared), np.flatnonzero((co == b) & np.isin(y, shared))
         Xt, yt, norm = evaluate.fold_rows(X, y, np.flatnonzero(tr), (), sn)
         m = fit_model(Xt, yt, hp, seed)
         for k, A in tests.items():
-            res[f"x_{a}->{b}{k}"] = round(100 * evaluate.metrics(y[te], m.predict(evaluate.held_out_rows(A, te, sn, norm)), shared)["uar"], 1)
+            res[f"x_{a}->{b}{k}"] = round(100 * evaluate.uar(y[te], m.predict(evaluate.held_out_rows(A, te, sn, norm)), shared), 1)
     return res
 
 

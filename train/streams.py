@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from realtime.features import SAMPLE_RATE
 
 
 def join_with_pauses(audios: Sequence[np.ndarray], rng: np.random.Generator, *, floor_dbfs: float = -60.0,
