@@ -251,6 +251,7 @@ _N_CEP = _N_MFCC - 1
 _ROLLOFF_HZ = np.concatenate([[0.0], _MEL_CENTRES])
 _CUM_AREA = np.triu(np.ones((_N_MELS, _N_MELS))) * _MEL_AREA[:, None]  # mel projections -> cumulative band energy
 _FLAT_LOG, _SLOPE = _N_CEP, _N_CEP + 1
+_BAND_MEAN = np.full(_N_MELS, 1.0 / _N_MELS)  # x @ _BAND_MEAN: mean over the mel bands
 _PROJ_FLOOR = _PROJ.sum(axis=0) / _FREQS.size  # projections of a white floor of unit total power
 
 _DECIM_TAPS = _lowpass_taps(2000.0, 37, SAMPLE_RATE)
@@ -362,18 +363,36 @@ def _power(spec: np.ndarray) -> np.ndarray:
     return parts[:, 0::2] + parts[:, 1::2]
 
 
-def _percentiles(a: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
-    """Linear-interpolated percentiles of a non-empty 1-D array (np.percentile, less overhead)."""
+def _percentiles(a: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """Linear-interpolated percentiles of a non-empty 1-D array (np.percentile, less overhead:
+    the few positions are scalars)."""
     s = np.sort(a)
-    pos = np.asarray(qs) / 100.0 * (s.size - 1)
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, s.size - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+    last = s.size - 1
+    out = []
+    for q in qs:
+        pos = q / 100.0 * last
+        lo = int(pos)
+        v = s[lo]
+        out.append(v + (s[min(lo + 1, last)] - v) * (pos - lo))
+    return out
 
 
 def _mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = x.mean(axis=0)
-    return mean, np.sqrt(np.maximum((x * x).mean(axis=0) - mean * mean, 0.0))
+    """Column means and standard deviations of a 2-D array with at least one row."""
+    n = x.shape[0]
+    mean = np.add.reduce(x, axis=0) / n
+    return mean, np.sqrt(np.maximum(np.add.reduce(x * x, axis=0) / n - mean * mean, 0.0))
+
+
+def _mean(a: np.ndarray) -> float:
+    """Mean of a 1-D array, 0 if empty (ndarray.mean's Python wrapper costs more than the sum here)."""
+    return float(np.add.reduce(a)) / a.size if a.size else 0.0
+
+
+def _sd(a: np.ndarray, mean: float) -> float:
+    """Population standard deviation of a non-empty 1-D array with the given mean."""
+    d = a - mean
+    return float(np.sqrt(np.add.reduce(d * d) / a.size))
 
 
 def _delta(x: np.ndarray) -> np.ndarray:
@@ -433,11 +452,11 @@ def _rolloff(mel: np.ndarray, fraction: float = 0.85) -> np.ndarray:
     rows = np.arange(mel.shape[0])
     cum = mel @ _CUM_AREA  # cum[:, j] = energy of bands 0..j
     target = fraction * cum[:, -1]
-    j = np.minimum(np.count_nonzero(cum < target[:, None], axis=1), _N_MELS - 1)  # cum is non-decreasing
+    j = np.argmax(cum >= target[:, None], axis=1)  # cum is non-decreasing and ends at the total > target
     cur = cum[rows, j]
     prev = cur - mel[rows, j] * _MEL_AREA[j]
     f_prev, f_cur = _ROLLOFF_HZ[j], _ROLLOFF_HZ[j + 1]
-    return f_prev + np.clip((target - prev) / (cur - prev + _EPS), 0.0, 1.0) * (f_cur - f_prev)
+    return f_prev + np.minimum(np.maximum((target - prev) / (cur - prev + _EPS), 0.0), 1.0) * (f_cur - f_prev)
 
 
 def _spectral(q: np.ndarray, hamm_max: np.ndarray, logmel: np.ndarray, logmel_proj: np.ndarray) -> np.ndarray:
@@ -455,10 +474,10 @@ def _spectral(q: np.ndarray, hamm_max: np.ndarray, logmel: np.ndarray, logmel_pr
     np.sqrt(np.maximum(m2 - centroid**2, 0.0), out=out[:, 1])
     out[:, 2] = _rolloff(q[:, :_N_MELS])
     out[:, 3] = logmel_proj[:, _FLAT_LOG] - _db(q[:, _FLAT_LIN])
-    diff = np.diff(logmel, axis=0)
-    diff -= diff.mean(axis=1, keepdims=True)  # change of the mean-removed log-mel
+    diff = logmel[1:] - logmel[:-1]
+    diff -= (diff @ _BAND_MEAN)[:, None]  # change of the mean-removed log-mel
     out[0, 4] = 0.0
-    np.abs(diff).mean(axis=1, out=out[1:, 4])
+    out[1:, 4] = np.abs(diff, out=diff) @ _BAND_MEAN
     out[:, 5] = 2.0 * np.sqrt(m2) / SAMPLE_RATE
     out[:, 6] = _db(q[:, _ALPHA_LO]) - _db(q[:, _ALPHA_HI])
     out[:, 7] = _db(hamm_max[:, 0]) - _db(hamm_max[:, 1])
@@ -475,17 +494,18 @@ def _energy_features(e_db: np.ndarray, active: np.ndarray) -> np.ndarray:
     n_peaks = np.count_nonzero((mid > smooth[:-2]) & (mid >= smooth[2:]) & (mid > -_PEAK_DB))
     idx = np.flatnonzero(active)
     span_s = (idx[-1] - idx[0] + 1) * _HOP / SAMPLE_RATE
-    delta = np.abs(np.diff(e_db))[active[1:]]
+    delta = np.abs(e_db[1:] - e_db[:-1])[active[1:]]
+    mean = _mean(ea)
     return np.array(
         [
-            ea.mean(),
-            ea.std(),
+            mean,
+            _sd(ea, mean),
             p10,
             p50,
             p90,
             p90 - p10,
-            delta.mean() if delta.size else 0.0,
-            np.mean(ea >= -20.0),
+            _mean(delta),
+            np.count_nonzero(ea >= -20.0) / ea.size,
             n_peaks / span_s,
         ]
     )
@@ -525,7 +545,7 @@ def _pitch_track(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     left, centre, right = r[:, :-2], r[:, 1:-1], r[:, 2:]
     curvature = left - 2.0 * centre + right
     is_peak = (centre >= left) & (centre >= right) & (curvature < 0.0)
-    shift = np.clip(0.5 * (left - right) / np.where(is_peak, curvature, -1.0), -0.5, 0.5)
+    shift = np.minimum(np.maximum(0.5 * (left - right) / np.where(is_peak, curvature, -1.0), -0.5), 0.5)
     height = centre - 0.25 * (left - right) * shift
     best = np.argmax(np.where(is_peak, height - _LAG_COST[1:-1], -np.inf), axis=1)
     rows = np.arange(r.shape[0])
@@ -549,31 +569,27 @@ def _pitch_features(x: np.ndarray) -> np.ndarray:
     st = st_all[voiced]
     p10, p50, p90 = _percentiles(st, (10.0, 50.0, 90.0))
     t = np.flatnonzero(voiced) * (_PITCH_HOP / _PITCH_SR)
-    t -= t.mean()
+    t -= _mean(t)
     var_t = np.sum(t * t)
     pair = voiced[1:] & voiced[:-1]
     triple = pair[1:] & pair[:-1]
-    d_st = np.abs(np.diff(st_all))[pair]
-    shimmer = np.abs(np.diff(e_db))[pair]
+    d_st = np.abs(st_all[1:] - st_all[:-1])[pair]
+    shimmer = np.abs(e_db[1:] - e_db[:-1])[pair]
     jitter = (np.abs(f0[1:-1] - 0.5 * (f0[:-2] + f0[2:])) / np.maximum(f0[1:-1], 1.0))[triple]
-    rc = np.clip(r[voiced], 1e-3, 1.0 - 1e-3)
+    rc = np.minimum(np.maximum(r[voiced], 1e-3), 1.0 - 1e-3)
     hnr = 10.0 * np.log10(rc / (1.0 - rc))
+    st_mean, hnr_mean = _mean(st), _mean(hnr)
     out[:8] = [
-        st.mean(),
-        st.std(),
+        st_mean,
+        _sd(st, st_mean),
         p10,
         p50,
         p90,
         p90 - p10,
-        d_st.mean() if d_st.size else 0.0,
-        np.sum(t * (st - st.mean())) / var_t if var_t > 0 else 0.0,
+        _mean(d_st),
+        np.sum(t * (st - st_mean)) / var_t if var_t > 0 else 0.0,
     ]
-    out[10:] = [
-        hnr.mean(),
-        hnr.std(),
-        jitter.mean() if jitter.size else 0.0,
-        shimmer.mean() if shimmer.size else 0.0,
-    ]
+    out[10:] = [hnr_mean, _sd(hnr, hnr_mean), _mean(jitter), _mean(shimmer)]
     return out
 
 
@@ -611,22 +627,25 @@ def extract(audio: np.ndarray) -> np.ndarray:
     logmel_proj = logmel @ _LOGMEL_PROJ
     mfcc = logmel_proj[:, :_N_CEP]
     chroma = q[:, _CHROMA_COLS]
-    chroma = chroma / (chroma.max(axis=1, keepdims=True) + _EPS)
+    chroma = chroma / (np.maximum.reduce(chroma, axis=1)[:, None] + _EPS)
     spectral = _spectral(q, power_max, logmel, logmel_proj)
 
-    mean, std = _mean_std(np.concatenate([logmel, mfcc, spectral], axis=1)[active])
-    n_cep = _N_MFCC - 1
-    cep_end = _N_MELS + n_cep
+    # One pass of column statistics over the active frames: logmel | mfcc | spectral | chroma | delta mfcc.
+    mean, std = _mean_std(np.concatenate([logmel, mfcc, spectral, chroma, _delta(mfcc)], axis=1)[active])
+    mfcc_at = _N_MELS
+    spectral_at = mfcc_at + _N_CEP
+    chroma_at = spectral_at + len(_SPECTRAL_NAMES)
+    delta_at = chroma_at + len(_CHROMA_NAMES)
     out = np.concatenate(
         [
-            mean[:_N_MELS],
-            std[:_N_MELS],
-            mean[_N_MELS:cep_end],
-            std[_N_MELS:cep_end],
-            _mean_std(_delta(mfcc)[active])[1],
-            mean[cep_end:],
-            std[cep_end:],
-            chroma[active].mean(axis=0),
+            mean[:mfcc_at],
+            std[:mfcc_at],
+            mean[mfcc_at:spectral_at],
+            std[mfcc_at:spectral_at],
+            std[delta_at:],
+            mean[spectral_at:chroma_at],
+            std[spectral_at:chroma_at],
+            mean[chroma_at:delta_at],
             _energy_features(e_db, active),
             _pitch_features(x),
         ]
