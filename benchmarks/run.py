@@ -13,6 +13,8 @@ Figures (each printed with its target; see benchmarks/README.md):
 * CPU of ``ser-live --speed 1`` with the rich live view drawn in a pseudo-terminal, for a silent
   stream (noise floor) and a speech stream: CPU seconds / wall seconds of the process;
 * start-up: ``ser-live --file <3 s clip> --speed 0 --plain`` from process start to exit;
+* stop: Ctrl-C (SIGINT) at a random moment of a paced replay or of a ``--speed 0`` batch of hours of
+  audio, to the process's exit (the test suite checks what a stop keeps, this times it);
 * long session: 8 hours of audio replayed at full speed: peak RSS and RSS growth, utterances logged
   against the offline segmenter's, processing time and latency in the first vs the last hour;
 * the shipped model's held-out (speaker-grouped cross-validation) UAR, from its card.
@@ -73,10 +75,11 @@ class Settings:
     cpu_warmup: float = 3.0  # after the view is first drawn
     memory_hours: float = 8.0
     startup_runs: int = 5
+    stop_runs: int = 10
 
     @staticmethod
     def quick() -> "Settings":
-        return Settings(6, 1, 6, 4.0, 1.0, 4.0, 1.0, 2.0 / 60.0, 2)
+        return Settings(6, 1, 6, 4.0, 1.0, 4.0, 1.0, 2.0 / 60.0, 2, 2)
 
 
 # -- corpora and streams ------------------------------------------------------------------------
@@ -524,6 +527,29 @@ def bench_startup(clip: Path, runs: int) -> dict:
     }
 
 
+def bench_stop(stream: Path, runs: int) -> dict:
+    """Seconds from SIGINT to exit, alternately during a paced replay of ``stream`` and during a
+    --speed 0 batch of at least 2 hours of it (ring buffer and job queue full when the signal comes)."""
+    env = child_env()
+    rng = np.random.default_rng(0)
+    copies = max(1, math.ceil(7200.0 / sf.info(str(stream)).duration))
+    walls, codes = [], []
+    for i in range(runs):
+        batch = i % 2 == 1
+        files = [str(stream)] * (copies if batch else 1)
+        proc = subprocess.Popen(ser_live_cmd() + ["--file", *files, "--speed", "0" if batch else "1", "--plain"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc.stderr.readline()  # "replaying ...": the session and its signal handlers are up
+        time.sleep(rng.uniform(0.5, 2.0))
+        proc.send_signal(signal.SIGINT)
+        t0 = time.perf_counter()
+        proc.communicate()
+        walls.append(time.perf_counter() - t0)
+        codes.append(proc.returncode)
+    return {"runs_s": walls, "exit_codes": codes, "median_s": float(np.median(walls)), "max_s": float(max(walls)),
+            "batch_copies": copies}
+
+
 # -- 7: memory over a long session --------------------------------------------------------------------
 
 
@@ -648,7 +674,7 @@ FIGURE_KEYS = [
     "librosa_way_1s", "librosa_way_3s", "librosa_way_8s",
     "speedup_vs_librosa_1s", "speedup_vs_librosa_3s", "speedup_vs_librosa_8s",
     "end_of_speech_to_result", "end_of_speech_to_screen", "hangover_wait", "processing",
-    "replay_throughput", "cpu_silent", "cpu_speech", "startup", "peak_rss", "rss_growth_8h",
+    "replay_throughput", "cpu_silent", "cpu_speech", "startup", "stop_to_exit", "peak_rss", "rss_growth_8h",
     "long_session_utterances", "long_session_processing_drift", "long_session_latency_drift",
     "heldout_uar",
 ]
@@ -699,6 +725,10 @@ def figures(r: dict) -> list[Figure]:
     st = r["startup"]
     out.append(Figure("startup", "start-up: ser-live --file <3 s> --speed 0 --plain (median)", st["median_s"], "s",
                       "<= 1.5 s", st["median_s"] <= 1.5, f"{len(st['runs_s'])} runs"))
+    sp = r["stop"]
+    out.append(Figure("stop_to_exit", "stop: Ctrl-C during replay -> process exit (max)", sp["max_s"], "s",
+                      "<= 1 s (ours)", sp["max_s"] <= 1.0,
+                      f"median {sp['median_s']:.2f} s, {len(sp['runs_s'])} runs, paced and --speed 0 batch alternately"))
     mem = r["memory"]
     peak = max(mem["peak_rss_mb"], r["cpu_speech"]["peak_rss_mb"])
     out.append(Figure("peak_rss", "peak RSS (live view run and long replay)", peak, "MB", "<= 200 MB", peak <= 200))
@@ -818,6 +848,8 @@ def run(settings: Settings, quick: bool) -> tuple[dict, list[Figure], dict]:
         clip3 = write(tmp / "clip3s.flac", np.concatenate([np.zeros(SR // 5, np.float32), utts[3.0][0][: int(2.6 * SR)], np.zeros(SR // 5, np.float32)]))
         log("start-up")
         step("startup", bench_startup, clip3, settings.startup_runs)
+        log("stop")
+        step("stop", bench_stop, long_stream, settings.stop_runs)
 
         log(f"memory: {settings.memory_hours:g} h of audio at full speed")
         step("memory", bench_memory, long_stream, settings.memory_hours)

@@ -34,7 +34,7 @@ def test_quick_benchmark_emits_every_figure(tmp_path):
     assert d["latency"]["utterances"] >= 3  # end-of-speech latency measured on real utterances
     assert d["latency"]["features_ahead"] >= d["latency"]["utterances"]  # live: features extracted in the hangover
     steps = doc["meta"]["steps"]  # the hypervisor's share of each step, so a noisy run shows
-    assert set(steps) == {"features", "librosa", "latency", "throughput", "cpu_silent", "cpu_speech", "startup", "memory"}
+    assert set(steps) == {"features", "librosa", "latency", "throughput", "cpu_silent", "cpu_speech", "startup", "stop", "memory"}
     assert all(v["wall_s"] > 0 and v["steal_percent"] >= 0 for v in steps.values())
     assert d["throughput"]["exit_code"] == 0 and d["throughput"]["utterances"] > 0
     assert d["memory"]["exit_code"] == 0
@@ -42,4 +42,5 @@ def test_quick_benchmark_emits_every_figure(tmp_path):
     assert d["memory"]["copies_exactly_as_offline"] == d["memory"]["copies"] >= 2
     assert d["memory"]["utterances"] == d["memory"]["utterances_expected"] > 0
     assert d["startup"]["exit_code"] == 0
+    assert d["stop"]["exit_codes"] == [0] * len(d["stop"]["runs_s"])  # a stop is a clean exit, paced or batch
     assert d["cpu_silent"]["terminal_bytes_per_s"] > 0  # the live view really was drawn
