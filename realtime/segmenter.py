@@ -159,6 +159,7 @@ class Segmenter:
         self._last_voiced_end = 0
         self._silent_frames = 0
         self._next_update = 0
+        self._pause_levels: tuple[int, tuple[float, float]] | None = None  # (end, levels) of the last pause event
 
     @property
     def position(self) -> int:
@@ -304,7 +305,9 @@ class Segmenter:
             if self.interim and self._silent_frames == self._pause and self._last_voiced_end - self._first_voiced >= self._min:
                 end = self._last_voiced_end + self._pad
                 audio = self._audio(self._utt_start, end)
-                if not self._too_quiet(speech_levels(audio)[0]):  # else its end is discarded: no work ahead
+                levels = speech_levels(audio)
+                self._pause_levels = (end, levels)  # the end event reuses them if the utterance ends right here
+                if not self._too_quiet(levels[0]):  # else its end is discarded: no work ahead
                     events.append(SegmentEvent("pause", self._utt_start, end, pos, audio))
         if pos - self._utt_start >= self._max:
             self._close(pos, "max_length", events)
@@ -336,13 +339,19 @@ class Segmenter:
     def _close(self, end: int, reason: str, events: list[SegmentEvent]) -> None:
         voiced_span = self._last_voiced_end - self._first_voiced
         audio = self._audio(self._utt_start, end) if voiced_span >= self._min else None
-        levels = speech_levels(audio) if audio is not None else (-math.inf, -math.inf)
+        if audio is None:
+            levels = (-math.inf, -math.inf)
+        elif self._pause_levels is not None and self._pause_levels[0] == end:
+            levels = self._pause_levels[1]  # the same audio as the pause event's
+        else:
+            levels = speech_levels(audio)
         if audio is not None and not self._too_quiet(levels[0]):
             events.append(SegmentEvent("end", self._utt_start, end, self._pos, audio, reason, levels))
             self._observe_level(levels)
         else:
             events.append(SegmentEvent("discard", self._utt_start, end, self._pos, None, reason if audio is None else "quiet"))
         self._speaking = False
+        self._pause_levels = None
         self._flags.clear()
         self._n_voiced = 0
 

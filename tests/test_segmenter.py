@@ -76,8 +76,8 @@ def test_without_interim_events_the_other_events_are_the_same():
     live = _feed(Segmenter(SegmenterConfig(max_utterance_s=5.0)), x, 333)
     batch = _feed(Segmenter(SegmenterConfig(max_utterance_s=5.0), interim=False), x, 333)
     assert {e.kind for e in live} >= {"update", "pause"}
-    keep = [(e.kind, e.start, e.end, e.detected_at, e.reason) for e in live if e.kind not in ("update", "pause")]
-    assert [(e.kind, e.start, e.end, e.detected_at, e.reason) for e in batch] == keep
+    keep = [(e.kind, e.start, e.end, e.detected_at, e.reason, e.levels) for e in live if e.kind not in ("update", "pause")]
+    assert [(e.kind, e.start, e.end, e.detected_at, e.reason, e.levels) for e in batch] == keep
     for a, b in zip([e for e in live if e.kind == "end"], [e for e in batch if e.kind == "end"]):
         assert np.array_equal(a.audio, b.audio)
 
@@ -139,6 +139,23 @@ def test_real_stream_of_clips_one_utterance_per_clip():
             assert e.start / SR >= s - 0.25 and e.end / SR <= t + 0.45
     assert found >= 0.95 * len(spans)
     assert len(ends) <= 1.15 * len(spans)  # few splits
+
+
+def test_an_end_that_its_pause_announced_reuses_the_pause_levels(monkeypatch):
+    """The levels of an utterance are computed once when a pause announced its end: the end event
+    carries the same values, which are those of its own audio."""
+    import realtime.segmenter as segmenter
+
+    x, _ = join_with_pauses(real_clips(4, 4))
+    calls = []
+    monkeypatch.setattr(segmenter, "speech_levels", lambda a: calls.append(a.size) or speech_levels(a))
+    events = _feed(Segmenter(), x, 480)
+    pauses = [(e.start, e.end) for e in events if e.kind == "pause"]
+    ends = [e for e in events if e.kind == "end"]
+    assert len(ends) >= 7 and all(e.levels == speech_levels(e.audio) for e in ends)
+    reused = sum((e.start, e.end) in pauses for e in ends)
+    assert reused >= len(ends) - 1  # every end by silence was announced (the last may be flushed)
+    assert len(calls) == len(pauses) + len(ends) - reused
 
 
 def test_speech_span_trims_leading_and_trailing_silence_of_a_real_clip():
