@@ -20,8 +20,9 @@ from types import ModuleType
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.bench_features import DATA_DIR  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks/
+from benchmarks import DATA as DATA_DIR  # noqa: E402
+from ser_live.features import SAMPLE_RATE  # noqa: E402
 
 ROUNDS = 10
 
@@ -38,7 +39,7 @@ def _clips(seconds: float, n: int, rng: np.random.Generator) -> list[np.ndarray]
     files = sorted((DATA_DIR / "ravdess").glob("Actor_0*/*.flac"))
     if not files:
         sys.exit(f"no RAVDESS clips under {DATA_DIR} (set SER_DATA_DIR)")
-    need = int(seconds * 16000)
+    need = int(seconds * SAMPLE_RATE)
     out = []
     for f in rng.choice(files, n, replace=False):
         audio, _ = sf.read(f, dtype="float32")

@@ -1,4 +1,4 @@
-"""Time realtime.features.extract on real 1, 3 and 8 s utterances.
+"""Time ser_live.features.extract on real 1, 3 and 8 s utterances.
 
 Run single-threaded for comparable numbers:
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_features.py
@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from realtime.features import FEATURE_SIZE, SAMPLE_RATE, extract  # noqa: E402
-
-DATA_DIR = Path(os.environ.get("SER_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks/
+from benchmarks import DATA as DATA_DIR  # noqa: E402
+from ser_live.features import FEATURE_SIZE, SAMPLE_RATE, extract  # noqa: E402
 
 
 def _utterance(seconds: float) -> np.ndarray:

@@ -9,22 +9,19 @@ how many reach beyond their clip's padding and hangover (0.25 s before, 0.45 s a
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from realtime.segmenter import Segmenter, SegmenterConfig, speech_levels  # noqa: E402
-from train.augment import pink  # noqa: E402
-from train.dataset import load_audio  # noqa: E402
-from train.streams import join_with_pauses, sample_clips  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks/
+from benchmarks import DATA  # noqa: E402
+from ser_live.features import SAMPLE_RATE as SR  # noqa: E402
+from ser_live.segmenter import Segmenter, SegmenterConfig, speech_levels  # noqa: E402
+from ser_live.train.augment import pink  # noqa: E402
+from ser_live.train.dataset import load_audio  # noqa: E402
+from ser_live.train.streams import join_with_pauses, sample_clips  # noqa: E402
 
-DATA = Path(os.environ.get("SER_DATA_DIR", ROOT.parent / "shared" / "data"))
-
-SR = 16000
 CONFIGS = {
     "shipped -60/10": SegmenterConfig(),
     "-60/6": SegmenterConfig(vad_max_raise_db=6.0),

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 
-from realtime import process
+from ser_live import process
 
 process.pin_blas_threads()  # as ser-live does; numba (librosa) too, for the librosa-way figures
 process.keep_freed_memory()  # as ser-live does (the librosa way, in the same process, too)
@@ -54,11 +54,11 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from train.streams import join_with_pauses  # noqa: E402
+from benchmarks import DATA  # noqa: E402
+from ser_live.features import SAMPLE_RATE as SR  # noqa: E402
+from ser_live.train.streams import join_with_pauses  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SER_DATA_DIR", REPO.parent / "shared" / "data"))
-SR = 16000
 
 
 # -- settings ------------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def ser_live_cmd() -> list[str]:
     exe = Path(sys.executable).parent / "ser-live"
     if exe.is_file():
         return [str(exe)]
-    return [sys.executable, "-c", "from realtime.cli import main; main()"]
+    return [sys.executable, "-c", "from ser_live.cli import main; main()"]
 
 
 def one_core() -> list[str]:
@@ -151,9 +151,8 @@ def one_core() -> list[str]:
 
 
 def child_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+    """The environment of the ser-live processes measured: this one's (they run the installed ser_live)."""
+    return dict(os.environ)
 
 
 def steal_s() -> float:
@@ -188,7 +187,7 @@ def on_worker_thread(fn, *args):
 
 
 def bench_features(model, utts: dict[float, list[np.ndarray]], repeats: int) -> dict:
-    from realtime.features import extract
+    from ser_live.features import extract
 
     out = {}
     warm = utts[3.0][0]
@@ -277,10 +276,10 @@ class _NullTerminal(io.TextIOBase):
 def bench_latency(model, stream: Path, speed: float) -> dict:
     from rich.console import Console
 
-    from realtime.segmenter import SegmenterConfig
-    from realtime.session import Options, Session
-    from realtime.view import LiveView
-    from realtime.worker import Result
+    from ser_live.segmenter import SegmenterConfig
+    from ser_live.session import Options, Session
+    from ser_live.view import LiveView
+    from ser_live.worker import Result
 
     config = SegmenterConfig()
     session = Session(Options(model, [stream], speed=speed, view="live", segmenter=config))
@@ -510,7 +509,7 @@ def bench_startup(clip: Path, runs: int) -> dict:
         p = subprocess.run(cmd, capture_output=True, env=env)
         walls.append(time.perf_counter() - t0)
     probe = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "from realtime.cli import main; main()", "--file", str(clip), "--speed", "0", "--plain"],
+        [sys.executable, "-X", "importtime", "-c", "from ser_live.cli import main; main()", "--file", str(clip), "--speed", "0", "--plain"],
         capture_output=True, text=True, env=env)
     imports = []
     for line in probe.stderr.splitlines():
@@ -562,7 +561,7 @@ def bench_memory(stream: Path, hours: float) -> dict:
     audio: per-utterance features + inference (CPU time, which other processes hardly change, and
     wall time; from ``--json``) and end-to-end latency.
     """
-    from realtime.segmenter import utterances as offline
+    from ser_live.segmenter import utterances as offline
 
     audio, _ = sf.read(str(stream), dtype="float32")
     audio_s = audio.size / SR
@@ -641,7 +640,7 @@ def _sample_rss(cmd: list[str], reps: int, stdout) -> dict:
 
 
 def model_accuracy() -> dict:
-    from models import DEFAULT_MODEL
+    from ser_live.models import DEFAULT_MODEL
 
     card = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     cv = card["metrics"]["cross_validation"]
@@ -801,9 +800,9 @@ def _jsonable(x):
 
 
 def run(settings: Settings, quick: bool) -> tuple[dict, list[Figure], dict]:
-    from models import DEFAULT_MODEL
-    from realtime.model import EmotionModel
-    from realtime.segmenter import speech_span
+    from ser_live.models import DEFAULT_MODEL
+    from ser_live.model import EmotionModel
+    from ser_live.segmenter import speech_span
 
     meta = {"date": datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(), "quick": quick,
             "load_start": " ".join(f"{v:.2f}" for v in os.getloadavg()), "settings": settings.__dict__}

@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from realtime.features import SAMPLE_RATE
-from realtime.pipeline import Pipeline
+from ser_live.features import SAMPLE_RATE
+from ser_live.pipeline import Pipeline
 
 PORTAUDIO_HINT = "install PortAudio (Debian/Ubuntu: sudo apt-get install libportaudio2; macOS: brew install portaudio)"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from realtime import process
+from ser_live import process
 
 process.pin_blas_threads()  # before numpy is first imported
 process.keep_freed_memory()
@@ -13,7 +13,7 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from realtime.arguments import EXIT_USAGE, OneLineParser  # noqa: E402
+from ser_live.arguments import EXIT_USAGE, OneLineParser  # noqa: E402
 
 # Nothing heavier at import: until main() defers Ctrl-C, a press raises KeyboardInterrupt (numpy and the
 # rest load in run()).
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="print one JSON object per utterance")
     out.add_argument("--plain", action="store_true", help="print one line per utterance even on a terminal")
     p.add_argument("--model", metavar="ONNX", help="model file (its JSON card must sit beside it; default: the shipped model)")
-    from realtime.segmenter import SegmenterConfig
+    from ser_live.segmenter import SegmenterConfig
 
     vad = p.add_argument_group("segmenter")
     d = SegmenterConfig()
@@ -86,16 +86,16 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from realtime.capture import CaptureError
-    from realtime.model import EmotionModel, ModelError
-    from realtime.replay import expand_paths
-    from realtime.segmenter import SegmenterConfig
-    from realtime.session import Options, Session
-    from realtime.session_log import LogError, SessionLog
+    from ser_live.capture import CaptureError
+    from ser_live.model import EmotionModel, ModelError
+    from ser_live.replay import expand_paths
+    from ser_live.segmenter import SegmenterConfig
+    from ser_live.session import Options, Session
+    from ser_live.session_log import LogError, SessionLog
 
     if args.list_devices:
         try:
-            from realtime.capture import list_devices
+            from ser_live.capture import list_devices
 
             print(list_devices())
             return 0
@@ -126,7 +126,7 @@ def run(argv: list[str] | None = None) -> int:
         missing = []
 
     if args.model is None:
-        from models import DEFAULT_MODEL
+        from ser_live.models import DEFAULT_MODEL
 
         model_path = DEFAULT_MODEL
     else:

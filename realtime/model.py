@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime import features
-from realtime.speaker_norm import SpeakerNorm, SpeakerNormError
+from ser_live import features
+from ser_live.speaker_norm import SpeakerNorm, SpeakerNormError
 
 
 class ModelError(Exception):

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.features import SAMPLE_RATE
-from realtime.model import EmotionModel
-from realtime.ringbuffer import RingBuffer
-from realtime.segmenter import Segmenter, SegmenterConfig
-from realtime.worker import Job, Worker
+from ser_live.features import SAMPLE_RATE
+from ser_live.model import EmotionModel
+from ser_live.ringbuffer import RingBuffer
+from ser_live.segmenter import Segmenter, SegmenterConfig
+from ser_live.worker import Job, Worker
 
 
 LEVEL_FALL_DB_PER_S = 30.0

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from realtime.model import EmotionModel
-from realtime.pipeline import Pipeline
+from ser_live.model import EmotionModel
+from ser_live.pipeline import Pipeline
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
 BLOCK_SECONDS = 0.03  # paced replay writes blocks like a microphone callback would

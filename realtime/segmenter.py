@@ -31,7 +31,7 @@ from typing import Literal
 import _webrtcvad  # the C module behind webrtcvad.Vad: no per-frame wrapper, no importlib.metadata at start-up
 import numpy as np
 
-from realtime.features import SAMPLE_RATE
+from ser_live.features import SAMPLE_RATE
 
 EventKind = Literal["start", "update", "pause", "end", "discard"]
 

@@ -10,14 +10,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.model import EmotionModel
-from realtime.pipeline import Pipeline, PipelineFailed, SpeechState
-from realtime.replay import FileFailed, FileReplay
-from realtime.segmenter import SegmenterConfig
-from realtime.session_log import LogError, SessionLog
-from realtime.stats import SessionStats
-from realtime.view import JsonView, LineView, LiveView, Status, summary_text
-from realtime.worker import Result
+from ser_live.model import EmotionModel
+from ser_live.pipeline import Pipeline, PipelineFailed, SpeechState
+from ser_live.replay import FileFailed, FileReplay
+from ser_live.segmenter import SegmenterConfig
+from ser_live.session_log import LogError, SessionLog
+from ser_live.stats import SessionStats
+from ser_live.view import JsonView, LineView, LiveView, Status, summary_text
+from ser_live.worker import Result
 
 
 # After Ctrl-C/SIGTERM/--duration: time left to classify the utterance in progress and the jobs
@@ -69,7 +69,7 @@ class Session:
         if opts.files is not None:
             self.source = FileReplay(self.pipeline, opts.files, opts.speed)
         else:
-            from realtime.capture import MicrophoneCapture
+            from ser_live.capture import MicrophoneCapture
 
             self.source = MicrophoneCapture(self.pipeline, opts.device)
 

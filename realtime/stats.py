@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realtime.worker import Result
+from ser_live.worker import Result
 
 
 def percentiles(values: collections.deque | list) -> tuple[float, float, float]:

@@ -16,8 +16,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
-from realtime.stats import SessionStats, percentiles
-from realtime.worker import Result
+from ser_live.stats import SessionStats, percentiles
+from ser_live.worker import Result
 
 COLOURS = {
     "neutral": "grey70",

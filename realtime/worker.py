@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realtime import features
-from realtime.model import EmotionModel
-from realtime.speaker_norm import SourceState
+from ser_live import features
+from ser_live.model import EmotionModel
+from ser_live.speaker_norm import SourceState
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -12,10 +13,28 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from train import streams
-
 REPO = Path(__file__).resolve().parents[1]
+#: the corpora folder of every test (and of tests/golden/make_golden.py): $SER_DATA_DIR, else ../shared/data
 DATA = Path(os.environ.get("SER_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+class _FolderImports:
+    """The repository root is on sys.path for benchmarks/ (pytest's ``pythonpath``), which would also let
+    ``import realtime`` (or ``train``, ``models``) load a repository folder as a second copy of the code
+    installed as ``ser_live``. Such an import fails here, naming the installed name."""
+
+    FOLDERS = {"realtime": "ser_live", "train": "ser_live.train", "models": "ser_live.models"}
+
+    def find_spec(self, name, path=None, target=None):
+        if name in self.FOLDERS:
+            raise ImportError(f"{name!r} is a folder of the repository; import {self.FOLDERS[name]} (the installed package)",
+                              name=name)
+        return None
+
+
+sys.meta_path.insert(0, _FolderImports())
+
+from ser_live.train import streams  # noqa: E402
 
 
 def data_dir() -> Path:
@@ -31,7 +50,7 @@ def real_clips(n_ravdess: int = 6, n_crema: int = 6) -> list[Path]:
 
 def join_with_pauses(paths: list[Path], seed: int = 0, floor_dbfs: float = -60.0,
                      pause_s: tuple[float, float] = (0.8, 1.6)) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """The clips of ``paths`` as one stream (``train.streams.join_with_pauses``), and each clip's (start_s, end_s)."""
+    """The clips of ``paths`` as one stream (``ser_live.train.streams.join_with_pauses``), and each clip's (start_s, end_s)."""
     audios = []
     for p in paths:
         audio, rate = sf.read(p, dtype="float32")
@@ -43,7 +62,7 @@ def join_with_pauses(paths: list[Path], seed: int = 0, floor_dbfs: float = -60.0
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     """Run ser-live in-process: (exit code, stdout, stderr)."""
-    from realtime import cli
+    from ser_live import cli
 
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
@@ -53,8 +72,8 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="session")
 def default_model():
-    from models import DEFAULT_MODEL
-    from realtime.model import EmotionModel
+    from ser_live.models import DEFAULT_MODEL
+    from ser_live.model import EmotionModel
 
     if not DEFAULT_MODEL.is_file():
         pytest.fail(f"shipped model {DEFAULT_MODEL} is missing")
@@ -91,7 +110,6 @@ def vmic_env():
     for line in Path(env_file).read_text().splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
         env[key] = value
-    env["PYTHONPATH"] = str(REPO)
     yield env
     subprocess.run(["sh", str(script), "stop"], check=False, env=own)
     shutil.rmtree(own["VMIC_DIR"], ignore_errors=True)

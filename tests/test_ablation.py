@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO, data_dir
 
-HARNESS = [sys.executable, "-m", "train.ablation"]
+HARNESS = [sys.executable, "-m", "ser_live.train.ablation"]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import soundfile as sf
 
 from conftest import real_clips
 
-SER_LIVE = [sys.executable, "-c", "from realtime.cli import main; main()"]
+SER_LIVE = [sys.executable, "-c", "from ser_live.cli import main; main()"]
 
 
 def _start(env, *args) -> subprocess.Popen:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO, run_cli as run, real_clips
+from conftest import run_cli as run, real_clips
 
 
 def assert_one_line_error(code, err, *needles):
@@ -113,9 +113,9 @@ def test_infinite_and_huge_samples_give_no_warning_lines(tmp_path):
     x = np.zeros((16000, 2), np.float32)
     x[100:200, 0], x[100:200, 1], x[300:400] = np.inf, -np.inf, 3e38
     sf.write(tmp_path / "inf.wav", x, 16000, subtype="FLOAT")
-    main = "import sys; from realtime import cli; cli.main(sys.argv[1:])"
+    main = "import sys; from ser_live import cli; cli.main(sys.argv[1:])"
     r = subprocess.run([sys.executable, "-c", main, "--file", str(tmp_path / "inf.wav"), "--speed", "0", "--plain"],
-                       capture_output=True, text=True, cwd=REPO, timeout=60)
+                       capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "replaying 1 file" in r.stderr and "Warning" not in r.stderr, r.stderr
 
 
@@ -143,8 +143,8 @@ def test_log_that_is_not_a_regular_file_is_refused_unread(target, kind, tmp_path
     if target == "fifo":
         target = str(tmp_path / "fifo")
         os.mkfifo(target)
-    p = subprocess.run([sys.executable, "-c", "from realtime.cli import main; main()", "--file", str(clip), "--log", target],
-                       capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    p = subprocess.run([sys.executable, "-c", "from ser_live.cli import main; main()", "--file", str(clip), "--log", target],
+                       capture_output=True, text=True, timeout=60)
     assert_one_line_error(p.returncode, p.stderr, f"log path {target} is {kind}", "not a regular file")
     assert p.stdout == ""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import data_dir
-from train import corpora as corp
+from ser_live.train import corpora as corp
 
 
 @pytest.mark.parametrize(

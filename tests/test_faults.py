@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime import worker
-from realtime.session_log import SessionLog
-from conftest import REPO, run_cli as run, join_with_pauses, real_clips
+from ser_live import worker
+from ser_live.session_log import SessionLog
+from conftest import run_cli as run, join_with_pauses, real_clips
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +111,10 @@ def test_log_on_a_tmpfs_that_fills_up_mid_session(four_clips, tmp_path, default_
     mnt, result = tmp_path / "mnt", tmp_path / "result.csv"
     mnt.mkdir()
     script = ('mount -t tmpfs -o size=4k tmpfs "$1" && cp "$2" "$1/out.csv" || exit 90\n'
-              '"$3" -c "from realtime.cli import main; main()" --file "$4" --speed 0 --plain --log "$1/out.csv"\n'
+              '"$3" -c "from ser_live.cli import main; main()" --file "$4" --speed 0 --plain --log "$1/out.csv"\n'
               'code=$?; cp "$1/out.csv" "$5"; exit $code\n')
     p = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", str(mnt), str(prefill), sys.executable, str(four_clips), str(result)],
-                       capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+                       capture_output=True, text=True, timeout=120)
     assert p.returncode != 90, p.stderr
     rows = _assert_log_stopped(p.returncode, p.stdout, p.stderr, result, rows_before)
     assert result.read_bytes().startswith(prefill.read_bytes()) and len(rows) > rows_before

@@ -1,9 +1,8 @@
-"""Tests for realtime.features: shape/finiteness, level invariance, librosa agreement, F0, emotion contrast."""
+"""Tests for ser_live.features: shape/finiteness, level invariance, librosa agreement, F0, emotion contrast."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime import features
-from realtime.features import FEATURE_NAMES, FEATURE_SIZE, SAMPLE_RATE, extract
+from conftest import DATA
+from ser_live import features
+from ser_live.features import FEATURE_NAMES, FEATURE_SIZE, SAMPLE_RATE, extract
 
-DATA_DIR = Path(os.environ.get("SER_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
-RAVDESS = DATA_DIR / "ravdess"
-CREMA = DATA_DIR / "crema-d"
+RAVDESS = DATA / "ravdess"
+CREMA = DATA / "crema-d"
 
 needs_data = pytest.mark.skipif(
     not RAVDESS.is_dir() or not CREMA.is_dir(),
-    reason=f"corpora not found under {DATA_DIR} (set SER_DATA_DIR)",
+    reason=f"corpora not found at {DATA} (set SER_DATA_DIR)",
 )
 
 
@@ -75,9 +74,8 @@ def test_feature_params_json() -> None:
 
 
 def test_import_is_light() -> None:
-    code = "import sys, realtime.features; print(sorted(m for m in ('librosa', 'numba', 'scipy') if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=Path(__file__).resolve().parents[1])
+    code = "import sys, ser_live.features; print(sorted(m for m in ('librosa', 'numba', 'scipy') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
 
@@ -244,7 +242,7 @@ def test_noise_floor_changes_standardised_vector_little() -> None:
     much closer to its own clean vector than to any other clip's (median ratio of the distances).
     Feature version 2 gives 0.65 and 0.61 here; version 3 gives 0.29 and 0.17.
     """
-    from realtime.segmenter import speech_span
+    from ser_live.segmenter import speech_span
 
     crema = sorted(CREMA.glob("*.flac"))
     clips = [_ravdess(a, e, 1 if e == 1 else 1 + a % 2, 1 + e % 2) for a, e in zip(range(1, 11), (1, 3, 4, 5, 6, 7, 8, 2, 3, 5))]

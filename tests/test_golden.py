@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from models import DEFAULT_MODEL
-from realtime import features
 from conftest import data_dir
+from ser_live import features
+from ser_live.models import DEFAULT_MODEL
+
 GOLDEN_FILE = Path(__file__).with_name("golden") / "golden.json"
 GOLDEN = json.loads(GOLDEN_FILE.read_text())
 CLIPS = tuple(GOLDEN["clips"])

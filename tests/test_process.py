@@ -7,15 +7,15 @@ import sys
 
 import pytest
 
-from conftest import REPO, real_clips
+from conftest import real_clips
 
 _PROBE = """
 import resource, sys, threading
-from realtime import process
+from ser_live import process
 if sys.argv[1] == "keep":
     assert process.keep_freed_memory()
 import numpy as np, soundfile as sf
-from realtime.features import extract
+from ser_live.features import extract
 
 x = np.concatenate([sf.read(p, dtype="float32")[0] for p in sys.argv[2:]])[: 8 * 16000]
 out = []
@@ -37,7 +37,7 @@ print(out[0])
 
 def _faults_per_utterance(mode: str) -> float:
     paths = [str(p) for p in real_clips(0, 6)]
-    proc = subprocess.run([sys.executable, "-c", _PROBE, mode, *paths], cwd=REPO, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", _PROBE, mode, *paths], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-1500:]
     return float(proc.stdout.strip())

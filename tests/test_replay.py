@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime.pipeline import Pipeline, SpeechState
-from realtime.replay import replay_files
-from realtime.segmenter import utterances
-from realtime import features
-from realtime.worker import Job, Result, Worker
+from ser_live.pipeline import Pipeline, SpeechState
+from ser_live.replay import replay_files
+from ser_live.segmenter import utterances
+from ser_live import features
+from ser_live.worker import Job, Result, Worker
 from conftest import run_cli as run, join_with_pauses, real_clips
 
 

@@ -2,7 +2,7 @@ import threading
 
 import numpy as np
 
-from realtime.ringbuffer import RingBuffer
+from ser_live.ringbuffer import RingBuffer
 
 
 def test_wraparound_preserves_order():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime.segmenter import Segmenter, SegmenterConfig, session_utterances, speech_levels, speech_span, utterances
-from train.augment import pink
+from ser_live.segmenter import Segmenter, SegmenterConfig, session_utterances, speech_levels, speech_span, utterances
+from ser_live.train.augment import pink
 from benchmarks.quiet_mic_scan import cut
 from conftest import data_dir, join_with_pauses, real_clips
 
@@ -144,7 +144,7 @@ def test_real_stream_of_clips_one_utterance_per_clip():
 def test_an_end_that_its_pause_announced_reuses_the_pause_levels(monkeypatch):
     """The levels of an utterance are computed once when a pause announced its end: the end event
     carries the same values, which are those of its own audio."""
-    import realtime.segmenter as segmenter
+    import ser_live.segmenter as segmenter
 
     x, _ = join_with_pauses(real_clips(4, 4))
     calls = []

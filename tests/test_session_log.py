@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from realtime.session_log import BASE_COLUMNS, LogError, SessionLog
-from realtime.worker import Job, Result
+from ser_live.session_log import BASE_COLUMNS, LogError, SessionLog
+from ser_live.worker import Job, Result
 
 LABELS = ["angry", "happy", "neutral"]
 

@@ -18,7 +18,7 @@ import soundfile as sf
 
 from conftest import REPO, join_with_pauses, real_clips
 
-SER_LIVE = [sys.executable, "-c", "from realtime.cli import main; main()"]
+SER_LIVE = [sys.executable, "-c", "from ser_live.cli import main; main()"]
 TRIALS = 50
 BATCH_COPIES = 1000  # a batch trial replays this many copies of the stream: hours of audio, far more than it can finish
 
@@ -84,7 +84,7 @@ def _check(i: int, code: int, out: str, err: str, log) -> str | None:
 
 
 def test_random_signals_leave_a_complete_well_formed_log(stream, utterances_per_copy, tmp_path):
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin"}
     with ThreadPoolExecutor(2) as pool:
         problems = [p for p in pool.map(lambda i: _trial(i, stream, tmp_path, env, utterances_per_copy), range(TRIALS)) if p]
     assert not problems, "\n".join(problems)
@@ -120,7 +120,7 @@ def test_random_signals_during_microphone_capture(vmic_env, tmp_path):
 def test_ctrl_c_pressed_repeatedly_never_prints_a_traceback(stream, tmp_path):
     """Impatient users press Ctrl-C several times: the first stops, the second stops at once, later
     ones (during the final flush and summary) are ignored; the log is still complete."""
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin"}
     problems = []
     for i in range(12):
         rng = random.Random(2000 + i)
@@ -143,7 +143,7 @@ def test_signal_handler_never_raises_even_inside_a_weakref_callback(default_mode
     """Python runs a signal handler between any two bytecodes of the main thread, also inside a
     weakref callback, where an exception is printed as 'Exception ignored ... Traceback' and lost.
     So the handler only records the request: the first Ctrl-C stops, a second one hurries."""
-    from realtime.session import Options, Session
+    from ser_live.session import Options, Session
 
     unraisable = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
@@ -163,8 +163,8 @@ def test_signal_handler_never_raises_even_inside_a_weakref_callback(default_mode
 def test_second_ctrl_c_stops_at_once_and_keeps_every_computed_result(default_model, stream, tmp_path):
     """Batch scoring of many copies, two Ctrl-C once results flow: the run ends early, and every
     result the session received is logged (a second Ctrl-C used to raise out of the loop)."""
-    from realtime.session import Options, Session
-    from realtime.session_log import SessionLog
+    from ser_live.session import Options, Session
+    from ser_live.session_log import SessionLog
 
     log_path = tmp_path / "hurry.csv"
     session = Session(Options(default_model, [stream] * 100, speed=0, view="json",
@@ -205,8 +205,8 @@ def test_second_ctrl_c_stops_at_once_and_keeps_every_computed_result(default_mod
 def test_stopping_early_says_utterances_were_left_only_when_some_were(default_model, stream, capsys):
     """The warning after a second Ctrl-C (or the stop grace running out) is true: silent once every
     queued utterance is shown, printed while one is queued but not classified."""
-    from realtime.session import Options, Session
-    from realtime.worker import Job
+    from ser_live.session import Options, Session
+    from ser_live.worker import Job
 
     session = Session(Options(default_model, [stream], speed=0, view="json"))
     assert session.run() == 0 and session.stats.utterances > 0
@@ -224,7 +224,7 @@ def test_ctrl_c_during_start_up_is_remembered_then_ends_the_run_before_the_sessi
     """Run as a program, ser-live defers Ctrl-C until its session is up: pressed during imports or model
     loading it raises nothing (a KeyboardInterrupt there could print a traceback from a weakref callback);
     the run then ends with 130 before replaying anything."""
-    from realtime import cli
+    from ser_live import cli
 
     monkeypatch.setattr(cli, "_interrupted_at_start_up", False)
     previous = signal.getsignal(signal.SIGINT)

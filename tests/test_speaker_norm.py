@@ -12,13 +12,13 @@ import pytest
 import soundfile as sf
 
 from conftest import join_with_pauses, real_clips, run_cli
-from realtime import features
-from realtime.model import EmotionModel, ModelError
-from realtime.replay import replay_files
-from realtime.segmenter import SegmenterConfig, speech_span
-from realtime.speaker_norm import METHOD, SpeakerNorm
-from realtime.worker import Job, Result, Worker
-from train import dataset, evaluate
+from ser_live import features
+from ser_live.model import EmotionModel, ModelError
+from ser_live.replay import replay_files
+from ser_live.segmenter import SegmenterConfig, speech_span
+from ser_live.speaker_norm import METHOD, SpeakerNorm
+from ser_live.worker import Job, Result, Worker
+from ser_live.train import dataset, evaluate
 
 
 def _clip_vectors(paths):

@@ -15,13 +15,11 @@ import pytest
 import soundfile as sf
 
 from conftest import REPO, data_dir
-from train import corpora as corp
-
-features = pytest.importorskip("realtime.features", reason="realtime/features.py is not available")
-
-from train import dataset, evaluate, export  # noqa: E402
-from train.cli import main  # noqa: E402
-from train.model import Hyperparameters, fit_model  # noqa: E402
+from ser_live import features
+from ser_live.train import corpora as corp
+from ser_live.train import dataset, evaluate, export
+from ser_live.train.cli import main
+from ser_live.train.model import Hyperparameters, fit_model
 
 TINY = Hyperparameters(hidden=(16,), alpha=1e-2, max_iter=60, members=1)
 RAVDESS_ACTORS = ("01", "02", "03", "04")
@@ -98,7 +96,7 @@ def test_features_and_cache(feats, small_data, cache_dir):
 
 
 def test_cache_key_follows_what_the_features_compute(monkeypatch):
-    from realtime import features as F
+    from ser_live import features as F
 
     speech = [dataset.load_audio(p) for p in sorted((data_dir() / "ravdess" / "Actor_01").glob("*.flac"))[:2]]
     before = dataset._behaviour_sha256(speech)
@@ -108,7 +106,7 @@ def test_cache_key_follows_what_the_features_compute(monkeypatch):
 
 
 def test_cache_key_follows_where_the_segmenter_cuts(monkeypatch):
-    from realtime import segmenter
+    from ser_live import segmenter
 
     speech = [dataset.load_audio(p) for p in sorted((data_dir() / "ravdess" / "Actor_01").glob("*.flac"))[:2]]
     config = dataset.segmenter_config()
@@ -269,7 +267,7 @@ def test_ser_train_end_to_end(small_data, cache_dir, tmp_path, capsys):
     assert metrics == card["metrics"]
 
     # causal speaker normalisation by default; its mean is that of the training rows (clean + augmented)
-    from train import augment
+    from ser_live.train import augment
 
     # (clean clips cut as one source per speaker in the seeded arrival order; augmented clips each alone)
     found = corp.discover([small_data], corp.resolve_emotions(None))
@@ -289,7 +287,7 @@ def test_ser_train_end_to_end(small_data, cache_dir, tmp_path, capsys):
     assert list(label) == [card["labels"][i] for i in proba.argmax(axis=1)]
 
     # and the runtime's own loader accepts model + card
-    from realtime.model import EmotionModel
+    from ser_live.model import EmotionModel
 
     m = EmotionModel(out)
     assert m.labels == card["labels"]
@@ -370,10 +368,10 @@ def test_bad_input_one_line_exit_2(case, small_data, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("module, args", [
-    ("train.cli", ["--folds", "x"]),
-    ("train.cli", ["--folds", "0"]),
-    ("train.cli", ["--out", "m.onnx"]),  # --data missing
-    ("train.evaluate_cli", ["--data", "d", "--folds", "two"]),
+    ("ser_live.train.cli", ["--folds", "x"]),
+    ("ser_live.train.cli", ["--folds", "0"]),
+    ("ser_live.train.cli", ["--out", "m.onnx"]),  # --data missing
+    ("ser_live.train.evaluate_cli", ["--data", "d", "--folds", "two"]),
 ])
 def test_argument_errors_are_one_line(module, args, capsys):
     import importlib
@@ -387,7 +385,7 @@ def test_argument_errors_are_one_line(module, args, capsys):
 
 def test_console_script_error_has_no_traceback(tmp_path):
     exe = Path(sys.executable).with_name("ser-train")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "train.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ser_live.train.cli"]
     r = subprocess.run(cmd + ["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "m.onnx")],
                        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "100"})
     assert r.returncode == 2
@@ -403,7 +401,7 @@ def _clip_audio(name="03-01-05-01-01-01-01.flac") -> np.ndarray:
 
 
 def test_corruption_is_deterministic_per_clip():
-    from train import augment
+    from ser_live.train import augment
 
     audio = _clip_audio()
     c = augment.Corruption(name="t", noises=("white", "pink"), snr_db=(5.0, 30.0), gain_db=(-10.0, 10.0),
@@ -418,7 +416,7 @@ def test_corruption_is_deterministic_per_clip():
 
 @pytest.mark.parametrize("kind", ["white", "pink", "babble"])
 def test_noise_at_requested_snr_of_active_speech(kind):
-    from train import augment
+    from ser_live.train import augment
 
     audio = _clip_audio()
     pool = [str(p) for p in sorted((data_dir() / "ravdess" / "Actor_02").glob("*.flac"))[:8]]
@@ -437,7 +435,7 @@ def test_noise_at_requested_snr_of_active_speech(kind):
 
 
 def test_telephone_band_removes_low_and_high():
-    from train import augment
+    from ser_live.train import augment
 
     t = np.arange(16000) / 16000
     tones = {f: np.sin(2 * np.pi * f * t) for f in (100.0, 1000.0, 6000.0)}
@@ -447,7 +445,7 @@ def test_telephone_band_removes_low_and_high():
 
 @pytest.mark.parametrize("rt60, drr", [(0.3, 10.0), (0.8, 0.0)])
 def test_room_response_decays_in_rt60_with_the_requested_direct_to_reverberant_ratio(rt60, drr):
-    from train import augment
+    from ser_live.train import augment
 
     h = augment.room_response(np.random.default_rng(5), rt60, drr)
     assert h[0] == 1.0 and h.size == int(rt60 * 16000)
@@ -458,7 +456,7 @@ def test_room_response_decays_in_rt60_with_the_requested_direct_to_reverberant_r
 
 
 def test_a_room_fills_the_pause_after_speech_and_only_when_asked():
-    from train import augment
+    from ser_live.train import augment
 
     audio = _clip_audio()
     dry = augment.Corruption(name="t", noises=("white",), snr_db=(30.0, 30.0), seed=2)
@@ -476,8 +474,8 @@ def test_a_room_fills_the_pause_after_speech_and_only_when_asked():
 
 
 def test_a_speed_change_raises_pitch_and_shortens_the_clip_and_only_when_asked():
-    from realtime.features import _pitch_track
-    from train import augment
+    from ser_live.features import _pitch_track
+    from ser_live.train import augment
 
     audio = _clip_audio()
     plain = augment.Corruption(name="t", gain_db=(-5.0, 5.0), seed=4)
@@ -497,7 +495,7 @@ def test_a_speed_change_raises_pitch_and_shortens_the_clip_and_only_when_asked()
 
 
 def test_the_opus_codec_keeps_length_and_level_and_loses_detail_with_the_bitrate():
-    from train import augment
+    from ser_live.train import augment
 
     audio = _clip_audio()
     plain = augment.Corruption(name="t", noises=("white",), snr_db=(30.0, 30.0), seed=6)
@@ -514,7 +512,7 @@ def test_the_opus_codec_keeps_length_and_level_and_loses_detail_with_the_bitrate
 
 
 def test_augmented_features_cached_apart(feats, small_data, cache_dir):
-    from train import augment
+    from ser_live.train import augment
 
     found = corp.discover([small_data], corp.resolve_emotions(None))
     (copy,) = augment.training_copies(1)
@@ -534,7 +532,7 @@ def test_a_speakers_clips_cut_as_one_source_keep_their_cut_when_quieter(feats, s
     the clips before): 20 dB quieter, the later clips give nearly the features of the normal-level ones;
     each clip heard alone, more of them change. A speaker's first clip is heard alone either way, and the
     gain moves from the second utterance on."""
-    from train import augment
+    from ser_live.train import augment
 
     found = corp.discover([small_data], corp.resolve_emotions(None))
     groups = np.array([c.speaker for c in found.clips])
@@ -573,7 +571,7 @@ def test_training_rows_and_ece():
 
 
 def test_stream_vs_clip_runs_the_live_path(feats):
-    from train import evaluate_cli
+    from ser_live.train import evaluate_cli
 
     y = _labels(feats)
     model = fit_model(feats.X, y, TINY, seed=0)
@@ -589,7 +587,7 @@ def test_stream_vs_clip_runs_the_live_path(feats):
 def test_stream_vs_clip_streams_every_held_out_clip_of_every_fold_and_scores_each_corpus(feats):
     from types import SimpleNamespace
 
-    from train import evaluate_cli
+    from ser_live.train import evaluate_cli
 
     y = _labels(feats)
     groups = np.array([c.speaker for c in feats.clips])
@@ -613,7 +611,7 @@ def test_stream_vs_clip_streams_every_held_out_clip_of_every_fold_and_scores_eac
 
 
 def test_temperature_scaling_inside_the_model(feats):
-    from train.model import apply_temperature
+    from ser_live.train.model import apply_temperature
 
     y = _labels(feats)
     model = fit_model(feats.X, y, TINY, seed=0)
@@ -633,7 +631,7 @@ def test_temperature_scaling_inside_the_model(feats):
 
 
 def test_switch_sessions_put_every_speaker_second_once_after_a_whole_other_session():
-    from train import evaluate_cli
+    from ser_live.train import evaluate_cli
 
     groups = np.array(["a"] * 4 + ["b"] * 3 + ["c"] * 2 + ["x"] * 3 + ["y"] * 2)
     corpus = np.array(["R"] * 9 + ["C"] * 5)
@@ -649,7 +647,7 @@ def test_switch_sessions_put_every_speaker_second_once_after_a_whole_other_sessi
 
 
 def test_evaluation_report_names_the_command_that_reproduces_it():
-    from train import evaluate_cli
+    from ser_live.train import evaluate_cli
 
     p = evaluate_cli._parser()
     plain = ["--data", "../d/ravdess", "../d/crema-d"]
@@ -662,7 +660,7 @@ def test_evaluation_report_names_the_command_that_reproduces_it():
 
 def test_evaluation_report_renders_from_its_json_with_a_stream_row_per_corpus():
     """The committed report is what ``render`` makes of the committed JSON (the figures have one source)."""
-    from train import evaluate_cli
+    from ser_live.train import evaluate_cli
 
     r = json.loads((REPO / "reports" / "evaluation.json").read_text())
     md = evaluate_cli.render(r)

@@ -7,9 +7,9 @@ import time
 import numpy as np
 from rich.console import Console
 
-from realtime.stats import SessionStats
-from realtime.view import LiveView, Status
-from realtime.worker import Job, Result
+from ser_live.stats import SessionStats
+from ser_live.view import LiveView, Status
+from ser_live.worker import Job, Result
 
 LABELS = ["neutral", "happy", "sad", "angry"]
 
@@ -70,7 +70,7 @@ def test_unchanged_status_is_not_redrawn():
 
 
 def test_summary_says_how_much_the_speaker_normaliser_remembers():
-    from realtime.view import summary_text
+    from ser_live.view import summary_text
 
     for memory, expected in ((30.0, "running mean of about the last 30 utterances per source"), (None, "running mean per source")):
         stats = SessionStats(LABELS, norm_memory=memory)

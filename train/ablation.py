@@ -1,10 +1,10 @@
 """Ablation harness: what the feature floor, augmentation and speaker normalisation each add.
 
-    python -m train.ablation --data ../shared/data/ravdess ../shared/data/crema-d \\
+    python -m ser_live.train.ablation --data ../shared/data/ravdess ../shared/data/crema-d \\
         --variant FL=30,K=1 --variant FL=30,K=0 --variant FL=30,K=1,SN=causal
 
 A variant is comma-separated KEY=VALUE:
-  FL   synthetic white floor of ``realtime.features`` in dB below the level (``_FLOOR_DB``)
+  FL   synthetic white floor of ``ser_live.features`` in dB below the level (``_FLOOR_DB``)
   AC   active-frame range in dB (``_ACTIVE_DB``);  TOP  log-mel floor in dB (``_TOP_DB``)
   VD   voiced-frame range in dB below the loudest pitch frame (``_VOICED_DB``)
   ED   edge trim in dB (``_EDGE_DB``: an utterance's edges this far below its loudest 10 ms are left out;
@@ -51,7 +51,7 @@ white and babble noise at 15 dB SNR, telephone band, a reverberant room and the 
 ``telephone_cut``: the telephone band applied to each clean cut instead of before the cut (the share of the
 telephone cost that the cut does not explain). With ``--new-text`` also ``cv_newtext_<corpus>``: the same
 speaker folds, but each held-out clip is scored by a model that never heard its sentence from anyone
-(``train.evaluate.new_text_predictions``), so a gain that comes from knowing the corpora's few fixed
+(``ser_live.train.evaluate.new_text_predictions``), so a gain that comes from knowing the corpora's few fixed
 texts shows. Feature constants are patched in this process before the feature pool
 forks, and the cache key includes them, so variants never share cached features.
 """
@@ -106,10 +106,10 @@ _DEFAULTS: dict = {}
 
 def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: int = 0, new_text: bool = False,
                 robustness: bool = False) -> dict:
-    from realtime import features as F
-    from train import augment, corpora as corp, dataset, evaluate
-    from train.cli import DEFAULT_NORM_PRIOR
-    from train.model import Hyperparameters, fit_model
+    from ser_live import features as F
+    from ser_live.train import augment, corpora as corp, dataset, evaluate
+    from ser_live.train.cli import DEFAULT_NORM_PRIOR
+    from ser_live.train.model import Hyperparameters, fit_model
 
     defaults = _DEFAULTS.setdefault("features", {n: getattr(F, n) for n in ("_FLOOR_DB", "_ACTIVE_DB", "_TOP_DB", "_VOICED_DB", "_EDGE_DB", "_EDGE_PAD")})
     for key, name in (("FL", "_FLOOR_DB"), ("AC", "_ACTIVE_DB"), ("TOP", "_TOP_DB"), ("VD", "_VOICED_DB"), ("ED", "_EDGE_DB"), ("EP", "_EDGE_PAD")):
@@ -209,7 +209,7 @@ def emit(res: dict, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.ablation", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m ser_live.train.ablation", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", nargs="+", type=Path, required=True)
     p.add_argument("--variant", action="append", required=True)
     p.add_argument("--out", type=Path, default=Path("reports/ablation.jsonl"))

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.arguments import OneLineParser
-from train import augment
-from train import corpora as corp
-from train.model import BALANCING, Hyperparameters
+from ser_live.arguments import OneLineParser
+from ser_live.train import augment
+from ser_live.train import corpora as corp
+from ser_live.train.model import BALANCING, Hyperparameters
 
 #: corrupted copies per training clip (``--augment``); chosen by the evaluation in reports/
 DEFAULT_AUGMENT = 1
@@ -172,7 +172,7 @@ def run(args, console, out_console) -> int:
 
     # ---- features
     try:
-        from train import dataset, evaluate
+        from ser_live.train import dataset, evaluate
         info = dataset.feature_info()
         seg = dataset.config_dict(dataset.segmenter_config())
     except ImportError as exc:
@@ -221,7 +221,7 @@ def run(args, console, out_console) -> int:
         raise TrainError(f"need clips of at least two emotions, found only {','.join(labels_present)}")
 
     # ---- evaluation
-    from train import export
+    from ser_live.train import export
 
     sn = None  # causal speaker normalisation: every speaker one session, in a seeded arrival order
     if args.speaker_norm == "causal":
@@ -253,7 +253,7 @@ def run(args, console, out_console) -> int:
         t_eval = time.perf_counter() - t0
 
     # ---- final model on all data, export with parity check
-    from train.model import apply_temperature, fit_model
+    from ser_live.train.model import apply_temperature, fit_model
 
     t0 = time.perf_counter()
     with console.status("training the final model on all data"):
@@ -350,7 +350,7 @@ def run(args, console, out_console) -> int:
         evaluate.plot_confusions(metrics["cross_validation"], png_path,
                                  title=f"{out.stem}: speaker-independent {args.folds}-fold CV (row = true class, recall)")
         written += [metrics_path, png_path]
-    from train import report
+    from ser_live.train import report
 
     export.write_atomic(report_path, report.render(card, png_path.name if metrics else None).encode())
     written.append(report_path)

@@ -15,10 +15,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from train.corpora import Clip
+from ser_live.train.corpora import Clip
 
 if TYPE_CHECKING:
-    from realtime.segmenter import LevelMemory, SegmenterConfig
+    from ser_live.segmenter import LevelMemory, SegmenterConfig
 
 SAMPLE_RATE = 16000
 CHUNK = 16  # clips per worker task
@@ -35,7 +35,7 @@ def load_audio(path: Path | str) -> np.ndarray:
 
 def segmenter_config():
     """The runtime's default segmenter configuration."""
-    from realtime.segmenter import SegmenterConfig
+    from ser_live.segmenter import SegmenterConfig
 
     return SegmenterConfig()
 
@@ -63,10 +63,10 @@ def _probe_audio(paths: Sequence[str], n: int = 2) -> list[np.ndarray]:
 
 
 def _behaviour_sha256(speech: Sequence[np.ndarray] = ()) -> str:
-    """Hash of what the loaded ``realtime.features`` computes on fixed probe signals (a voiced glide
+    """Hash of what the loaded ``ser_live.features`` computes on fixed probe signals (a voiced glide
     with noise, a short burst, silence) and on the given real speech: it changes with a change
     of the features' output, not with a refactor that leaves the output alone."""
-    from realtime import features
+    from ser_live import features
 
     rng = np.random.default_rng(20261122)
     t = np.arange(int(1.5 * features.SAMPLE_RATE)) / features.SAMPLE_RATE
@@ -86,7 +86,7 @@ def _cut_sha256(speech: Sequence[np.ndarray], config) -> str:
     they are, 20 dB quieter (so the VAD gain moves) and over a -40 dBFS white floor (so the background
     limit sets the gain). It changes with a change of the cut, which the segmenter's configuration alone
     does not show."""
-    from realtime.segmenter import session_utterances
+    from ser_live.segmenter import session_utterances
 
     h = hashlib.sha256()
     clips = list(speech)
@@ -102,8 +102,8 @@ def _cut_sha256(speech: Sequence[np.ndarray], config) -> str:
 
 def feature_info() -> dict:
     """Feature version, size, names, parameters, source hash and behaviour hash of the loaded
-    ``realtime.features``."""
-    from realtime import features
+    ``ser_live.features``."""
+    from ser_live import features
 
     return {
         "source_sha256": hashlib.sha256(Path(features.__file__).read_bytes()).hexdigest(),
@@ -118,11 +118,11 @@ def feature_info() -> dict:
 def clip_features(path: str, config: SegmenterConfig, corruption=None, pool: Sequence[str] = (),
                   memory: LevelMemory | None = None) -> tuple[np.ndarray | None, bool, str, LevelMemory | None]:
     """(features, speech_found, error, level memory after it) for one file, optionally corrupted
-    (``train.augment.Corruption``) before it is cut; ``memory``: its source's level so far
-    (``realtime.segmenter.LevelMemory``: the segmenter's VAD gain follows it; None: the clip alone).
+    (``ser_live.train.augment.Corruption``) before it is cut; ``memory``: its source's level so far
+    (``ser_live.segmenter.LevelMemory``: the segmenter's VAD gain follows it; None: the clip alone).
     Without speech the whole clip is used."""
-    from realtime.features import extract
-    from realtime.segmenter import session_utterances, span_of
+    from ser_live.features import extract
+    from ser_live.segmenter import session_utterances, span_of
 
     try:
         audio = load_audio(path)
@@ -215,7 +215,7 @@ def build_features(
     root's clips, segmenter config and its cut of those two clips, corruption); entries
     are checked by resolved path, size and mtime.
 
-    ``corruption`` (a ``train.augment.Corruption``) is applied to each clip's raw audio before it is cut;
+    ``corruption`` (a ``ser_live.train.augment.Corruption``) is applied to each clip's raw audio before it is cut;
     babble takes its talkers from the other speakers among ``clips``.
 
     ``rank`` (each clip's position in its speaker's arrival order): each speaker's clips are cut as one

@@ -1,17 +1,17 @@
-"""Does openSMILE's eGeMAPSv02 (88 functionals) beat our features (``realtime.features``), alone or
+"""Does openSMILE's eGeMAPSv02 (88 functionals) beat our features (``ser_live.features``), alone or
 concatenated with them? (issue 6; the answer is in reports/ablation.md: no)
 
     pip install opensmile   # not a dependency of ser-live: this comparison only
     taskset -c 1 env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \\
-        python -m train.egemaps_compare --data ../shared/data/ravdess ../shared/data/crema-d \\
+        python -m ser_live.train.egemaps_compare --data ../shared/data/ravdess ../shared/data/crema-d \\
         --sets ours egemaps both --sn none --sn causal --test floor60 gain-20 --groups [--timing]
 
-Same clips (``train.corpora.discover``), same cut (the runtime's ``speech_span``; whole clip when it
-finds nothing, as ``train.dataset`` does), same folds and classifier as ``train.ablation``
+Same clips (``ser_live.train.corpora.discover``), same cut (the runtime's ``speech_span``; whole clip when it
+finds nothing, as ``ser_live.train.dataset`` does), same folds and classifier as ``ser_live.train.ablation``
 (``evaluate.cross_validate`` / ``evaluate.cross_corpus``: 5 speaker-grouped folds, seed 0, default
 ``Hyperparameters``), no augmentation. ``--sn causal`` is the ablation's ``SN=causal`` (prior
 ``DEFAULT_NORM_PRIOR``, mean of each model's training side). Our features come from
-``train.dataset.build_features`` (its .npz cache); eGeMAPS vectors are cached as .npy + .json under
+``ser_live.train.dataset.build_features`` (its .npz cache); eGeMAPS vectors are cached as .npy + .json under
 ``--cache-dir`` (no pickle), keyed by opensmile version, segmenter config and the clip list.
 """
 
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.arguments import OneLineParser
-from train.ablation import emit
+from ser_live.arguments import OneLineParser
+from ser_live.train.ablation import emit
 
 
 def _smile():
@@ -38,12 +38,12 @@ def _smile():
 
 def egemaps_features(clips, cache_dir: Path, corruption=None, level_norm: bool = False) -> tuple[np.ndarray, list[str]]:
     """(n, 88) eGeMAPSv02 functionals of each clip's ``speech_span`` cut, cached; ``corruption`` (a
-    ``train.augment.Corruption`` without babble) is applied to the raw clip before the cut;
+    ``ser_live.train.augment.Corruption`` without babble) is applied to the raw clip before the cut;
     ``level_norm`` scales each cut to -23 dBFS RMS first (removes the absolute level from eGeMAPS)."""
     import opensmile
 
-    from realtime.segmenter import speech_span
-    from train import dataset
+    from ser_live.segmenter import speech_span
+    from ser_live.train import dataset
 
     config = dataset.segmenter_config()
     stats = [(str(c.path), *dataset._stat(c.path)) for c in clips]
@@ -79,12 +79,12 @@ def egemaps_features(clips, cache_dir: Path, corruption=None, level_norm: bool =
 
 
 def evaluate_set(X, y, g, co, sn_name: str, seed: int = 0, held_out: dict | None = None) -> dict:
-    """``train.ablation.run_variant``'s evaluation without augmentation: per-corpus UAR (%) of pooled
+    """``ser_live.train.ablation.run_variant``'s evaluation without augmentation: per-corpus UAR (%) of pooled
     5-fold speaker-grouped CV, and cross-corpus UAR both ways on the shared classes; ``held_out``
     (condition -> the same clips corrupted) also scores the models on those held-out rows."""
-    from train import evaluate
-    from train.cli import DEFAULT_NORM_PRIOR
-    from train.model import Hyperparameters, fit_model
+    from ser_live.train import evaluate
+    from ser_live.train.cli import DEFAULT_NORM_PRIOR
+    from ser_live.train.model import Hyperparameters, fit_model
 
     sn = None
     if sn_name == "causal":
@@ -128,8 +128,8 @@ def timing(clips, n: int = 100) -> dict:
     ours vs eGeMAPS, single thread, after warm-up; and the import times (fresh interpreters)."""
     import subprocess
 
-    from realtime import features as F
-    from train import dataset
+    from ser_live import features as F
+    from ser_live.train import dataset
 
     rng = np.random.default_rng(0)
     pool = [clips[i] for i in rng.permutation(len(clips))]
@@ -152,7 +152,7 @@ def timing(clips, n: int = 100) -> dict:
             ts.append((time.perf_counter() - t0) * 1e3)
         out[f"{name}_ms_median"], out[f"{name}_ms_p95"] = round(float(np.median(ts)), 2), round(float(np.percentile(ts, 95)), 2)
     imports = {}
-    for name, stmt in (("python", "pass"), ("realtime.features", "import realtime.features"),
+    for name, stmt in (("python", "pass"), ("ser_live.features", "import ser_live.features"),
                        ("opensmile", "import opensmile"),
                        ("opensmile+Smile()", "import opensmile; opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals)")):
         ts = []
@@ -166,7 +166,7 @@ def timing(clips, n: int = 100) -> dict:
 
 
 def main(argv=None) -> int:
-    p = OneLineParser(prog="python -m train.egemaps_compare", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m ser_live.train.egemaps_compare", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", nargs="+", type=Path, required=True)
     p.add_argument("--sets", nargs="*", default=["ours", "egemaps", "both"], choices=["ours", "egemaps", "both"])
     p.add_argument("--sn", action="append", choices=["none", "causal"])
@@ -177,12 +177,12 @@ def main(argv=None) -> int:
                    help="also eGeMAPS of cuts scaled to -23 dBFS RMS (sets egemaps_ln, both_ln)")
     p.add_argument("--seed", type=int, default=0, help="split and MLP seed (0 = the ablation's)")
     p.add_argument("--test", nargs="*", default=[], choices=["floor60", "gain-20", "gain+20", "white15", "telephone"],
-                   help="also score the held-out clips under these test conditions (train.augment.test_conditions)")
+                   help="also score the held-out clips under these test conditions (ser_live.train.augment.test_conditions)")
     p.add_argument("--groups", nargs="*", choices=list(GROUPS),
                    help="also ours + each of these eGeMAPS descriptor groups (all if none named)")
     args = p.parse_args(argv)
 
-    from train import corpora as corp, dataset
+    from ser_live.train import corpora as corp, dataset
 
     roots = [d.resolve() for d in args.data]
     clips = corp.discover(roots, corp.resolve_emotions(None)).clips
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
     g = np.array([c.speaker for c in clips])
     co = np.array([c.corpus for c in clips])
     sets = {"ours": fs.X, "egemaps": E, "both": np.hstack([fs.X, E])}
-    from train import augment
+    from ser_live.train import augment
 
     conds = {c.name: c for c in augment.test_conditions().values()}
     tests: dict[str, dict[str, np.ndarray]] = {}  # condition -> set -> held-out rows

@@ -11,8 +11,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 from sklearn.model_selection import StratifiedGroupKFold
 
-from realtime.speaker_norm import SpeakerNorm
-from train.model import Hyperparameters, fit_model
+from ser_live.speaker_norm import SpeakerNorm
+from ser_live.train.model import Hyperparameters, fit_model
 
 
 class EvaluationError(ValueError):

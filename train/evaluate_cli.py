@@ -7,7 +7,7 @@ writes ``reports/evaluation.json`` and ``reports/evaluation.md`` and prints the 
 recipe and defaults as ``ser-train`` (features, ``--augment``, MLP hyperparameters, seed) and the same
 feature cache, so after a ``ser-train`` run only the corrupted test copies are new work.
 
-Robustness: each condition (``train.augment.test_conditions``) corrupts the *held-out* clips' raw audio
+Robustness: each condition (``ser_live.train.augment.test_conditions``) corrupts the *held-out* clips' raw audio
 before ``speech_span`` and ``extract``; the fold models are the ones trained for the clean CV row, so
 "cost" is clean UAR minus corrupted UAR on exactly the same clips and models.
 
@@ -20,7 +20,7 @@ handed on: what ``--norm-memory`` is for).
 
 Stream vs clip: every fold's held-out clips (or a seeded sample of ``--stream-clips`` per fold) are joined,
 one WAV file per speaker in the speaker's arrival order, with 0.8-1.6 s pauses over a white noise floor
-(``--stream-floor`` dBFS), and run through ``realtime.replay.replay_files`` (the live pipeline)
+(``--stream-floor`` dBFS), and run through ``ser_live.replay.replay_files`` (the live pipeline)
 (what ``ser-live --file ... --speed 0`` does: each file is a source the runtime adapts to chronologically)
 with that fold's model exported to ONNX with its card. Each clip takes the final utterance that overlaps it
 most; a clip no utterance overlaps counts as wrong. The same model scores the same clips one by one,
@@ -38,11 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.arguments import OneLineParser
-from realtime.speaker_norm import SpeakerNorm
-from train import augment, corpora as corp, dataset, evaluate, export, streams
-from train.cli import DEFAULT_AUGMENT, DEFAULT_NORM_MEMORY, DEFAULT_NORM_PRIOR, DEFAULT_SPEAKER_NORM
-from train.model import Hyperparameters, fit_model
+from ser_live.arguments import OneLineParser
+from ser_live.speaker_norm import SpeakerNorm
+from ser_live.train import augment, corpora as corp, dataset, evaluate, export, streams
+from ser_live.train.cli import DEFAULT_AUGMENT, DEFAULT_NORM_MEMORY, DEFAULT_NORM_PRIOR, DEFAULT_SPEAKER_NORM
+from ser_live.train.model import Hyperparameters, fit_model
 
 TARGETS = {
     "cv_ravdess": 0.65,
@@ -71,9 +71,9 @@ def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, 
     sources; one label (or "none") per clip, sessions concatenated."""
     import soundfile as sf
 
-    from realtime.model import EmotionModel
-    from realtime.replay import replay_files
-    from realtime.worker import Result
+    from ser_live.model import EmotionModel
+    from ser_live.replay import replay_files
+    from ser_live.worker import Result
 
     info = dataset.feature_info()
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from realtime.speaker_norm import SpeakerNorm
+from ser_live.speaker_norm import SpeakerNorm
 
 INPUT_NAME = "features"
 PROBA_NAME = "probabilities"

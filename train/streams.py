@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from realtime.features import SAMPLE_RATE
+from ser_live.features import SAMPLE_RATE
 
 
 def join_with_pauses(audios: Sequence[np.ndarray], rng: np.random.Generator, *, floor_dbfs: float = -60.0,

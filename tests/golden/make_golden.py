@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for conftest's DATA
 
-from models import DEFAULT_MODEL  # noqa: E402
-from realtime import features  # noqa: E402
-from realtime.model import EmotionModel  # noqa: E402
+from conftest import DATA  # noqa: E402
+from ser_live import features  # noqa: E402
+from ser_live.model import EmotionModel  # noqa: E402
+from ser_live.models import DEFAULT_MODEL  # noqa: E402
 
 CLIPS = (
     "ravdess/Actor_01/03-01-01-01-01-01-01.flac",
@@ -33,7 +32,6 @@ CLIPS = (
     "crema-d/1075_TSI_HAP_XX.flac",
 )
 OUT = Path(__file__).with_name("golden.json")
-DATA = Path(os.environ.get("SER_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
 def sha256(path: Path) -> str:
