@@ -1,5 +1,6 @@
 """Process-wide settings of a real-time ser-live process: a process-level decision, so only entry
-points call them (``ser-live``, the benchmark), never library code."""
+points call them (``ser-live``, the benchmark, the trainer's feature-extraction worker processes),
+never library code."""
 
 from __future__ import annotations
 

@@ -24,7 +24,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ser_live.features import SAMPLE_RATE
+
 NOISES = ("white", "pink", "babble")
 
 

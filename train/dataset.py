@@ -15,12 +15,13 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from ser_live import process
+from ser_live.features import SAMPLE_RATE
 from ser_live.train.corpora import Clip
 
 if TYPE_CHECKING:
     from ser_live.segmenter import LevelMemory, SegmenterConfig
 
-SAMPLE_RATE = 16000
 CHUNK = 16  # clips per worker task
 
 
@@ -155,8 +156,7 @@ def _unit_features(paths: list[str], config: SegmenterConfig, corruption=None, p
 
 def _worker_init() -> None:
     # two cores shared by several processes: keep BLAS single-threaded in workers
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+    process.pin_blas_threads()
 
 
 @dataclass

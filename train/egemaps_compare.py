@@ -142,9 +142,9 @@ def timing(clips, n: int = 100) -> dict:
             break
     smile = _smile()
     for a in audios[:5]:
-        F.extract(a), smile.process_signal(a, 16000)
+        F.extract(a), smile.process_signal(a, F.SAMPLE_RATE)
     out = {"clips": len(audios)}
-    for name, fn in (("ours", F.extract), ("egemaps", lambda a: smile.process_signal(a, 16000))):
+    for name, fn in (("ours", F.extract), ("egemaps", lambda a: smile.process_signal(a, F.SAMPLE_RATE))):
         ts = []
         for a in audios:
             t0 = time.perf_counter()

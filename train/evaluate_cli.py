@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_live.arguments import OneLineParser
+from ser_live.features import SAMPLE_RATE
 from ser_live.speaker_norm import SpeakerNorm
 from ser_live.train import augment, corpora as corp, dataset, evaluate, export, streams
 from ser_live.train.cli import DEFAULT_AUGMENT, DEFAULT_NORM_MEMORY, DEFAULT_NORM_PRIOR, DEFAULT_SPEAKER_NORM
@@ -89,7 +90,7 @@ def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, 
             x, sp = streams.join_with_pauses([dataset.load_audio(c.path) for c in clips],
                                              np.random.default_rng(seed + i), floor_dbfs=floor_dbfs)
             files.append(Path(tmp) / f"session{i:03d}.wav")
-            sf.write(files[-1], x, 16000, subtype="FLOAT")
+            sf.write(files[-1], x, SAMPLE_RATE, subtype="FLOAT")
             spans.append(sp)
             samples += x.size
         t0 = time.perf_counter()
@@ -99,8 +100,8 @@ def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, 
     out = []
     for f, file_spans in zip(files, spans):
         mine = [r for r in results if r.job.source == str(f)]
-        starts = np.array([r.job.start_s for r in mine]) * 16000
-        ends = np.array([r.job.end_s for r in mine]) * 16000
+        starts = np.array([r.job.start_s for r in mine]) * SAMPLE_RATE
+        ends = np.array([r.job.end_s for r in mine]) * SAMPLE_RATE
         for s, e in file_spans:
             overlap = np.minimum(ends, e) - np.maximum(starts, s)
             if overlap.size and overlap.max() > 0:
@@ -108,7 +109,7 @@ def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, 
             else:
                 out.append("none")
     stats = {"utterances": len(results), "clips": sum(map(len, spans)), "sources": len(files),
-             "missed": out.count("none"), "audio_s": round(samples / 16000, 1), "replay_s": round(elapsed, 1),
+             "missed": out.count("none"), "audio_s": round(samples / SAMPLE_RATE, 1), "replay_s": round(elapsed, 1),
              "floor_dbfs": floor_dbfs}
     return out, stats
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from ser_live.features import SAMPLE_RATE
 from ser_live.speaker_norm import SpeakerNorm
 
 INPUT_NAME = "features"
@@ -114,7 +115,7 @@ def make_card(
         "feature_size": feature["feature_size"],
         "feature_params": feature["feature_params"],
         "segmenter": segmenter,
-        "sample_rate": 16000,
+        "sample_rate": SAMPLE_RATE,
         "input_name": INPUT_NAME,
         "output_name": PROBA_NAME,
         "corpora": corpora,
