@@ -395,7 +395,7 @@ def _command(parser: OneLineParser, args) -> str:
     words = ["ser-evaluate", "--data", *map(str, args.data), "--out", str(args.out)]
     for action in parser._actions:
         dest = action.dest
-        if dest in ("help", "data", "out", "jobs", "cache_dir") or getattr(args, dest) == action.default:
+        if dest in ("help", "version", "data", "out", "jobs", "cache_dir") or getattr(args, dest) == action.default:
             continue
         words += [action.option_strings[0], str(getattr(args, dest))]
     return shlex.join(words)
