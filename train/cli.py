@@ -17,9 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from ser_live.arguments import OneLineParser
-from ser_live.train import augment
-from ser_live.train import corpora as corp
-from ser_live.train.model import BALANCING, Hyperparameters
+from ser_live.train import needs_extra
+
+with needs_extra("ser-train"):  # without the train extra: one line saying what to install, exit 1
+    from ser_live.train import augment
+    from ser_live.train import corpora as corp
+    from ser_live.train.model import BALANCING, Hyperparameters
 
 #: corrupted copies per training clip (``--augment``); chosen by the evaluation in reports/
 DEFAULT_AUGMENT = 1

@@ -41,9 +41,12 @@ import numpy as np
 from ser_live.arguments import OneLineParser
 from ser_live.features import SAMPLE_RATE
 from ser_live.speaker_norm import SpeakerNorm
-from ser_live.train import augment, corpora as corp, dataset, evaluate, export, streams
-from ser_live.train.cli import DEFAULT_AUGMENT, DEFAULT_NORM_MEMORY, DEFAULT_NORM_PRIOR, DEFAULT_SPEAKER_NORM
-from ser_live.train.model import Hyperparameters, fit_model
+from ser_live.train import needs_extra
+
+with needs_extra("ser-evaluate"):  # without the train extra: one line saying what to install, exit 1
+    from ser_live.train import augment, corpora as corp, dataset, evaluate, export, streams
+    from ser_live.train.cli import DEFAULT_AUGMENT, DEFAULT_NORM_MEMORY, DEFAULT_NORM_PRIOR, DEFAULT_SPEAKER_NORM
+    from ser_live.train.model import Hyperparameters, fit_model
 
 TARGETS = {
     "cv_ravdess": 0.65,
