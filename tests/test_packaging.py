@@ -1,8 +1,12 @@
-"""The installed package: --version on every command, and the trainer's commands without the train extra."""
+"""The installed package: --version on every command, the trainer's commands without the train extra, and
+ser-live in an environment that also has PyPI's realtime (plain and editable install)."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +77,126 @@ def test_ser_live_runs_without_the_train_extra():
     r = _without(TRAIN_EXTRA, "ser_live.cli", "--file", str(clip), "--speed", "0", "--plain")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count(str(clip)) >= 1 and "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------------- beside PyPI's realtime
+
+PIP_TIMEOUT = 300
+
+
+def _pypi_reachable() -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen("https://pypi.org/simple/realtime/", timeout=10) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _pip_install(python: Path, *args: str, cwd: Path) -> None:
+    """pip of this environment installing into the one of ``python`` (which has no pip of its own)."""
+    cmd = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-input", "--disable-pip-version-check",
+           *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=PIP_TIMEOUT)
+    if r.returncode != 0:
+        if not os.environ.get("CI") and not _pypi_reachable():
+            pytest.skip("PyPI is unreachable, and this test installs PyPI's realtime (and setuptools to build ser-live)")
+        pytest.fail(f"{' '.join(cmd)} failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
+
+
+def _hidden(name: str) -> bool:
+    """Entries of this environment's site-packages the test environment must not see: any ser-live install
+    (its editable finder would answer for ser_live), anything at the names ser-live used to install at the top
+    level or PyPI's realtime, pip, and .pth files (not processed from an added path anyway)."""
+    base = re.split(r"[-.]", name, maxsplit=1)[0].lower()
+    return "ser_live" in name.lower().replace("-", "_") or base in {"realtime", "train", "models", "pip"} \
+        or name.endswith(".pth") or name == "__pycache__"
+
+
+@pytest.fixture(scope="module")
+def venv_with_realtime(tmp_path_factory) -> tuple[Path, Path]:
+    """A fresh virtual environment with PyPI's realtime installed, which sees this environment's other
+    packages (numpy, onnxruntime, ...) through a .pth file, so nothing heavy is installed again:
+    (its python, its site-packages)."""
+    root = tmp_path_factory.mktemp("collision")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    deps = root / "deps"
+    deps.mkdir()
+    for folder in dict.fromkeys(p for p in sys.path if p.endswith(("site-packages", "dist-packages"))):
+        if Path(folder).is_dir():
+            for entry in Path(folder).iterdir():
+                if not _hidden(entry.name) and not (deps / entry.name).exists():
+                    (deps / entry.name).symlink_to(entry)
+    (site / "outer-packages.pth").write_text(f"{deps}\n")
+    _pip_install(python, "realtime", cwd=root)
+    return python, site
+
+
+def _plain_source(dest: Path) -> Path:
+    """What a plain install builds from, copied out of the repository (an in-tree build would leave
+    build/ and its stale files in the repository)."""
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(REPO / name, dest / name)
+    for folder in ("realtime", "train", "models"):
+        shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+_PROBE = """
+import importlib.metadata as md, json
+import realtime
+import ser_live, ser_live.train
+from ser_live.model import EmotionModel
+from ser_live.models import DEFAULT_MODEL
+
+model = EmotionModel(DEFAULT_MODEL)
+print(json.dumps({
+    "realtime": realtime.__file__,
+    "realtime_dist": str(md.distribution("realtime").locate_file("realtime/__init__.py")),
+    "ser_live": ser_live.__file__, "train": ser_live.train.__file__, "model": str(DEFAULT_MODEL),
+    "labels": model.labels, "files": [str(f) for f in md.files("ser-live")],
+}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["plain", "editable"])
+def test_ser_live_beside_pypi_realtime(mode, venv_with_realtime, tmp_path):
+    """ser-live installs only ser_live, so PyPI's realtime (a different project) keeps its name, and both
+    import and work in one environment, after a plain and after an editable install."""
+    python, site = venv_with_realtime
+    if mode == "plain":
+        src = tmp_path / "src"
+        src.mkdir()
+        _pip_install(python, "--no-deps", str(_plain_source(src)), cwd=tmp_path)
+    else:
+        _pip_install(python, "--no-deps", "-e", str(REPO), cwd=tmp_path)
+
+    probe = subprocess.run([str(python), "-c", _PROBE], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    found = json.loads(probe.stdout)
+    assert Path(found["realtime"]) == Path(found["realtime_dist"]) == site / "realtime" / "__init__.py"
+    if mode == "plain":  # this environment's copy, not the source tree nor the running environment's install
+        assert Path(found["ser_live"]) == site / "ser_live" / "__init__.py"
+        assert Path(found["train"]) == site / "ser_live" / "train" / "__init__.py"
+        assert Path(found["model"]) == site / "ser_live" / "models" / "ser-default.onnx"
+    else:
+        assert Path(found["ser_live"]) == REPO / "realtime" / "__init__.py"
+        assert Path(found["train"]) == REPO / "train" / "__init__.py"
+        assert Path(found["model"]) == REPO / "models" / "ser-default.onnx"
+    assert len(found["labels"]) >= 2
+    tops = {Path(f).parts[0] for f in found["files"]}
+    assert not tops & {"realtime", "train", "models"}, tops  # nothing installed under the folders' names
+
+    ser_live = python.parent / "ser-live"
+    version = subprocess.run([str(ser_live), "--version"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert version.stdout == f"ser-live {project_version()}\n", version.stderr
+    run = subprocess.run([str(ser_live), "--file", str(REPO / "examples" / "sample.flac"), "--speed", "0", "--plain"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [line for line in run.stdout.splitlines() if line.startswith(str(REPO / "examples" / "sample.flac"))]
+    assert lines and f"session: {len(lines)} utterances" in run.stdout, run.stdout
