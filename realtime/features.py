@@ -149,7 +149,7 @@ def _mel_edges(sr: int, n_mels: int) -> np.ndarray:
     return _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2), n_mels + 2))
 
 
-def _mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+def mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
     """Slaney-normalised triangular filters, shape (n_mels, n_fft//2 + 1), as librosa's default."""
     fft_freqs = np.linspace(0.0, sr / 2, n_fft // 2 + 1)
     mel_f = _mel_edges(sr, n_mels)
@@ -209,7 +209,7 @@ def _cosine_matrix(n_fft: int, lags: np.ndarray, band_weight: np.ndarray) -> np.
 _WINDOW = _periodic_hann(_WIN)
 _FREQS = np.fft.rfftfreq(_NFFT, 1.0 / SAMPLE_RATE)
 _BIN_HZ = SAMPLE_RATE / _NFFT
-_MEL_FB = _mel_filterbank(SAMPLE_RATE, _NFFT, _N_MELS)
+_MEL_FB = mel_filterbank(SAMPLE_RATE, _NFFT, _N_MELS)
 _MEL_CENTRES = _mel_edges(SAMPLE_RATE, _N_MELS)[1:-1]
 _MEL_AREA = _MEL_FB.sum(axis=1)  # undoes Slaney normalisation: band energies sum to the total
 _DCT = _dct_matrix(_N_MELS, _N_MFCC)[:, 1:]
@@ -423,7 +423,7 @@ def _main_spectrum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, peaks
 
 
-def _trim_edges(x: np.ndarray) -> np.ndarray:
+def trim_edges(x: np.ndarray) -> np.ndarray:
     """``x`` from _EDGE_PAD before its first to _EDGE_PAD after its last 10 ms frame within _EDGE_DB of the loudest."""
     hop = SAMPLE_RATE // 100
     n = x.size // hop
@@ -604,7 +604,7 @@ def extract(audio: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     if not np.isfinite(x).all():
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    x = _trim_edges(x)
+    x = trim_edges(x)
     if x.size < _WIN:
         x = np.concatenate([x, np.zeros(_WIN - x.size)])
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ser_live import features
+from ser_live.encoder import EncoderError
+from ser_live.extractor import Extractor, ExtractorError
 from ser_live.speaker_norm import SpeakerNorm, SpeakerNormError
 
 
@@ -38,27 +40,37 @@ def read_card(model_path: Path) -> dict:
             f"model {model_path.name} needs feature version {version}, this ser-live computes "
             f"version {features.FEATURE_VERSION}: retrain it with this version's ser-train"
         )
-    if card.get("feature_size") != features.FEATURE_SIZE:
-        raise ModelError(
-            f"model card {path} says feature_size {card.get('feature_size')}, "
-            f"feature version {features.FEATURE_VERSION} has {features.FEATURE_SIZE}"
-        )
     return card
 
 
-def read_speaker_norm(card: dict, model_path: Path) -> SpeakerNorm | None:
+def read_extractor(card: dict, model_path: Path) -> Extractor:
+    """What the model hears (handcrafted features, an encoder, or both), checked against the card."""
+    try:
+        extractor = Extractor.from_card(card, model_path)
+    except (ExtractorError, EncoderError) as e:
+        raise ModelError(f"model {model_path.name}: {e}") from None
+    if card.get("feature_size") != extractor.size:
+        raise ModelError(
+            f"model card {card_path(model_path)} says feature_size {card.get('feature_size')}, "
+            f"its input ({extractor.kind}) has {extractor.size} values"
+        )
+    return extractor
+
+
+def read_speaker_norm(card: dict, model_path: Path, size: int) -> SpeakerNorm | None:
     """The card's causal speaker normalisation, or None when it has no ``speaker_norm`` field."""
     if "speaker_norm" not in card:
         return None
     try:
-        return SpeakerNorm.from_card(card["speaker_norm"], features.FEATURE_SIZE)
+        return SpeakerNorm.from_card(card["speaker_norm"], size)
     except SpeakerNormError as e:
         raise ModelError(f"model card {card_path(model_path)}: {e}") from None
 
 
 class EmotionModel:
-    """An ONNX Runtime session pinned to one thread, created once, plus the card's labels and
-    speaker normalisation (``speaker_norm``, None for a model without it)."""
+    """An ONNX Runtime session pinned to one thread, created once, plus the card's labels, what the
+    model hears (``extractor``: ``extract(audio)`` gives ``predict``'s input) and its speaker
+    normalisation (``speaker_norm``, None for a model without it)."""
 
     def __init__(self, model_path: Path | str) -> None:
         self.path = Path(model_path)
@@ -66,7 +78,8 @@ class EmotionModel:
             raise ModelError(f"model file {self.path} not found")
         self.card = read_card(self.path)
         self.labels: list[str] = list(self.card["labels"])
-        self.speaker_norm = read_speaker_norm(self.card, self.path)
+        self.extractor = read_extractor(self.card, self.path)
+        self.speaker_norm = read_speaker_norm(self.card, self.path, self.extractor.size)
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -84,14 +97,18 @@ class EmotionModel:
         if self._input not in {i.name for i in inputs} or self._output not in {o.name for o in outputs}:
             raise ModelError(f"{self.path} does not have the input/output its card names")
         shape = inputs[0].shape
-        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != features.FEATURE_SIZE):
+        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != self.extractor.size):
             raise ModelError(
-                f"{self.path} expects input shape {shape}, feature version "
-                f"{features.FEATURE_VERSION} gives {features.FEATURE_SIZE} values"
+                f"{self.path} expects input shape {shape}, its input ({self.extractor.kind}) "
+                f"gives {self.extractor.size} values"
             )
-        probs = self.predict(np.zeros(features.FEATURE_SIZE, np.float32))  # warm-up and check
+        probs = self.predict(np.zeros(self.extractor.size, np.float32))  # warm-up and check
         if probs.shape != (len(self.labels),):
             raise ModelError(f"{self.path} gives {probs.shape[0]} outputs but its card lists {len(self.labels)} labels")
+
+    def extract(self, audio: np.ndarray) -> np.ndarray:
+        """The model's input vector for one mono 16 kHz utterance (before speaker normalisation)."""
+        return self.extractor.extract(audio)
 
     def predict(self, vector: np.ndarray) -> np.ndarray:
         """Class probabilities (in ``labels`` order) for one feature vector."""

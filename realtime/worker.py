@@ -90,7 +90,7 @@ class Worker:
         x = 0.1 * np.sin(2 * np.pi * 140.0 * t) * (1.0 + 0.5 * np.sin(2 * np.pi * 3.0 * t))
         x += np.random.default_rng(0).normal(0.0, 1e-3, t.size)
         try:
-            self.model.predict(features.extract(x.astype(np.float32)))
+            self.model.predict(self.model.extract(x.astype(np.float32)))
         except Exception:
             pass
 
@@ -141,7 +141,7 @@ class Worker:
         """Extract the features of an ``ahead`` job and keep them for the final job of its span."""
         t0, c0 = time.perf_counter(), time.thread_time()
         try:
-            vector = features.extract(job.audio)
+            vector = self.model.extract(job.audio)
         except Exception:  # the final job extracts again and reports the error
             self._ahead = None
             return
@@ -159,7 +159,7 @@ class Worker:
         early = vector is not None
         try:
             if vector is None:
-                vector = features.extract(job.audio)
+                vector = self.model.extract(job.audio)
             x = vector if state is None else state.apply(vector)
             t1 = time.perf_counter()
             probs = self.model.predict(x)

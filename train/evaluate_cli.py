@@ -45,12 +45,16 @@ from ser_live.train import needs_extra
 
 with needs_extra("ser-evaluate"):  # without the train extra: one line saying what to install, exit 1
     from ser_live.train import augment, corpora as corp, dataset, evaluate, export, streams
-    from ser_live.train.cli import DEFAULT_AUGMENT, DEFAULT_NORM_MEMORY, DEFAULT_NORM_PRIOR, DEFAULT_SPEAKER_NORM
+    from ser_live.train.cli import (DEFAULT_AUGMENT, DEFAULT_ENCODER, DEFAULT_ENCODER_BLOCK, DEFAULT_NORM_MEMORY,
+                                    DEFAULT_NORM_PRIOR, DEFAULT_SPEAKER_NORM, TrainError, make_extractor)
     from ser_live.train.model import Hyperparameters, fit_model
 
 TARGETS = {
-    "cv_ravdess": 0.65,
-    "cv_crema-d": 0.62,
+    "cv_ravdess": 0.70,
+    "cv_crema-d": 0.66,
+    "new_text": 0.62,
+    "unbalanced_cost": 0.03,
+    "ece": 0.03,
     "cross": 0.45,
     "noise_cost": 0.05,
     "gain_cost": 0.01,
@@ -62,7 +66,7 @@ TARGETS = {
 def _features(clips, roots, args, corruption=None, label="", rank=None):
     t0 = time.perf_counter()
     fs = dataset.build_features(clips, roots=roots, cache_dir=args.cache_dir, jobs=args.jobs, corruption=corruption,
-                                rank=rank)
+                                rank=rank, extractor=args.extractor)
     if len(fs.clips) != len(clips):
         raise SystemExit(f"{len(clips) - len(fs.clips)} clips failed ({label}): {fs.failed[:1]}")
     print(f"features {label or 'clean'}: {time.perf_counter() - t0:.0f} s ({fs.cached} cached)", file=sys.stderr, flush=True)
@@ -70,7 +74,7 @@ def _features(clips, roots, args, corruption=None, label="", rank=None):
 
 
 def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, seed: int,
-                        norm: SpeakerNorm | None = None) -> tuple[list[str], dict]:
+                        norm: SpeakerNorm | None = None, extractor=None) -> tuple[list[str], dict]:
     """Run one joined WAV file per session (a list of clips) through the live pipeline as consecutive
     sources; one label (or "none") per clip, sessions concatenated."""
     import soundfile as sf
@@ -79,12 +83,13 @@ def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, 
     from ser_live.replay import replay_files
     from ser_live.worker import Result
 
-    info = dataset.feature_info()
+    extractor = extractor or dataset.handcrafted()
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "fold.onnx"
-        onnx_path.write_bytes(export.to_onnx_bytes(model, info["feature_size"]))
-        card = {"format": "ser-live-model", "format_version": 1, "labels": list(labels),
-                "feature_version": info["feature_version"], "feature_size": info["feature_size"]}
+        onnx_path.write_bytes(export.to_onnx_bytes(model, extractor.size))
+        card = {"format": "ser-live-model", "format_version": 1, "labels": list(labels), **extractor.card()}
+        if extractor.encoder is not None:
+            (Path(tmp) / card["encoder"]["file"]).write_bytes(extractor.encoder.path.read_bytes())
         if norm is not None:
             card["speaker_norm"] = norm.to_card()
         export.sidecar(onnx_path, ".json").write_text(json.dumps(card))
@@ -156,7 +161,7 @@ def _stream_vs_clips(fold_models, clips, X, X_floor, y, corpus, groups, rank, sn
         sessions = [s[np.argsort(rank[s], kind="stable")] for s in sessions]  # each speaker's arrival order
         pick = np.concatenate(sessions)
         pred, st = _stream_predictions(model, list(model.classes_), [[clips[i] for i in s] for s in sessions],
-                                       args.stream_floor, args.seed + 1000 * k, norm)
+                                       args.stream_floor, args.seed + 1000 * k, norm, args.extractor)
         for key, v in st.items():
             stats[key] = v if key == "floor_dbfs" else stats.get(key, 0) + v
         stream_pred += pred
@@ -175,6 +180,21 @@ def _stream_vs_clips(fold_models, clips, X, X_floor, y, corpus, groups, rank, sn
         out["per_corpus"][c] = {"clips": int(m.sum()), "uar_stream": u_stream, "uar_clips": u_clips,
                                 "gap": u_clips - u_stream,
                                 "uar_clips_floor60": evaluate.uar(y[pick][m], clip_floor_pred[m], labels)}
+    return out
+
+
+def _unbalanced_sessions(groups: np.ndarray, y: np.ndarray, idx: np.ndarray, seed: int) -> list[np.ndarray]:
+    """Held-out clips ``idx`` as sessions where one emotion dominates: for every speaker and every emotion
+    it has, a session of all its clips of that emotion (about three quarters) plus a third as many of its
+    other clips (seeded), in a seeded order. Every emotion is dominant for every speaker once."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in sorted(set(groups[idx])):
+        mine = idx[groups[idx] == s]
+        for label in sorted(set(y[mine])):
+            dominant, others = mine[y[mine] == label], mine[y[mine] != label]
+            extra = rng.choice(others, size=min(others.size, max(1, round(dominant.size / 3))), replace=False)
+            out.append(rng.permutation(np.concatenate([dominant, extra])))
     return out
 
 
@@ -201,6 +221,7 @@ def run(args) -> dict:
     # clean and test conditions: each speaker's clips cut as one source in arrival order (the segmenter's VAD
     # gain follows the clips before); augmented training copies: each clip heard alone
     X = _features(clips, roots, args, rank=rank)
+    info = dataset.feature_info(args.extractor)
     aug = [_features(clips, roots, args, c, f"augmented copy {c.copy + 1}")
            for c in augment.training_copies(args.augment, args.seed)]
     conditions = augment.test_conditions()
@@ -218,6 +239,7 @@ def run(args) -> dict:
     pred = {k: np.empty(len(y), dtype=object) for k in ["clean", *Xc]}
     changes = {k: np.empty(len(y), dtype=object)
                for k in ("unadapted", "two speakers per source", "after another speaker's session")} if sn else {}
+    unbalanced: dict[str, list] = {"true": [], "pred": [], "corpus": []}  # clips scored once per session they are in
     proba = None
     splits = evaluate.grouped_splits(y, groups, args.folds, args.seed)
     fold_models = []
@@ -239,18 +261,26 @@ def run(args) -> dict:
             for first, second in _switch_sessions(groups, corpus, te, rank, args.seed + k):
                 both = model.predict(norm.sequence(X[np.concatenate([first, second])]))
                 changes["after another speaker's session"][second] = both[first.size:]
+        for session in _unbalanced_sessions(groups, y, te, args.seed + k):
+            rows = X[session] if sn is None else norm.sequence(X[session])
+            unbalanced["true"] += list(y[session])
+            unbalanced["pred"] += list(model.predict(rows))
+            unbalanced["corpus"] += list(corpus[session])
         fold_models.append((model, te, norm))
         print(f"fold {k + 1}/{len(splits)} done", file=sys.stderr, flush=True)
     y_idx = np.array([classes.index(v) for v in y])
     result: dict = {"recipe": {"augment": args.augment, "hyperparameters": hp.asdict(), "folds": args.folds,
-                               "seed": args.seed, "feature_version": dataset.feature_info()["feature_version"],
-                               "feature_params": {k: v for k, v in dataset.feature_info()["feature_params"].items()
-                                                  if k != "names"},
+                               "seed": args.seed, "input": info["input"], "feature_version": info["feature_version"],
+                               "feature_params": {k: v for k, v in info["feature_params"].items() if k != "names"},
+                               **({"encoder": {k: v for k, v in info["encoder"].items() if k != "file"}}
+                                  if "encoder" in info else {}),
                                "speaker_norm": args.speaker_norm,
                                **({"norm_prior": args.norm_prior, "norm_memory": args.norm_memory} if sn else {})},
                     "cv": {}, "by_position": {}, "robustness": {}, "cross_corpus": {}, "calibration": {}}
     if sn is not None:
         result["speaker_changes"] = {}
+    result["unbalanced"] = {}
+    ub_true, ub_pred, ub_corpus = (np.array(unbalanced[k]) for k in ("true", "pred", "corpus"))
     positions = {"1-5": rank < 5, "6-20": (rank >= 5) & (rank < 20), "21+": rank >= 20}
     for c in names:
         m = corpus == c
@@ -262,6 +292,8 @@ def run(args) -> dict:
         for name in Xc:
             u = evaluate.uar(y[m], pred[name][m], labels)
             result["robustness"].setdefault(name, {})[c] = {"uar": u, "cost": result["cv"][c]["uar"] - u}
+        u = evaluate.uar(ub_true[ub_corpus == c], ub_pred[ub_corpus == c], labels)
+        result["unbalanced"][c] = {"uar": u, "cost": result["cv"][c]["uar"] - u}
         for name, pc in changes.items():
             result["speaker_changes"].setdefault(name, {})[c] = evaluate.uar(y[m], pc[m], labels)
     t = evaluate.fit_temperature(proba, y_idx)
@@ -300,6 +332,16 @@ def run(args) -> dict:
     return result
 
 
+def _input(rec: dict) -> str:
+    """The recipe's input in words."""
+    enc = rec.get("encoder")
+    hand = f"handcrafted features version {rec['feature_version']}"
+    if not enc:
+        return hand
+    words = f"encoder {enc['name']}, block {enc['block']}, frame {enc['pooling']}"
+    return words + (f" joined with the {hand}" if "handcrafted" in rec.get("input", "") else "")
+
+
 def _ok(flag: bool) -> str:
     return "met" if flag else "**not met**"
 
@@ -308,9 +350,9 @@ def render(r: dict) -> str:
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
     rec = r["recipe"]
     lines = [
-        "# ser-live evaluation (issue 6)",
+        "# ser-live evaluation",
         "",
-        f"Feature version {rec['feature_version']}, MLP {rec['hyperparameters']['hidden']} alpha "
+        f"Input: {_input(rec)}; MLP {rec['hyperparameters']['hidden']} alpha "
         f"{rec['hyperparameters']['alpha']}, augmentation copies {rec['augment']}, speaker normalisation "
         + (f"causal (running mean per speaker, prior {rec['norm_prior']:g} clips, "
            + (f"memory {rec['norm_memory']:g} clips, " if rec.get("norm_memory") else "never forgets, ")
@@ -327,7 +369,11 @@ def render(r: dict) -> str:
             lines.append(f"| CV UAR {c} ({len(cv[c]['labels'])} classes) | {pct(cv[c]['uar'])} | ≥ {pct(goal)} | "
                          f"{_ok(cv[c]['uar'] >= goal)} |")
     for c, u in r.get("new_text", {}).items():
-        lines.append(f"| CV UAR {c}, sentences never heard in training either (no target; see below) | {pct(u)} | | |")
+        lines.append(f"| CV UAR {c}, sentences never heard in training either (see below) | {pct(u)} | "
+                     f"≥ {pct(TARGETS['new_text'])} | {_ok(u >= TARGETS['new_text'])} |")
+    for c, v in r.get("unbalanced", {}).items():
+        lines.append(f"| unbalanced sessions, {c}: UAR {pct(v['uar'])}, cost against balanced (points) | {pct(v['cost'])} | "
+                     f"≤ {pct(TARGETS['unbalanced_cost'])} | {_ok(v['cost'] <= TARGETS['unbalanced_cost'])} |")
     for k, v in r["cross_corpus"].items():
         lines.append(f"| cross-corpus UAR {k} ({len(v['labels'])} classes) | {pct(v['uar'])} | ≥ {pct(TARGETS['cross'])} | "
                      f"{_ok(v['uar'] >= TARGETS['cross'])} |")
@@ -344,6 +390,9 @@ def render(r: dict) -> str:
         lines.append(f"| stream vs clip, {c} ({v['clips']} held-out clips of {s['folds']} folds, floor {s['floor_dbfs']:g} "
                      f"dBFS): clip UAR {pct(v['uar_clips'])}, stream UAR {pct(v['uar_stream'])}, gap (points) | "
                      f"{pct(v['gap'])} | ≤ {pct(TARGETS['stream_gap'])} | {_ok(v['gap'] <= TARGETS['stream_gap'])} |")
+    ece = r["calibration"]["all"]["ece_after_temperature"]
+    lines.append(f"| calibration: expected calibration error after the temperature (%) | {pct(ece)} | "
+                 f"≤ {pct(TARGETS['ece'])} | {_ok(ece <= TARGETS['ece'])} |")
     lines += [
         "",
         *([
@@ -354,6 +403,18 @@ def render(r: dict) -> str:
             "Those models also train on less data (a half or two thirds), so part of the drop is that.",
             "",
         ] if r.get("new_text") else []),
+        *([
+            "Unbalanced sessions: each held-out speaker is heard in sessions where one emotion dominates (all of the "
+            "speaker's clips of that emotion, about three quarters of the session, plus a third as many of its other "
+            "clips, in a seeded order), one session per emotion, scored by the same fold models with the same speaker "
+            "adaptation as the CV rows; the cost is the CV UAR minus the UAR over these sessions"
+            + (" (UAR with no adaptation at all, every clip normalised as the first of its source: "
+               + ", ".join(f"{c} {pct(u)}" for c, u in r["speaker_changes"]["unadapted"].items())
+               + ")" if "speaker_changes" in r else "; a model without speaker adaptation scores every clip alone, so "
+               "the order and make-up of a session cannot change its result")
+            + ".",
+            "",
+        ] if r.get("unbalanced") else []),
         "Robustness costs are clean CV UAR minus UAR on the same held-out clips corrupted before the runtime's cut, "
         "scored by the same fold models. The stream rows replay each fold's held-out clips through the live pipeline "
         "with that fold's model and compare with the same model on the same clips one by one.",
@@ -409,6 +470,9 @@ def _parser() -> OneLineParser:
     p.add_argument("--data", nargs="+", type=Path, required=True)
     p.add_argument("--out", type=Path, default=Path("reports/evaluation"), help="writes OUT.json and OUT.md")
     p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT)
+    p.add_argument("--encoder", default=DEFAULT_ENCODER, help="as ser-train's --encoder")
+    p.add_argument("--encoder-block", type=int, default=DEFAULT_ENCODER_BLOCK)
+    p.add_argument("--with-features", action="store_true", help="as ser-train's --with-features")
     p.add_argument("--speaker-norm", choices=("none", "causal"), default=DEFAULT_SPEAKER_NORM)
     p.add_argument("--norm-prior", type=float, default=DEFAULT_NORM_PRIOR)
     p.add_argument("--norm-memory", type=float, default=DEFAULT_NORM_MEMORY, help="0 = never forgets")
@@ -424,6 +488,11 @@ def _parser() -> OneLineParser:
 def main(argv: list[str] | None = None) -> int:
     p = _parser()
     args = p.parse_args(argv)
+    try:
+        args.extractor = make_extractor(args.encoder, args.encoder_block, args.with_features, args.cache_dir)
+    except TrainError as e:
+        print(f"ser-evaluate: {e}", file=sys.stderr)
+        return 2
     result = run(args)
     result["command"] = _command(p, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)

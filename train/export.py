@@ -111,6 +111,7 @@ def make_card(
         "format": CARD_FORMAT,
         "format_version": CARD_FORMAT_VERSION,
         "labels": list(labels),
+        "input": feature.get("input", "handcrafted"),
         "feature_version": feature["feature_version"],
         "feature_size": feature["feature_size"],
         "feature_params": feature["feature_params"],
@@ -126,6 +127,8 @@ def make_card(
         "licence": licence,
         "credits": credits,
     }
+    if "encoder" in feature:
+        card["encoder"] = feature["encoder"]
     if speaker_norm is not None:
         card["speaker_norm"] = speaker_norm.to_card()
     return card
