@@ -1,5 +1,17 @@
-"""The shipped ser-live model: ``DEFAULT_MODEL`` is the ONNX file, its card is beside it (same stem, .json)."""
+"""The shipped ser-live models, by short name: ``default`` (a pretrained speech encoder under an MLP) and
+``fast`` (handcrafted features under an MLP, for very large batch jobs and slow machines). Each is an
+ONNX file with its JSON card beside it (same stem, .json); the default model's encoder file sits beside it too."""
 
 from pathlib import Path
 
-DEFAULT_MODEL: Path = Path(__file__).with_name("ser-default.onnx")
+_HERE = Path(__file__).parent
+MODELS: dict[str, Path] = {"default": _HERE / "ser-default.onnx", "fast": _HERE / "ser-fast.onnx"}
+DEFAULT_MODEL: Path = MODELS["default"]
+FAST_MODEL: Path = MODELS["fast"]
+
+
+def resolve(name_or_path: str | None) -> Path:
+    """A shipped model's path by its short name (None: the default), else the given path."""
+    if name_or_path is None:
+        return DEFAULT_MODEL
+    return MODELS.get(name_or_path, Path(name_or_path))

@@ -11,7 +11,6 @@ process.keep_freed_memory()
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 from ser_live.arguments import EXIT_USAGE, OneLineParser  # noqa: E402
 
@@ -51,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--log", metavar="CSV", help="append one row per utterance to this CSV file")
     out.add_argument("--json", action="store_true", help="print one JSON object per utterance")
     out.add_argument("--plain", action="store_true", help="print one line per utterance even on a terminal")
-    p.add_argument("--model", metavar="ONNX", help="model file (its JSON card must sit beside it; default: the shipped model)")
+    p.add_argument("--model", metavar="NAME|ONNX",
+                   help="'default' (the shipped accurate model: a pretrained speech encoder, about 10 ms per utterance), "
+                   "'fast' (the shipped handcrafted-features model, about 1 ms per utterance and less accurate: for very "
+                   "large batch jobs and slow machines), or a model file whose JSON card sits beside it")
     from ser_live.segmenter import SegmenterConfig
 
     vad = p.add_argument_group("segmenter")
@@ -125,14 +127,10 @@ def run(argv: list[str] | None = None) -> int:
     else:
         missing = []
 
-    if args.model is None:
-        from ser_live.models import DEFAULT_MODEL
+    from ser_live.models import resolve
 
-        model_path = DEFAULT_MODEL
-    else:
-        model_path = Path(args.model)
     try:
-        model = EmotionModel(model_path)
+        model = EmotionModel(resolve(args.model))
         log = SessionLog(args.log, model.labels) if args.log else None
     except (ModelError, LogError) as e:
         return _fail(str(e))

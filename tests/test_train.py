@@ -705,3 +705,19 @@ def test_ser_train_alpha_search_records_its_choices(small_data, cache_dir, tmp_p
     with pytest.raises(SystemExit) as exit_:
         main(["--data", str(small_data / "ravdess"), "--out", str(out), "--alpha", "0.1,-1"])
     assert exit_.value.code != 0 and "--alpha" in capsys.readouterr().err
+
+
+def test_side_by_side_puts_each_evaluation_in_its_own_column(tmp_path, capsys):
+    from ser_live.train import evaluate_cli
+
+    paths = [REPO / "reports" / "evaluation.json", REPO / "reports" / "evaluation-seed1.json"]
+    runs = [json.loads(p.read_text()) for p in paths]
+    md = evaluate_cli.render_side_by_side(runs)
+    row = next(line for line in md.splitlines() if line.startswith("| CV UAR, ravdess (7 classes) |"))
+    assert row.split("|")[3:5] == [f" {100 * r['cv']['ravdess']['uar']:.1f} " for r in runs]
+    assert evaluate_cli.main(["--side-by-side", *map(str, paths), "--out", str(tmp_path / "both")]) == 0
+    assert (tmp_path / "both.md").read_text() == md
+    capsys.readouterr()
+    assert evaluate_cli.main(["--side-by-side", str(tmp_path / "missing.json"), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read an evaluation" in err

@@ -369,6 +369,7 @@ def run(args, console, out_console) -> int:
             "no_speech_whole_clip": fs.no_speech,
         },
     }
+    encoder = info.get("encoder")
     card = export.make_card(
         labels=[str(c) for c in model.classes_],
         feature=info,
@@ -377,8 +378,10 @@ def run(args, console, out_console) -> int:
         metrics=metrics,
         training=training,
         speaker_norm=norm,
-        licence=corp.licence_text(corpora_card),
-        credits=[corp.CORPORA[c].credit for c in corpora_card],
+        licence=corp.licence_text(corpora_card) + (
+            f"; the encoder file beside the model is {encoder['source']['licence']} ({encoder['source']['package']} "
+            f"{encoder['source']['version']})" if encoder else ""),
+        credits=[corp.CORPORA[c].credit for c in corpora_card] + ([encoder["source"]["credit"]] if encoder else []),
     )
 
     card_path = export.sidecar(out, ".json")

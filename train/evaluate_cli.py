@@ -453,6 +453,56 @@ def render(r: dict) -> str:
     return "\n".join(lines)
 
 
+def rows(r: dict) -> dict[str, tuple[float, str]]:
+    """The evaluation's figures by name, each (value in %, the target it is held to or "")."""
+    pct = lambda v: 100 * v  # noqa: E731
+    out: dict[str, tuple[float, str]] = {}
+    goal = {"ravdess": TARGETS["cv_ravdess"], "crema-d": TARGETS["cv_crema-d"]}
+    for c, m in r["cv"].items():
+        out[f"CV UAR, {c} ({len(m['labels'])} classes)"] = (pct(m["uar"]), f"≥ {pct(goal.get(c, 0)):.0f}")
+    for c, u in r.get("new_text", {}).items():
+        out[f"sentences never heard, {c}"] = (pct(u), f"≥ {pct(TARGETS['new_text']):.0f}")
+    for k, v in r["cross_corpus"].items():
+        out[f"cross-corpus {k.replace('->', ' → ')}"] = (pct(v["uar"]), f"≥ {pct(TARGETS['cross']):.0f}")
+    for c, v in r.get("unbalanced", {}).items():
+        out[f"unbalanced sessions, {c}: cost"] = (pct(v["cost"]), f"≤ {pct(TARGETS['unbalanced_cost']):.0f}")
+    limits = {"white 15 dB": "noise_cost", "babble 15 dB": "noise_cost", "gain +20 dB": "gain_cost",
+              "gain -20 dB": "gain_cost", "telephone 300-3400 Hz": "telephone_cost"}
+    for name, per in r["robustness"].items():
+        for c, v in per.items():
+            key = limits.get(name)
+            out[f"{name}, {c}: cost"] = (pct(v["cost"]), f"≤ {pct(TARGETS[key]):.0f}" if key else "")
+    for c, v in r["stream"]["per_corpus"].items():
+        out[f"stream vs clip, {c}: gap"] = (pct(v["gap"]), f"≤ {pct(TARGETS['stream_gap']):.0f}")
+    out["calibration error after the temperature (%)"] = (pct(r["calibration"]["all"]["ece_after_temperature"]),
+                                                          f"≤ {pct(TARGETS['ece']):.0f}")
+    for c, m in r["cv"].items():
+        for label, v in m["recall"].items():
+            out[f"recall {label}, {c}"] = (pct(v), "")
+    return out
+
+
+def render_side_by_side(results: list[dict]) -> str:
+    """One table of the figures of several evaluations (models or split seeds), a column each."""
+    tables = [rows(r) for r in results]
+    names = list(dict.fromkeys(k for t in tables for k in t))
+    heads = [f"{_input(r['recipe'])}, speaker adaptation {r['recipe'].get('speaker_norm', 'none')}, "
+             f"split seed {r['recipe']['seed']}" for r in results]
+    lines = ["# ser-live models side by side", "",
+             "Each column is one `ser-evaluate` run (speaker-independent, the same speakers, folds and test "
+             "conditions); UAR and costs in %, costs in points against the clean clips. Produced by "
+             f"`{' ; '.join(r['command'] for r in results)}` and rendered by `ser-evaluate --side-by-side`.", "",
+             "| figure | target | " + " | ".join(f"({i + 1})" for i in range(len(results))) + " |",
+             "|---|---|" + "---:|" * len(results)]
+    for name in names:
+        target = next((t[name][1] for t in tables if name in t), "")
+        cells = [f"{t[name][0]:.1f}" if name in t else "" for t in tables]
+        lines.append(f"| {name} | {target} | " + " | ".join(cells) + " |")
+    lines += [""] + [f"({i + 1}) {h}; run {r['run']['date']} on {r['run']['machine']}."
+                     for i, (h, r) in enumerate(zip(heads, results))] + [""]
+    return "\n".join(lines)
+
+
 def _command(parser: OneLineParser, args) -> str:
     """The command line that reproduces this run: the data and output, and every option not at its default
     (``--jobs`` and ``--cache-dir`` change nothing in the figures)."""
@@ -467,7 +517,9 @@ def _command(parser: OneLineParser, args) -> str:
 
 def _parser() -> OneLineParser:
     p = OneLineParser(prog="ser-evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", nargs="+", type=Path, required=True)
+    p.add_argument("--data", nargs="+", type=Path, help="corpus folders (every evaluation needs them)")
+    p.add_argument("--side-by-side", nargs="+", type=Path, metavar="JSON",
+                   help="instead of evaluating: render these evaluations' JSON files as one table into OUT.md")
     p.add_argument("--out", type=Path, default=Path("reports/evaluation"), help="writes OUT.json and OUT.md")
     p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT)
     p.add_argument("--encoder", default=DEFAULT_ENCODER, help="as ser-train's --encoder")
@@ -488,6 +540,19 @@ def _parser() -> OneLineParser:
 def main(argv: list[str] | None = None) -> int:
     p = _parser()
     args = p.parse_args(argv)
+    if args.side_by_side:
+        try:
+            results = [json.loads(f.read_text()) for f in args.side_by_side]
+        except (OSError, ValueError) as e:
+            print(f"ser-evaluate: cannot read an evaluation: {e}", file=sys.stderr)
+            return 2
+        md = render_side_by_side(results)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        export.write_atomic(args.out.with_suffix(".md"), md.encode())
+        print(md)
+        return 0
+    if not args.data:
+        p.error("--data is required")
     try:
         args.extractor = make_extractor(args.encoder, args.encoder_block, args.with_features, args.cache_dir)
     except TrainError as e:

@@ -1,4 +1,4 @@
-"""Write tests/golden/golden.json: feature vectors and shipped-model probabilities of a few real clips.
+"""Write tests/golden/NAME.json for each shipped model: its input vectors and probabilities of a few real clips.
 
     python tests/golden/make_golden.py
 
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for conf
 from conftest import DATA  # noqa: E402
 from ser_live import features  # noqa: E402
 from ser_live.model import EmotionModel  # noqa: E402
-from ser_live.models import DEFAULT_MODEL  # noqa: E402
+from ser_live.models import MODELS  # noqa: E402
 
 CLIPS = (
     "ravdess/Actor_01/03-01-01-01-01-01-01.flac",
@@ -31,7 +31,6 @@ CLIPS = (
     "crema-d/1031_IEO_SAD_HI.flac",
     "crema-d/1075_TSI_HAP_XX.flac",
 )
-OUT = Path(__file__).with_name("golden.json")
 
 
 def sha256(path: Path) -> str:
@@ -39,22 +38,25 @@ def sha256(path: Path) -> str:
 
 
 def main() -> None:
-    model = EmotionModel(DEFAULT_MODEL)
-    rows = {}
-    for rel in CLIPS:
-        audio, rate = sf.read(DATA / rel, dtype="float32")
-        assert rate == features.SAMPLE_RATE, rel
-        vector = features.extract(audio)
-        rows[rel] = {"features": [float(v) for v in vector], "probs": [float(p) for p in model.predict(vector)]}
-    doc = {
-        "feature_version": features.FEATURE_VERSION,
-        "model_sha256": sha256(DEFAULT_MODEL),
-        "labels": model.labels,
-        "made_with": {"numpy": np.__version__, "onnxruntime": __import__("onnxruntime").__version__},
-        "clips": rows,
-    }
-    OUT.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {OUT}")
+    for name, path in MODELS.items():
+        model = EmotionModel(path)
+        rows = {}
+        for rel in CLIPS:
+            audio, rate = sf.read(DATA / rel, dtype="float32")
+            assert rate == features.SAMPLE_RATE, rel
+            vector = model.extract(audio)
+            rows[rel] = {"features": [float(v) for v in vector], "probs": [float(p) for p in model.predict(vector)]}
+        doc = {
+            "feature_version": features.FEATURE_VERSION,
+            "input": model.extractor.kind,
+            "model_sha256": sha256(path),
+            "labels": model.labels,
+            "made_with": {"numpy": np.__version__, "onnxruntime": __import__("onnxruntime").__version__},
+            "clips": rows,
+        }
+        out = Path(__file__).with_name(f"{name}.json")
+        out.write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":
