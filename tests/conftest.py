@@ -70,14 +70,25 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     return exit_info.value.code, out, err
 
 
+def _shipped(name: str):
+    from ser_live.model import EmotionModel
+    from ser_live.models import MODELS
+
+    if not MODELS[name].is_file():
+        pytest.fail(f"shipped model {MODELS[name]} is missing")
+    return EmotionModel(MODELS[name])
+
+
 @pytest.fixture(scope="session")
 def default_model():
-    from ser_live.models import DEFAULT_MODEL
-    from ser_live.model import EmotionModel
+    """The shipped default model (a pretrained encoder under an MLP)."""
+    return _shipped("default")
 
-    if not DEFAULT_MODEL.is_file():
-        pytest.fail(f"shipped model {DEFAULT_MODEL} is missing")
-    return EmotionModel(DEFAULT_MODEL)
+
+@pytest.fixture(scope="session")
+def fast_model():
+    """The shipped fast model (handcrafted features, per-source speaker normalisation)."""
+    return _shipped("fast")
 
 
 def _missing() -> str | None:

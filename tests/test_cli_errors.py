@@ -149,24 +149,24 @@ def test_log_that_is_not_a_regular_file_is_refused_unread(target, kind, tmp_path
     assert p.stdout == ""
 
 
-def _copy_model(tmp_path, default_model):
+def _copy_model(tmp_path, fast_model):
     onnx = tmp_path / "m.onnx"
-    shutil.copy(default_model.path, onnx)
-    shutil.copy(default_model.path.with_suffix(".json"), onnx.with_suffix(".json"))
+    shutil.copy(fast_model.path, onnx)
+    shutil.copy(fast_model.path.with_suffix(".json"), onnx.with_suffix(".json"))
     return onnx
 
 
-def test_model_missing_or_not_onnx(tmp_path, clip, default_model, capsys):
+def test_model_missing_or_not_onnx(tmp_path, clip, fast_model, capsys):
     code, _, err = run(["--file", str(clip), "--model", str(tmp_path / "none.onnx")], capsys)
     assert_one_line_error(code, err, "not found")
-    onnx = _copy_model(tmp_path, default_model)
+    onnx = _copy_model(tmp_path, fast_model)
     onnx.write_bytes(b"\x08\x07garbage that is not a protobuf graph")
     code, _, err = run(["--file", str(clip), "--model", str(onnx)], capsys)
     assert_one_line_error(code, err, "not a loadable ONNX model")
 
 
-def test_model_without_card_or_with_bad_card(tmp_path, clip, default_model, capsys):
-    onnx = _copy_model(tmp_path, default_model)
+def test_model_without_card_or_with_bad_card(tmp_path, clip, fast_model, capsys):
+    onnx = _copy_model(tmp_path, fast_model)
     card = onnx.with_suffix(".json")
     card.unlink()
     code, _, err = run(["--file", str(clip), "--model", str(onnx)], capsys)
@@ -180,8 +180,8 @@ def test_model_without_card_or_with_bad_card(tmp_path, clip, default_model, caps
     "key, delta, needle",
     [("feature_version", 1, "feature version"), ("feature_size", 3, "feature_size")],
 )
-def test_card_that_does_not_match_the_runtime_is_refused(key, delta, needle, tmp_path, clip, default_model, capsys):
-    onnx = _copy_model(tmp_path, default_model)
+def test_card_that_does_not_match_the_runtime_is_refused(key, delta, needle, tmp_path, clip, fast_model, capsys):
+    onnx = _copy_model(tmp_path, fast_model)
     card_path = onnx.with_suffix(".json")
     card = json.loads(card_path.read_text())
     card[key] += delta  # another feature version, or a card that lies about its feature size

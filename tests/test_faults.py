@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from ser_live import worker
+from ser_live.extractor import Extractor
 from ser_live.session_log import SessionLog
 from conftest import run_cli as run, join_with_pauses, real_clips
 
@@ -26,16 +27,16 @@ def four_clips(tmp_path_factory):
 
 
 def test_feature_failure_fails_one_utterance_and_the_session_goes_on(four_clips, tmp_path, monkeypatch, capsys):
-    real_extract = worker.features.extract
+    real_extract = Extractor.extract
     calls = []
 
-    def flaky(audio):
+    def flaky(self, audio):
         calls.append(audio.size)
         if len(calls) == 2:
             raise FloatingPointError("simulated failure")
-        return real_extract(audio)
+        return real_extract(self, audio)
 
-    monkeypatch.setattr(worker.features, "extract", flaky)
+    monkeypatch.setattr(Extractor, "extract", flaky)
     log = tmp_path / "out.csv"
     code, out, err = run(["--file", str(four_clips), "--speed", "0", "--plain", "--log", str(log)], capsys)
     assert "classification failed (FloatingPointError: simulated failure)" in err

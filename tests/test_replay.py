@@ -11,7 +11,7 @@ import soundfile as sf
 from ser_live.pipeline import Pipeline, SpeechState
 from ser_live.replay import replay_files
 from ser_live.segmenter import utterances
-from ser_live import features
+from ser_live.extractor import Extractor
 from ser_live.worker import Job, Result, Worker
 from conftest import run_cli as run, join_with_pauses, real_clips
 
@@ -131,8 +131,8 @@ def test_live_finals_use_features_extracted_during_the_hangover(stream, default_
 def test_worker_reuses_ahead_features_only_for_the_same_span(default_model, monkeypatch):
     audio = sf.read(real_clips(1, 0)[0], dtype="float32")[0]
     calls = []
-    extract = features.extract
-    monkeypatch.setattr(features, "extract", lambda x: calls.append(x.size) or time.sleep(0.05) or extract(x))
+    extract = Extractor.extract
+    monkeypatch.setattr(Extractor, "extract", lambda self, x: calls.append(x.size) or time.sleep(0.05) or extract(self, x))
     w = Worker(default_model, None)
     w.extract_ahead(Job("a", 0.0, 2.0, audio, False, 0.0, 1, ahead=True))
     same = w.classify(Job("a", 0.0, 2.0, audio, True, 0.0, 1))

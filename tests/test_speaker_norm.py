@@ -34,11 +34,11 @@ def clips():
     return paths, spans, np.stack(vecs)
 
 
-def _model_with(tmp_path, default_model, speaker_norm=...):
+def _model_with(tmp_path, fast_model, speaker_norm=...):
     """A copy of the shipped model whose card has ``speaker_norm`` set (or removed when ``...``)."""
     onnx = tmp_path / "m.onnx"
-    shutil.copy(default_model.path, onnx)
-    card = json.loads(default_model.path.with_suffix(".json").read_text())
+    shutil.copy(fast_model.path, onnx)
+    card = json.loads(fast_model.path.with_suffix(".json").read_text())
     card.pop("speaker_norm", None)
     if speaker_norm is not ...:
         card["speaker_norm"] = speaker_norm
@@ -47,9 +47,9 @@ def _model_with(tmp_path, default_model, speaker_norm=...):
 
 
 @pytest.fixture
-def norm_model(tmp_path, default_model, clips):
+def norm_model(tmp_path, fast_model, clips):
     mean = clips[2].astype(np.float64).mean(axis=0) + 0.5  # a training mean unlike these clips
-    return EmotionModel(_model_with(tmp_path, default_model, SpeakerNorm(mean, 3.0).to_card()))
+    return EmotionModel(_model_with(tmp_path, fast_model, SpeakerNorm(mean, 3.0).to_card()))
 
 
 # ------------------------------------------------------------------------------------ the definition
@@ -102,17 +102,17 @@ def test_a_new_speaker_in_the_same_source_is_learned_with_memory_not_without():
     assert np.abs(forgets).max() < 1.0 and np.abs(never).min() > 2.5
 
 
-def test_card_round_trip(tmp_path, default_model, clips):
+def test_card_round_trip(tmp_path, fast_model, clips):
     mean = clips[2].astype(np.float64).mean(axis=0)
     field = SpeakerNorm(mean, 3.0).to_card()
     assert field["method"] == METHOD and field["prior_clips"] == 3 and len(field["mean"]) == features.FEATURE_SIZE
     assert "memory_clips" not in field  # never forgets: the field of earlier models, read the same way
-    model = EmotionModel(_model_with(tmp_path, default_model, json.loads(json.dumps(field))))
+    model = EmotionModel(_model_with(tmp_path, fast_model, json.loads(json.dumps(field))))
     np.testing.assert_array_equal(model.speaker_norm.mean, mean)  # exact through JSON
     assert model.speaker_norm.prior == 3.0 and model.speaker_norm.memory is None
     field = SpeakerNorm(mean, 3.0, 30.0).to_card()
     assert field["memory_clips"] == 30
-    model = EmotionModel(_model_with(tmp_path, default_model, json.loads(json.dumps(field))))
+    model = EmotionModel(_model_with(tmp_path, fast_model, json.loads(json.dumps(field))))
     assert model.speaker_norm.memory == 30.0
 
 
@@ -132,8 +132,8 @@ def test_card_round_trip(tmp_path, default_model, clips):
         ("causal", "not an object"),
     ],
 )
-def test_bad_speaker_norm_field_is_refused_in_one_line(field, needle, tmp_path, default_model, capsys):
-    onnx = _model_with(tmp_path, default_model, field)
+def test_bad_speaker_norm_field_is_refused_in_one_line(field, needle, tmp_path, fast_model, capsys):
+    onnx = _model_with(tmp_path, fast_model, field)
     with pytest.raises(ModelError, match="speaker"):
         EmotionModel(onnx)
     clip = tmp_path / "clip.wav"
@@ -144,8 +144,8 @@ def test_bad_speaker_norm_field_is_refused_in_one_line(field, needle, tmp_path, 
     assert "Traceback" not in err
 
 
-def test_card_without_the_field_means_no_normalisation(tmp_path, default_model, clips):
-    model = EmotionModel(_model_with(tmp_path, default_model))
+def test_card_without_the_field_means_no_normalisation(tmp_path, fast_model, clips):
+    model = EmotionModel(_model_with(tmp_path, fast_model))
     assert model.speaker_norm is None
     _, spans, vecs = clips
     r = Worker(model, queue.Queue()).classify(Job("f", 0.0, 1.0, spans[0], True, 0.0, 1))
@@ -201,7 +201,7 @@ def test_live_pipeline_adapts_per_file_and_provisional_results_do_not_count(norm
     assert any(not r.job.final and r.adapted > 0 for r in results)  # provisional jobs after finals
 
 
-def test_runtime_equals_trainer_on_the_same_clips_in_the_same_order(default_model, clips, tmp_path):
+def test_runtime_equals_trainer_on_the_same_clips_in_the_same_order(fast_model, clips, tmp_path):
     """Trainer: features of each clip (``dataset.clip_features``), every speaker one session in the
     seeded arrival order, ONNX Runtime on the batch. Runtime: the worker classifying each clip's speech
     in that order, one source per speaker, with the normaliser read back from the card."""
@@ -213,7 +213,7 @@ def test_runtime_equals_trainer_on_the_same_clips_in_the_same_order(default_mode
     sn = evaluate.SessionNorm(3.0, groups, evaluate.arrival_rank(groups, seed=0))
     norm = sn.fit(X, np.arange(len(X)))
     trained = sn.apply(norm, X, np.arange(len(X)))
-    onnx = _model_with(tmp_path, default_model, norm.to_card())
+    onnx = _model_with(tmp_path, fast_model, norm.to_card())
     sess = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
     expected = sess.run(["probabilities"], {"features": trained})[0]
 
