@@ -102,6 +102,7 @@ class SegmentEvent:
     audio: np.ndarray | None = field(default=None, repr=False)
     reason: str = ""
     levels: tuple[float, float] = (-math.inf, -math.inf)  # ``end``: its (peak, background) levels, see speech_levels
+    voiced_end: int = 0  # ``end``: the sample index just after its last voiced frame
 
 
 @dataclass(frozen=True)
@@ -368,7 +369,7 @@ class Segmenter:
         else:
             levels = speech_levels(audio)
         if audio is not None and not self._gain.too_quiet(levels[0]):
-            events.append(SegmentEvent("end", self._utt_start, end, self._pos, audio, reason, levels))
+            events.append(SegmentEvent("end", self._utt_start, end, self._pos, audio, reason, levels, self._last_voiced_end))
             self._gain.observe(levels)
         else:
             events.append(SegmentEvent("discard", self._utt_start, end, self._pos, None, reason if audio is None else "quiet"))
