@@ -114,3 +114,4 @@ class Status:
     dropped_final: int
     dropped_provisional: int
     pending: int
+    accepted_final: int  # final jobs queued for the worker so far

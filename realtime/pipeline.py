@@ -146,7 +146,8 @@ class Pipeline:
         """The pipeline's counters and levels now."""
         worker = self.worker
         return Status(self._source, self.source_seconds, self.level_db, self.speaking, self.overflows,
-                      self.ring.dropped_blocks, worker.dropped_final, worker.dropped_provisional, worker.pending)
+                      self.ring.dropped_blocks, worker.dropped_final, worker.dropped_provisional, worker.pending,
+                      worker.accepted_final)
 
     # -- segmenter thread ------------------------------------------------------------------------
 

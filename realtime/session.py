@@ -176,7 +176,7 @@ class Session:
     def _stop_early(self) -> None:
         """Stop without waiting for the utterances still queued; keep the results already computed."""
         self._handle_ready()
-        if self.stats.utterances + self.stats.failed < self.pipeline.worker.accepted_final:
+        if self.stats.utterances + self.stats.failed < self.pipeline.status().accepted_final:
             _err("stopped before every queued utterance was classified")
 
     def _handle_ready(self) -> None:

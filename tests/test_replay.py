@@ -189,6 +189,7 @@ def test_the_observer_sees_every_event_the_session_gets_with_the_times_of_each_f
             assert 0.0 < r.job.detected - r.job.voiced_in < 0.3
     status = pipe.status()
     assert (status.source, status.speaking, status.pending, status.dropped_final) == (str(path), False, 0, 0)
+    assert status.accepted_final == len(finals)
     assert status.source_seconds == pytest.approx(x.size / 16000, abs=0.05)
 
 

@@ -21,7 +21,7 @@ def _view(fps: float = 30.0, status_fps: float = 2.0) -> tuple[LiveView, io.Stri
 
 
 def _status(level_db: float = -30.0) -> Status:
-    return Status("mic", 12.0, level_db, True, 0, 0, 0, 0, 0)
+    return Status("mic", 12.0, level_db, True, 0, 0, 0, 0, 0, 0)
 
 
 def _result(label: int, final: bool = True) -> Result:
