@@ -7,11 +7,14 @@ without PortAudio.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
+from ser_live.events import StopReason
 from ser_live.features import SAMPLE_RATE
 from ser_live.pipeline import Pipeline
 
+STALL_SECONDS = 3.0  # a microphone that delivers nothing this long has gone away
 PORTAUDIO_HINT = "install PortAudio (Debian/Ubuntu: sudo apt-get install libportaudio2; macOS: brew install portaudio)"
 
 
@@ -56,8 +59,8 @@ def resolve_device(device: str | None) -> tuple[int | None, str]:
 
 
 class MicrophoneCapture:
-    """An input stream at 16 kHz mono when the device allows, else at its native rate
-    (the pipeline resamples). Counts input overflows reported by PortAudio."""
+    """A source (``pipeline.Source``): an input stream at 16 kHz mono when the device allows, else at its
+    native rate (the pipeline resamples). Input overflows reported by PortAudio are counted by the pipeline."""
 
     def __init__(self, pipeline: Pipeline, device: str | None = None, block_ms: int = 30) -> None:
         sd = _sounddevice()
@@ -68,9 +71,10 @@ class MicrophoneCapture:
             self.rate = SAMPLE_RATE
         except sd.PortAudioError:
             self.rate = int(sd.query_devices(self.index, kind="input")["default_samplerate"])
-        self.overflows = 0
         self.failed = threading.Event()  # the stream ended without being asked to
         self._stopping = False
+        self._last_written = 0  # the ring's total at the last look (ended), and when it last moved
+        self._last_audio = time.monotonic()
         try:
             self._stream = sd.InputStream(
                 samplerate=self.rate,
@@ -86,7 +90,7 @@ class MicrophoneCapture:
 
     def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread
         if status.input_overflow:
-            self.overflows += 1
+            self.pipeline.count_overflow()
         self.pipeline.feed_audio(indata)
 
     def _finished(self) -> None:
@@ -95,7 +99,20 @@ class MicrophoneCapture:
 
     def start(self) -> None:
         self.pipeline.begin_source(self.name, self.rate)
+        self._last_written, self._last_audio = self.pipeline.ring.total_written, time.monotonic()
         self._stream.start()
+
+    def ended(self) -> StopReason | None:
+        """The device is gone: its stream ended unasked, or it delivered nothing for STALL_SECONDS."""
+        now, written = time.monotonic(), self.pipeline.ring.total_written
+        if written != self._last_written:
+            self._last_written, self._last_audio = written, now
+        if self.failed.is_set() or now - self._last_audio > STALL_SECONDS:
+            return StopReason.DEVICE_STOPPED
+        return None
+
+    def describe(self) -> str:
+        return f"listening on {self.name!r} at {self.rate} Hz"
 
     def stop(self) -> None:
         self._stopping = True

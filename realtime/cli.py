@@ -121,7 +121,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.file is not None:
         files, missing = expand_paths(args.file)
         for m in missing:
-            sys.stderr.write(f"ser-live: {m.path}: {m.message}\n")
+            sys.stderr.write(f"ser-live: {m.source}: {m.message}\n")
         if not files:
             return _fail("no audio files to replay")
     else:

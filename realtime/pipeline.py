@@ -1,9 +1,14 @@
 """The one path every source goes through: ring buffer -> segmenter thread -> worker.
 
-A source (the microphone callback or the file replay thread) calls :meth:`Pipeline.begin_source`,
-then :meth:`Pipeline.feed_audio` with blocks at the source's own rate, then
-:meth:`Pipeline.end_source`. Source boundaries travel as markers at absolute sample positions, so
+A source (the microphone callback or the file replay thread, see :class:`Source`) calls
+:meth:`Pipeline.begin_source`, then :meth:`Pipeline.feed_audio` with blocks at the source's own rate,
+then :meth:`Pipeline.end_source`. Source boundaries travel as markers at absolute sample positions, so
 the segmenter thread applies them exactly where the audio of one source ends.
+
+Everything the pipeline has to say goes through :meth:`Pipeline.emit` onto ``results`` as typed events
+(``ser_live.events``), the last one :class:`~ser_live.events.End`; an optional observer sees each event
+as it is queued (the benchmark times latency with it). :meth:`Pipeline.status` is the counters and
+levels at one moment.
 """
 
 from __future__ import annotations
@@ -14,17 +19,37 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
+from ser_live.events import Event, Job, Observer, PipelineFailed, SpeechState, Status, StopReason
 from ser_live.features import SAMPLE_RATE
 from ser_live.model import EmotionModel
 from ser_live.ringbuffer import RingBuffer
-from ser_live.segmenter import Segmenter, SegmenterConfig
-from ser_live.worker import Job, Worker
+from ser_live.segmenter import SegmentEvent, Segmenter, SegmenterConfig
+from ser_live.worker import Worker
 
 
 LEVEL_FALL_DB_PER_S = 30.0
+ENTRIES_KEPT = 64  # chunks whose arrival time is remembered, to stamp a final job with its last voiced frame's
+
+
+class Source(Protocol):
+    """What the session needs of an audio source (microphone capture, file replay), which feeds a
+    pipeline from ``start()`` on."""
+
+    def start(self) -> None:
+        """Begin feeding (on the source's own thread or callback)."""
+
+    def stop(self) -> None:
+        """Stop feeding; returns once the source's end marker is in the pipeline (within about a second)."""
+
+    def ended(self) -> StopReason | None:
+        """Why the source has ended by itself (the files are done, the device is gone); None while it delivers."""
+
+    def describe(self) -> str:
+        """One line for the user: what is being listened to."""
 
 
 @dataclass(frozen=True)
@@ -35,26 +60,11 @@ class Marker:
     rate: int = SAMPLE_RATE
 
 
-@dataclass(frozen=True)
-class PipelineFailed:
-    """Put on the results queue if the segmenter thread hits an unexpected error."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class SpeechState:
-    """Put on the results queue when speech starts or a started span is discarded."""
-
-    source: str
-    speaking: bool
-    start_s: float
-
-
 class Pipeline:
     """Owns the ring buffer, the segmenter thread and the worker; results arrive on ``results``.
 
-    ``batch=True`` (replay at ``--speed 0``) makes every stage wait instead of dropping.
+    ``batch=True`` (replay at ``--speed 0``) makes every stage wait instead of dropping. ``observer``
+    is called with every event on the thread that emits it, before the session sees it: keep it cheap.
     """
 
     def __init__(
@@ -65,14 +75,16 @@ class Pipeline:
         ring_seconds: float = 10.0,
         max_rate: int = 48000,
         max_pending: int | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.batch = batch
         self.config = config or SegmenterConfig()
         self.ring = RingBuffer(int(ring_seconds * max_rate))
-        self.results: queue.Queue = queue.Queue()
+        self.results: queue.Queue[Event] = queue.Queue()
+        self._observer = observer
         # live: the queue absorbs bursts instead of dropping; batch: the worker is the bottleneck,
         # so a deeper queue only adds work left to finish when the run is stopped
-        self.worker = Worker(model, self.results, max_pending or (2 if batch else 8))
+        self.worker = Worker(model, self.emit, max_pending or (2 if batch else 8))
         self.segmenter = Segmenter(self.config, interim=not batch)  # batch scoring uses only the ends
         self._markers: collections.deque[Marker] = collections.deque()
         self._source = ""
@@ -80,6 +92,9 @@ class Pipeline:
         self._resampler = None
         self.level_db = -120.0  # input level of the latest block, dBFS
         self.source_seconds = 0.0  # audio consumed from the current source
+        self.speaking = False  # the latest speech state emitted
+        self.overflows = 0  # input overflows the source reported (count_overflow)
+        self._entered: collections.deque[tuple[int, int, float]] = collections.deque(maxlen=ENTRIES_KEPT)
         self._drop_unread = False
         self._thread = threading.Thread(target=self._run, name="ser-segmenter", daemon=True)
 
@@ -101,11 +116,15 @@ class Pipeline:
                     return False
         return self.ring.write(block)
 
+    def count_overflow(self) -> None:
+        """The source lost input before it reached the pipeline (a device overflow)."""
+        self.overflows += 1
+
     def end_source(self) -> None:
         self._markers.append(Marker(self.ring.total_written, "end"))
 
     def close(self, drop_unread: bool = False) -> None:
-        """No more sources: finish what is queued; ``results`` ends with ``None``.
+        """No more sources: finish what is queued; ``results`` ends with :class:`End`.
 
         ``drop_unread`` (a stop request): audio not yet read is discarded instead of segmented,
         so what is left to do is the utterance in progress and the jobs already queued (at
@@ -114,6 +133,21 @@ class Pipeline:
         if drop_unread:
             self._drop_unread = True
         self._markers.append(Marker(self.ring.total_written, "close"))
+
+    # -- the session's side ----------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        """Queue an event for the session (from any of the pipeline's threads), shown to the observer first."""
+        if self._observer is not None:
+            self._observer(event)
+        self.results.put(event)
+
+    def status(self) -> Status:
+        """The pipeline's counters and levels now."""
+        worker = self.worker
+        return Status(self._source, self.source_seconds, self.level_db, self.speaking, self.overflows,
+                      self.ring.dropped_blocks, worker.dropped_final, worker.dropped_provisional, worker.pending,
+                      worker.accepted_final)
 
     # -- segmenter thread ------------------------------------------------------------------------
 
@@ -130,7 +164,7 @@ class Pipeline:
         try:
             self._loop()
         except Exception as e:  # report it; the session ends cleanly instead of hanging
-            self.results.put(PipelineFailed(f"{type(e).__name__}: {e}"))
+            self.emit(PipelineFailed(f"{type(e).__name__}: {e}"))
         finally:
             self.worker.close()
 
@@ -163,6 +197,7 @@ class Pipeline:
             self._source = marker.source
             self._source_id += 1
             self.source_seconds = 0.0
+            self._entered.clear()
             self.segmenter.reset()
             self._resampler = None
             if marker.rate != SAMPLE_RATE:
@@ -173,7 +208,7 @@ class Pipeline:
         if self._resampler is not None:
             tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
             self._resampler = None
-            self._handle(self.segmenter.process(tail))
+            self._segment(tail)
         self._handle(self.segmenter.flush())
         return marker.kind != "close"
 
@@ -185,17 +220,31 @@ class Pipeline:
             # a meter's ballistics: instant rise, fall of LEVEL_FALL_DB_PER_S
             self.level_db = max(db, self.level_db - LEVEL_FALL_DB_PER_S * chunk.size / SAMPLE_RATE)
             self.source_seconds += chunk.size / SAMPLE_RATE
-            self._handle(self.segmenter.process(chunk))
+            self._segment(chunk)
 
-    def _handle(self, events: list) -> None:
+    def _segment(self, chunk: np.ndarray) -> None:
+        """Hand a chunk to the segmenter, remembering when it arrived and which samples it held."""
+        entered, before = time.monotonic(), self.segmenter.position
+        events = self.segmenter.process(chunk)
+        self._entered.append((before, self.segmenter.position, entered))
+        self._handle(events)
+
+    def _arrival(self, sample: int) -> float:
+        """time.monotonic() when the chunk holding ``sample`` of the current source reached the segmenter."""
+        return next((t for before, after, t in reversed(self._entered) if before <= sample < after), math.nan)
+
+    def _handle(self, events: list[SegmentEvent]) -> None:
         now = time.monotonic()
         for e in events:
             if e.kind in ("start", "discard"):
-                self.results.put(SpeechState(self._source, e.kind == "start", e.start / SAMPLE_RATE))
+                self.speaking = e.kind == "start"
+                self.emit(SpeechState(self._source, self.speaking, e.start / SAMPLE_RATE))
                 continue
             final = e.kind == "end"
             job = Job(self._source, e.start / SAMPLE_RATE, e.end / SAMPLE_RATE, e.audio, final, now, self._source_id,
-                      ahead=e.kind == "pause")
+                      ahead=e.kind == "pause", reason=e.reason if final else "",
+                      voiced_in=self._arrival(e.voiced_end - 1) if final else math.nan)
             self.worker.submit(job, wait=self.batch and final)
             if final:
-                self.results.put(SpeechState(self._source, False, e.end / SAMPLE_RATE))
+                self.speaking = False
+                self.emit(SpeechState(self._source, False, e.end / SAMPLE_RATE))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from ser_live.events import End, Event, SourceFailed, StopReason
 from ser_live.model import EmotionModel
 from ser_live.pipeline import Pipeline
 
@@ -22,29 +22,21 @@ class InputError(Exception):
     """A path given on the command line cannot be used; the message is meant for the user."""
 
 
-@dataclass(frozen=True)
-class FileFailed:
-    """Put on the results queue when one file cannot be (fully) decoded."""
-
-    path: str
-    message: str
-
-
-def expand_paths(paths: list[str]) -> tuple[list[Path], list[FileFailed]]:
+def expand_paths(paths: list[str]) -> tuple[list[Path], list[SourceFailed]]:
     """Files as given plus the audio files found (recursively, sorted) in given folders."""
     files: list[Path] = []
-    missing: list[FileFailed] = []
+    missing: list[SourceFailed] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
             if not found:
-                missing.append(FileFailed(raw, "folder contains no audio files"))
+                missing.append(SourceFailed(raw, "folder contains no audio files"))
             files.extend(found)
         elif p.is_file():
             files.append(p)
         else:
-            missing.append(FileFailed(raw, "no such file or folder"))
+            missing.append(SourceFailed(raw, "no such file or folder"))
     return files, missing
 
 
@@ -65,9 +57,8 @@ def open_audio(path: Path) -> sf.SoundFile:
 
 
 class FileReplay:
-    """Feeds files through the pipeline on its own thread, paced at ``speed`` x real time.
-
-    ``speed=0`` replays as fast as the pipeline takes it (and then nothing is dropped).
+    """A source (``pipeline.Source``): feeds files through the pipeline on its own thread, paced at
+    ``speed`` x real time. ``speed=0`` replays as fast as the pipeline takes it (and then nothing is dropped).
     """
 
     def __init__(self, pipeline: Pipeline, files: list[Path], speed: float = 1.0) -> None:
@@ -82,10 +73,20 @@ class FileReplay:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop feeding; the current file's end marker is in place when this returns (within ms)."""
         self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(1.0)
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
+
+    def ended(self) -> StopReason | None:
+        return StopReason.END_OF_FILES if self.done.is_set() else None
+
+    def describe(self) -> str:
+        pace = "as fast as possible" if self.speed == 0 else f"at {self.speed:g}x real time"
+        return f"replaying {len(self.files)} file(s) {pace}"
 
     def _run(self) -> None:
         try:
@@ -101,7 +102,7 @@ class FileReplay:
         try:
             f = open_audio(path)
         except InputError as e:
-            p.results.put(FileFailed(str(path), str(e)))
+            p.emit(SourceFailed(str(path), str(e)))
             return
         with f:
             rate = f.samplerate
@@ -132,15 +133,15 @@ class FileReplay:
                         fed += min(block, mono.size - i)
             except Exception as e:  # truncated or corrupt data part-way through the file
                 reason = str(e).split(":")[-1].strip() or type(e).__name__
-                p.results.put(FileFailed(str(path), f"decoding stopped after {fed / rate:.2f} s ({reason})"))
+                p.emit(SourceFailed(str(path), f"decoding stopped after {fed / rate:.2f} s ({reason})"))
             finally:
                 p.end_source()
 
 
-def replay_files(model: EmotionModel, files: list[Path], speed: float = 0.0, timeout: float = 120.0) -> list:
+def replay_files(model: EmotionModel, files: list[Path], speed: float = 0.0, timeout: float = 120.0) -> list[Event]:
     """Replay ``files`` through a fresh pipeline to their end (batch mode at ``speed`` 0) and return
-    everything it emitted, in order: results, speech states, failed files. The live path, for the
-    evaluation and the tests."""
+    everything it emitted before :class:`End`, in order: results, speech states, failed files. The live
+    path, for the evaluation and the tests."""
     pipe = Pipeline(model, batch=speed == 0)
     pipe.start()
     replay = FileReplay(pipe, files, speed)
@@ -148,6 +149,6 @@ def replay_files(model: EmotionModel, files: list[Path], speed: float = 0.0, tim
     replay.join()
     pipe.close()
     items = []
-    while (item := pipe.results.get(timeout=timeout)) is not None:
+    while not isinstance(item := pipe.results.get(timeout=timeout), End):
         items.append(item)
     return items

@@ -15,7 +15,8 @@ rises by at most ``vad_max_raise_db`` at a time: WebRTC VAD adapts to steady noi
 in what it hears makes that noise voiced for seconds (white noise at -80 dBFS lifted by 20 dB at
 once: 63% of the next 5 s voiced; by 10 dB: none), which merged sentences on quiet microphones. A
 span that peaks far below the source's recent speech (a breath the raised gain let through) is
-discarded. :class:`LevelMemory` carries what the segmenter knows of a source's level from one clip
+discarded. :class:`VadGain` is that gain, beside the VAD state machine of :class:`Segmenter`;
+:class:`LevelMemory` carries what the segmenter knows of a source's level from one clip
 to the next (the trainer cuts a speaker's clips one at a time, as one session).
 """
 
@@ -101,6 +102,7 @@ class SegmentEvent:
     audio: np.ndarray | None = field(default=None, repr=False)
     reason: str = ""
     levels: tuple[float, float] = (-math.inf, -math.inf)  # ``end``: its (peak, background) levels, see speech_levels
+    voiced_end: int = 0  # ``end``: the sample index just after its last voiced frame
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,54 @@ class LevelMemory:
 
     levels: tuple[tuple[float, float], ...] = ()
     vad_gain: float = 1.0
+
+
+class VadGain:
+    """The gain (``linear``) at which the VAD hears a source: the median peak of its last kept utterances
+    brought to ``vad_target_dbfs``, within the config's limits (see the module docstring). It moves only
+    when :meth:`observe` is given the levels of an utterance that ended."""
+
+    def __init__(self, config: SegmenterConfig, memory: LevelMemory | None = None) -> None:
+        memory = memory or LevelMemory()
+        self.config = config
+        self._levels: collections.deque[tuple[float, float]] = collections.deque(
+            memory.levels, maxlen=config.level_utterances)
+        self.linear = memory.vad_gain
+
+    @property
+    def db(self) -> float:
+        return 20.0 * math.log10(self.linear)
+
+    @property
+    def memory(self) -> LevelMemory:
+        return LevelMemory(tuple(self._levels), self.linear)
+
+    def observe(self, levels: tuple[float, float]) -> None:
+        """A kept utterance's (peak, background) levels: the gain follows them."""
+        c = self.config
+        if c.vad_target_dbfs is None or not all(math.isfinite(v) for v in levels):
+            return
+        self._levels.append(levels)
+        peak = self.speech_peak()
+        if peak is None:
+            return
+        floor = statistics.median(f for _, f in self._levels)
+        gain_db = c.vad_target_dbfs - peak
+        if gain_db > 0.0:  # a raised background must stay below vad_floor_dbfs: the VAD hears loud noise as speech
+            gain_db = min(gain_db, max(c.vad_floor_dbfs - floor, 0.0))
+        gain_db = min(max(gain_db, -c.vad_max_gain_db), c.vad_max_gain_db)
+        self.linear = 10.0 ** (min(gain_db, self.db + c.vad_max_raise_db) / 20.0)
+
+    def speech_peak(self) -> float | None:
+        """Median peak (dBFS) of the recent utterances, once there are enough of them."""
+        if len(self._levels) < self.config.level_min_utterances:
+            return None
+        return statistics.median(p for p, _ in self._levels)
+
+    def too_quiet(self, peak_dbfs: float) -> bool:
+        """Far below the source's recent speech: what a raised VAD gain lets through that is not a voice."""
+        speech = self.speech_peak()
+        return speech is not None and peak_dbfs < speech - self.config.quiet_gate_db
 
 
 class Segmenter:
@@ -141,12 +191,9 @@ class Segmenter:
         """Forget everything, the VAD's adaptive noise model and the source's level included: call
         between sources, so that a file is cut the same whatever was replayed before it.
         ``memory``: the source's level as another segmenter left it (:attr:`memory`), to carry it over."""
-        memory = memory or LevelMemory()
         _webrtcvad.init(self._vad)  # also resets the mode
         _webrtcvad.set_mode(self._vad, self.config.aggressiveness)
-        self._levels: collections.deque[tuple[float, float]] = collections.deque(
-            memory.levels, maxlen=self.config.level_utterances)
-        self._vad_gain = memory.vad_gain
+        self._gain = VadGain(self.config, memory)
         self._n = 0  # valid samples in _buf
         self._t0 = 0  # source sample index of _buf[0]
         self._pos = 0  # samples consumed (multiple of the frame)
@@ -169,12 +216,12 @@ class Segmenter:
     @property
     def memory(self) -> LevelMemory:
         """The source's level as known now, for :meth:`reset` of the segmenter that cuts its next clip."""
-        return LevelMemory(tuple(self._levels), self._vad_gain)
+        return self._gain.memory
 
     @property
     def vad_gain_db(self) -> float:
         """The gain (dB) at which the VAD hears the source now."""
-        return 20.0 * math.log10(self._vad_gain)
+        return self._gain.db
 
     def process(self, audio: np.ndarray) -> list[SegmentEvent]:
         """Consume a chunk; return the events it completes, in order."""
@@ -188,7 +235,8 @@ class Segmenter:
         events: list[SegmentEvent] = []
         frame, vad, process = self._frame, self._vad, _webrtcvad.process
         step = 2 * frame
-        gain, pcm, base = self._vad_gain, self._pcm(chunk), 0
+        vad_gain = self._gain
+        gain, pcm, base = vad_gain.linear, self._pcm(chunk), 0
         # Copy the whole chunk into the history at once when it fits (the usual case); the state
         # machine below then only moves positions. Otherwise frame by frame, trimming while idle.
         bulk = self._n + usable <= self._buf.size
@@ -197,8 +245,8 @@ class Segmenter:
             self._n += usable
         i, n = 0, usable // frame
         while i < n:
-            if self._vad_gain != gain:  # an utterance just ended and moved the gain: the rest is heard at the new one
-                gain, pcm, base = self._vad_gain, self._pcm(chunk[i * frame :]), i
+            if vad_gain.linear != gain:  # an utterance just ended and moved the gain: the rest is heard at the new one
+                gain, pcm, base = vad_gain.linear, self._pcm(chunk[i * frame :]), i
             # the VAD runs ahead over the frames that cannot end an utterance (so cannot move the gain)
             ahead = min(n - i, self._frames_before_an_end())
             voiced = [process(vad, SAMPLE_RATE, pcm[k * step : (k + 1) * step], frame) for k in range(i - base, i - base + ahead)]
@@ -239,35 +287,10 @@ class Segmenter:
 
     def _pcm(self, x: np.ndarray) -> memoryview:
         """16-bit PCM of x as the VAD hears it (at the current gain)."""
-        if self._vad_gain != 1.0:
-            x = x * np.float32(self._vad_gain)
+        gain = self._gain.linear
+        if gain != 1.0:
+            x = x * np.float32(gain)
         return memoryview((np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes())
-
-    def _observe_level(self, levels: tuple[float, float]) -> None:
-        c = self.config
-        if c.vad_target_dbfs is None or not all(math.isfinite(v) for v in levels):
-            return
-        self._levels.append(levels)
-        peak = self._speech_peak()
-        if peak is None:
-            return
-        floor = statistics.median(f for _, f in self._levels)
-        gain_db = c.vad_target_dbfs - peak
-        if gain_db > 0.0:  # a raised background must stay below vad_floor_dbfs: the VAD hears loud noise as speech
-            gain_db = min(gain_db, max(c.vad_floor_dbfs - floor, 0.0))
-        gain_db = min(max(gain_db, -c.vad_max_gain_db), c.vad_max_gain_db)
-        self._vad_gain = 10.0 ** (min(gain_db, self.vad_gain_db + c.vad_max_raise_db) / 20.0)
-
-    def _speech_peak(self) -> float | None:
-        """Median peak (dBFS) of the recent utterances, once there are enough of them."""
-        if len(self._levels) < self.config.level_min_utterances:
-            return None
-        return statistics.median(p for p, _ in self._levels)
-
-    def _too_quiet(self, peak_dbfs: float) -> bool:
-        """Far below the source's recent speech: what a raised VAD gain lets through that is not a voice."""
-        speech = self._speech_peak()
-        return speech is not None and peak_dbfs < speech - self.config.quiet_gate_db
 
     def _append(self, frame: np.ndarray) -> None:
         if self._n + frame.size > self._buf.size:  # only while idle: keep the pre-roll
@@ -307,7 +330,7 @@ class Segmenter:
                 audio = self._audio(self._utt_start, end)
                 levels = speech_levels(audio)
                 self._pause_levels = (end, levels)  # the end event reuses them if the utterance ends right here
-                if not self._too_quiet(levels[0]):  # else its end is discarded: no work ahead
+                if not self._gain.too_quiet(levels[0]):  # else its end is discarded: no work ahead
                     events.append(SegmentEvent("pause", self._utt_start, end, pos, audio))
         if pos - self._utt_start >= self._max:
             self._close(pos, "max_length", events)
@@ -345,9 +368,9 @@ class Segmenter:
             levels = self._pause_levels[1]  # the same audio as the pause event's
         else:
             levels = speech_levels(audio)
-        if audio is not None and not self._too_quiet(levels[0]):
-            events.append(SegmentEvent("end", self._utt_start, end, self._pos, audio, reason, levels))
-            self._observe_level(levels)
+        if audio is not None and not self._gain.too_quiet(levels[0]):
+            events.append(SegmentEvent("end", self._utt_start, end, self._pos, audio, reason, levels, self._last_voiced_end))
+            self._gain.observe(levels)
         else:
             events.append(SegmentEvent("discard", self._utt_start, end, self._pos, None, reason if audio is None else "quiet"))
         self._speaking = False

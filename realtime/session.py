@@ -1,4 +1,9 @@
-"""One ser-live session: wire a source, the pipeline, the view and the log, run until stopped."""
+"""One ser-live session: wire a source, the pipeline, the view and the log, run until stopped.
+
+The session's thread reads the pipeline's events (``ser_live.events``) and hands them to the statistics,
+the log and the view; it polls the source (``pipeline.Source``) for its own end and the pipeline for its
+status, and turns stop requests (end of files, --duration, Ctrl-C, SIGTERM) into a bounded shutdown.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +15,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ser_live.events import End, Event, Observer, PipelineFailed, Result, SourceFailed, SpeechState, StopReason
 from ser_live.model import EmotionModel
-from ser_live.pipeline import Pipeline, PipelineFailed, SpeechState
-from ser_live.replay import FileFailed, FileReplay
+from ser_live.pipeline import Pipeline, Source
+from ser_live.replay import FileReplay
 from ser_live.segmenter import SegmenterConfig
 from ser_live.session_log import LogError, SessionLog
 from ser_live.stats import SessionStats
-from ser_live.view import JsonView, LineView, LiveView, Status, summary_text
-from ser_live.worker import Result
+from ser_live.view import JsonView, LineView, LiveView, summary_text
 
 
 # After Ctrl-C/SIGTERM/--duration: time left to classify the utterance in progress and the jobs
 # already queued (tens of ms, unless the machine is overloaded). With the rest of the shutdown the
 # process exits within 1 s even on a saturated machine.
 STOP_GRACE_SECONDS = 0.3
-STALL_SECONDS = 3.0  # a microphone that delivers nothing this long has gone away
-POLL_SECONDS = 0.05  # the session loop looks at stop requests, the stall watchdog and the view this often
+POLL_SECONDS = 0.05  # the session loop looks at stop requests, the source and the view this often
 
 
 @dataclass
@@ -38,6 +42,7 @@ class Options:
     log: SessionLog | None = None
     view: str = "live"  # live | lines | json
     segmenter: SegmenterConfig | None = None
+    observer: Observer | None = None  # sees every pipeline event as it is queued (Pipeline's observer)
 
 
 def _err(message: str) -> None:
@@ -51,21 +56,19 @@ class Session:
         norm = opts.model.speaker_norm
         self.stats = SessionStats(opts.model.labels, norm_memory=norm.memory if norm is not None else None)
         batch = opts.files is not None and opts.speed == 0
-        self.pipeline = Pipeline(opts.model, opts.segmenter, batch=batch)
+        self.pipeline = Pipeline(opts.model, opts.segmenter, batch=batch, observer=opts.observer)
         self.files_failed = 0
         self.log_failed = False
         self.pipeline_failed = False
-        self._stop_reason = ""  # set once: why the session stops ("" while running)
+        self.stop_reason: StopReason | None = None  # set once: why the session stops (None while running)
         self._hurry = False  # a second Ctrl-C: stop at once
-        self._last_written = 0
-        self._last_audio = 0.0
-        self.speaking = False
         if opts.view == "live":
             self.view = LiveView(self.stats)
         elif opts.view == "json":
             self.view = JsonView(self.stats)
         else:
             self.view = LineView(self.stats)
+        self.source: Source
         if opts.files is not None:
             self.source = FileReplay(self.pipeline, opts.files, opts.speed)
         else:
@@ -73,35 +76,20 @@ class Session:
 
             self.source = MicrophoneCapture(self.pipeline, opts.device)
 
-    def request_stop(self, reason: str) -> None:
-        if not self._stop_reason:
-            self._stop_reason = reason
+    def request_stop(self, reason: StopReason) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
 
-    def _status(self) -> Status:
-        p, src = self.pipeline, self.source
-        return Status(
-            source=p.source,
-            source_seconds=p.source_seconds,
-            level_db=p.level_db,
-            speaking=self.speaking,
-            overflows=getattr(src, "overflows", 0),
-            dropped_blocks=p.ring.dropped_blocks,
-            dropped_final=p.worker.dropped_final,
-            dropped_provisional=p.worker.dropped_provisional,
-            pending=p.worker.pending,
-        )
-
-    def _handle(self, item) -> None:
+    def _handle(self, item: Event) -> None:
         if isinstance(item, SpeechState):
-            self.speaking = item.speaking
             self.view.speech(item.speaking)
         elif isinstance(item, PipelineFailed):
             self.pipeline_failed = True
             _err(f"internal error in the audio pipeline ({item.message}); stopping")
-            self.request_stop("pipeline failed")
-        elif isinstance(item, FileFailed):
+            self.request_stop(StopReason.PIPELINE_FAILED)
+        elif isinstance(item, SourceFailed):
             self.files_failed += 1
-            _err(f"{item.path}: {item.message} (skipped)")
+            _err(f"{item.source}: {item.message} (skipped)")
         elif isinstance(item, Result):
             if item.job.final:
                 self.stats.add(item)
@@ -118,23 +106,15 @@ class Session:
     def _on_signal(self, signum, frame) -> None:
         """Only set flags, which the loop reads within POLL_SECONDS: no lock (the main thread may
         hold it) and no exception (it may land in a weakref callback or a finally block)."""
-        if signum == signal.SIGINT and self._stop_reason:
+        if signum == signal.SIGINT and self.stop_reason is not None:
             self._hurry = True
-        self.request_stop("interrupted" if signum == signal.SIGINT else "terminated")
+        self.request_stop(StopReason.INTERRUPTED if signum == signal.SIGINT else StopReason.TERMINATED)
 
     def _check_stop(self, t0: float) -> None:
-        now = time.monotonic()
-        if self.opts.duration is not None and now - t0 >= self.opts.duration:
-            self.request_stop("duration reached")
-        if isinstance(self.source, FileReplay):
-            if self.source.done.is_set():
-                self.request_stop("end of files")
-            return
-        written = self.pipeline.ring.total_written
-        if written != self._last_written:
-            self._last_written, self._last_audio = written, now
-        if self.source.failed.is_set() or now - self._last_audio > STALL_SECONDS:
-            self.request_stop("input device stopped")
+        if self.opts.duration is not None and time.monotonic() - t0 >= self.opts.duration:
+            self.request_stop(StopReason.DURATION)
+        if (ended := self.source.ended()) is not None:
+            self.request_stop(ended)
 
     def run(self, restore_signals: bool = True) -> int:
         """Run to the end of the files, --duration, Ctrl-C or SIGTERM; return the exit code.
@@ -143,7 +123,7 @@ class Session:
         handlers = {}
         if threading.current_thread() is threading.main_thread():  # Python delivers signals there only
             handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        t0 = self._last_audio = time.monotonic()
+        t0 = time.monotonic()
         deadline = None  # once a stop is requested: classify what is in progress, but not forever
         wait = POLL_SECONDS
         self.pipeline.start()
@@ -151,15 +131,15 @@ class Session:
         try:
             self.source.start()
             if self.opts.view != "live":
-                _err(self._describe_source())
+                _err(self.source.describe())
             while True:
                 try:
-                    item = self.pipeline.results.get(timeout=wait)
+                    item: Event | None = self.pipeline.results.get(timeout=wait)
                 except queue.Empty:
-                    item = ...
-                if item is None or (item is ... and not self.pipeline.alive):
+                    item = None
+                if isinstance(item, End) or (item is None and not self.pipeline.alive):
                     break  # the pipeline has finished everything after close(), or has died
-                if item is not ...:
+                if item is not None:
                     self._handle(item)
                 if self._hurry:
                     if deadline is None:
@@ -168,14 +148,14 @@ class Session:
                     break
                 if deadline is None:
                     self._check_stop(t0)
-                    if self._stop_reason:
-                        natural = self._stop_reason == "end of files"
+                    if self.stop_reason is not None:
+                        natural = self.stop_reason is StopReason.END_OF_FILES
                         self._close_source(drop_unread=not natural)
                         deadline = float("inf") if natural else time.monotonic() + STOP_GRACE_SECONDS
                 elif time.monotonic() > deadline:
                     self._stop_early()
                     break
-                wait = min(POLL_SECONDS, self.view.tick(self._status()))
+                wait = min(POLL_SECONDS, self.view.tick(self.pipeline.status()))
         finally:
             for sig in handlers:  # what is computed gets logged and summed up, whatever is pressed now
                 signal.signal(sig, signal.SIG_IGN)
@@ -183,26 +163,20 @@ class Session:
             if self.opts.log is not None:
                 self.opts.log.close()
         out = sys.stderr if self.opts.view == "json" else sys.stdout
-        out.write(summary_text(self.stats, self._status(), self.files_failed, time.monotonic() - t0) + "\n")
+        out.write(summary_text(self.stats, self.pipeline.status(), self.files_failed, time.monotonic() - t0) + "\n")
         out.flush()
         if restore_signals:
             for sig, previous in handlers.items():
                 signal.signal(sig, previous)
-        if self._stop_reason == "input device stopped":
+        if self.stop_reason is StopReason.DEVICE_STOPPED:
             _err("the input device stopped delivering audio; the log is complete up to that point")
             return 1
         return 1 if (self.files_failed or self.log_failed or self.pipeline_failed) else 0
 
-    def _describe_source(self) -> str:
-        if isinstance(self.source, FileReplay):
-            pace = "as fast as possible" if self.opts.speed == 0 else f"at {self.opts.speed:g}x real time"
-            return f"replaying {len(self.source.files)} file(s) {pace}"
-        return f"listening on {self.source.name!r} at {self.source.rate} Hz"
-
     def _stop_early(self) -> None:
         """Stop without waiting for the utterances still queued; keep the results already computed."""
         self._handle_ready()
-        if self.stats.utterances + self.stats.failed < self.pipeline.worker.accepted_final:
+        if self.stats.utterances + self.stats.failed < self.pipeline.status().accepted_final:
             _err("stopped before every queued utterance was classified")
 
     def _handle_ready(self) -> None:
@@ -212,12 +186,10 @@ class Session:
                 item = self.pipeline.results.get_nowait()
             except queue.Empty:
                 return
-            if item is None:
+            if isinstance(item, End):
                 return
             self._handle(item)
 
     def _close_source(self, drop_unread: bool) -> None:
-        self.source.stop()
-        if isinstance(self.source, FileReplay):
-            self.source.join(1.0)  # its end-of-source marker must come before close(); it stops within ms
+        self.source.stop()  # its end-of-source marker must come before close()
         self.pipeline.close(drop_unread)

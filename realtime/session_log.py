@@ -10,7 +10,7 @@ import stat
 from datetime import datetime
 from pathlib import Path
 
-from ser_live.worker import Result
+from ser_live.events import Result
 
 BASE_COLUMNS = ["source", "start_s", "end_s", "wall_time", "emotion", "confidence", "latency_ms"]
 _KINDS = {stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device", stat.S_ISFIFO: "a FIFO (a pipe)",

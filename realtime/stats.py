@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ser_live.worker import Result
+from ser_live.events import Result
 
 
 def percentiles(values: collections.deque | list) -> tuple[float, float, float]:

@@ -7,7 +7,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from typing import TextIO
 
@@ -16,8 +16,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
+from ser_live.events import Result, Status
 from ser_live.stats import SessionStats, percentiles
-from ser_live.worker import Result
 
 COLOURS = {
     "neutral": "grey70",
@@ -29,21 +29,6 @@ COLOURS = {
     "disgust": "green",
     "surprised": "bright_cyan",
 }
-
-
-@dataclass
-class Status:
-    """The pipeline's state at one moment, for the view."""
-
-    source: str
-    source_seconds: float
-    level_db: float
-    speaking: bool
-    overflows: int
-    dropped_blocks: int
-    dropped_final: int
-    dropped_provisional: int
-    pending: int
 
 
 def _ms(value: float) -> str:
@@ -148,10 +133,13 @@ class LiveView:
     a second) when a result or a speech state arrives, and otherwise at most ``status_fps`` times
     a second, only when something it shows has changed (level meter, clock, counters). A status
     redraw never delays a result's.
+
+    ``on_draw`` (optional) is called after every draw with its time (``time.monotonic()``) and the results
+    it showed (the current one and the history): how long a result takes to reach the screen.
     """
 
     def __init__(self, stats: SessionStats, console: Console | None = None, history: int = 8, fps: float = 30.0,
-                 status_fps: float = 2.0) -> None:
+                 status_fps: float = 2.0, on_draw: Callable[[float, list[Result]], None] | None = None) -> None:
         self.stats = stats
         self.console = console or Console()
         self.history: collections.deque[Result] = collections.deque(maxlen=history)
@@ -166,6 +154,7 @@ class LiveView:
         self._dirty = True
         self._shown: tuple | None = None  # what the status part showed at the last draw
         self._results_text: tuple[Text, Text] | None = None  # the parts that change only with results
+        self._on_draw = on_draw
 
     def start(self) -> None:
         self._live.start()
@@ -216,6 +205,8 @@ class LiveView:
         self._last_draw = time.monotonic()
         self._dirty = False
         self._shown = None if self.status is None else self._signature(self.status)
+        if self._on_draw is not None:
+            self._on_draw(self._last_draw, [self.current, *self.history] if self.current is not None else list(self.history))
 
     def _render_results(self) -> tuple[Text, Text]:
         """Head and probability bars; history and latencies: rebuilt only when a result arrives."""

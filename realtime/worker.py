@@ -5,54 +5,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ser_live import features
+from ser_live.events import End, Job, Observer, Result
 from ser_live.model import EmotionModel
 from ser_live.speaker_norm import SourceState
 
 
-@dataclass(frozen=True)
-class Job:
-    """One piece of speech to classify. ``final`` is False for provisional (mid-utterance) jobs."""
-
-    source: str
-    start_s: float
-    end_s: float
-    audio: np.ndarray = field(repr=False)
-    final: bool
-    detected: float  # time.monotonic() when the segmenter emitted it
-    source_id: int = 0  # a new number for every source the pipeline begins: the speaker normaliser restarts
-    ahead: bool = False  # the audio of a pause: extract its features now, for the final job of the same span
-
-    @property
-    def span(self) -> tuple[int, float, float]:
-        return self.source_id, self.start_s, self.end_s
-
-
-@dataclass(frozen=True)
-class Result:
-    job: Job
-    probs: np.ndarray | None  # None when classification failed
-    error: str = ""
-    feature_ms: float = 0.0
-    inference_ms: float = 0.0
-    ready: float = 0.0  # time.monotonic() when the result was ready
-    wall_time: float = 0.0  # time.time() at the same moment
-    cpu_ms: float = 0.0  # CPU time of the worker thread for features + inference
-    adapted: int | None = None  # earlier final utterances of this source the normaliser had; None: model without one
-    ahead: bool = False  # features were extracted during the hangover (feature_ms and cpu_ms include that work)
-
-    @property
-    def latency_ms(self) -> float:
-        """Speech end detected -> result ready."""
-        return (self.ready - self.job.detected) * 1000.0
-
-
 class Worker:
-    """Consumes jobs from a bounded queue on its own thread and puts results on ``results``.
+    """Consumes jobs from a bounded queue on its own thread and hands each result to ``emit``.
 
     ``submit(job, wait=False)`` never blocks: when the queue is full the job is dropped and
     counted (live sources must not stall). ``wait=True`` is for batch replay, which must not drop.
@@ -65,9 +28,9 @@ class Worker:
     every job is normalised with it (plus its own vector); only a classified final utterance updates it.
     """
 
-    def __init__(self, model: EmotionModel, results: queue.Queue, max_pending: int = 8) -> None:
+    def __init__(self, model: EmotionModel, emit: Observer, max_pending: int = 8) -> None:
         self.model = model
-        self.results = results
+        self.emit = emit
         self._jobs: queue.Queue[Job | None] = queue.Queue(max_pending)
         self.dropped_final = 0
         self.dropped_provisional = 0
@@ -108,7 +71,7 @@ class Worker:
 
     def close(self) -> None:
         """Finish the queued final jobs (provisional ones are skipped now), then stop (the
-        thread puts ``None`` on ``results``)."""
+        thread emits :class:`End`)."""
         self._closing = True
         self._jobs.put(None)
 
@@ -126,8 +89,8 @@ class Worker:
                 if not self._closing:
                     self.extract_ahead(job)
             elif job.final or not self._closing:
-                self.results.put(self.classify(job))
-        self.results.put(None)
+                self.emit(self.classify(job))
+        self.emit(End())
 
     def _state(self, job: Job) -> SourceState | None:
         """The normaliser state of ``job``'s source (fresh at a new source), None without normalisation."""

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ser_live import cli
 from ser_live.session_log import LogError, SessionLog, columns
-from ser_live.worker import Job, Result
+from ser_live.events import Job, Result
 
 LABELS = ["angry", "happy", "neutral", "sad"]
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

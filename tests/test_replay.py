@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_live.pipeline import Pipeline, SpeechState
-from ser_live.replay import replay_files
+from ser_live.events import End, Job, Result, SpeechState, StopReason
+from ser_live.pipeline import Pipeline
+from ser_live.replay import FileReplay, replay_files
 from ser_live.segmenter import utterances
 from ser_live.extractor import Extractor
-from ser_live.worker import Job, Result, Worker
+from ser_live.worker import Worker
 from conftest import run_cli as run, join_with_pauses, real_clips
 
 
@@ -97,7 +98,7 @@ def test_a_stop_drops_audio_not_yet_read(drop_unread, default_model):
     pipe.close(drop_unread)
     pipe.start()
     items = []
-    while (item := pipe.results.get(timeout=30)) is not None:
+    while not isinstance(item := pipe.results.get(timeout=30), End):
         items.append(item)
     finals = [i for i in items if isinstance(i, Result)]
     assert len(finals) == (0 if drop_unread else len(spans))
@@ -133,7 +134,7 @@ def test_worker_reuses_ahead_features_only_for_the_same_span(default_model, monk
     calls = []
     extract = Extractor.extract
     monkeypatch.setattr(Extractor, "extract", lambda self, x: calls.append(x.size) or time.sleep(0.05) or extract(self, x))
-    w = Worker(default_model, None)
+    w = Worker(default_model, [].append)
     w.extract_ahead(Job("a", 0.0, 2.0, audio, False, 0.0, 1, ahead=True))
     same = w.classify(Job("a", 0.0, 2.0, audio, True, 0.0, 1))
     assert len(calls) == 1 and same.ahead
@@ -158,3 +159,68 @@ def test_json_output(stream, capsys):
     assert first["features_ms"] > 0 and first["inference_ms"] > 0 and first["cpu_ms"] > 0
     assert first["emotion"] == max(first["probs"], key=first["probs"].get)
     assert "session:" in err  # the summary goes to stderr so stdout stays pure JSON
+
+
+def test_the_observer_sees_every_event_the_session_gets_with_the_times_of_each_final(tmp_path, default_model):
+    """One typed event stream: the pipeline's observer sees what the results queue carries, in order,
+    ending with End; a final job says why it ended and when its last voiced frame reached the
+    segmenter, before the segmenter detected its end, before its result was ready."""
+    x, spans = join_with_pauses(real_clips(2, 1), seed=5)
+    path = tmp_path / "s.wav"
+    sf.write(path, x, 16000)
+    seen: list = []
+    pipe = Pipeline(default_model, observer=seen.append)
+    pipe.start()
+    replay = FileReplay(pipe, [path], speed=8.0)
+    replay.start()
+    replay.join()
+    assert replay.ended() is StopReason.END_OF_FILES and replay.describe() == "replaying 1 file(s) at 8x real time"
+    pipe.close()
+    queued = [pipe.results.get(timeout=30)]
+    while not isinstance(queued[-1], End):
+        queued.append(pipe.results.get(timeout=30))
+    assert seen == queued and sum(isinstance(e, End) for e in seen) == 1
+    finals = [e for e in seen if isinstance(e, Result) and e.job.final]
+    assert len(finals) == len(spans)
+    for r in finals:
+        assert r.job.reason in ("silence", "flush")
+        assert r.job.voiced_in <= r.job.detected <= r.ready
+        if r.job.reason == "silence":  # the hangover (300 ms of audio) at 8x, give or take a chunk
+            assert 0.0 < r.job.detected - r.job.voiced_in < 0.3
+    status = pipe.status()
+    assert (status.source, status.speaking, status.pending, status.dropped_final) == (str(path), False, 0, 0)
+    assert status.accepted_final == len(finals)
+    assert status.source_seconds == pytest.approx(x.size / 16000, abs=0.05)
+
+
+def test_the_session_stops_on_what_its_source_reports(default_model, tmp_path, capsys):
+    """The session knows a source only by its interface: one that ends with 'device stopped' (as a
+    microphone that is unplugged does) ends the session with status 1 and says so; its counters are the pipeline's."""
+    from ser_live.session import Options, Session
+
+    x, _ = join_with_pauses(real_clips(2, 0), seed=9)
+
+    class GoneDevice:
+        def __init__(self, pipeline: Pipeline) -> None:
+            self.pipeline, self.fed = pipeline, False
+
+        def start(self) -> None:
+            self.pipeline.begin_source("usb mic", 16000)
+            self.fed = self.pipeline.feed_audio(x)
+            self.pipeline.count_overflow()
+
+        def stop(self) -> None:
+            self.pipeline.end_source()
+
+        def ended(self) -> StopReason | None:
+            return StopReason.DEVICE_STOPPED if self.fed else None
+
+        def describe(self) -> str:
+            return "listening on a test device"
+
+    session = Session(Options(default_model, [tmp_path / "unused.wav"], view="lines"))
+    session.source = GoneDevice(session.pipeline)
+    assert session.run() == 1 and session.stop_reason is StopReason.DEVICE_STOPPED
+    out, err = capsys.readouterr()
+    assert "listening on a test device" in err and "the input device stopped delivering audio" in err
+    assert "input overflows 1," in out

@@ -310,3 +310,27 @@ def test_short_maximum_length_keeps_the_result_independent_of_block_size(max_s):
     a = [(e.kind, e.start, e.end) for e in _feed(Segmenter(config), x, 480)]
     b = [(e.kind, e.start, e.end) for e in _feed(Segmenter(config), x, 30000)]
     assert a == b and len([k for k, *_ in a if k == "end"]) >= 20
+
+
+def test_vad_gain_follows_the_median_peak_within_its_limits():
+    """The VAD's gain on its own: still until two utterances are known, then the median peak towards
+    -20 dBFS, held back so the background stays below -60 dBFS and rising by at most 10 dB a time."""
+    from ser_live.segmenter import LevelMemory, VadGain
+
+    gain = VadGain(SegmenterConfig())
+    gain.observe((-40.0, -90.0))
+    assert gain.db == 0.0 and not gain.too_quiet(-75.0)
+    gain.observe((-42.0, -90.0))  # median peak -41: +21 dB wanted, the background allows 30, one step gives 10
+    assert gain.db == pytest.approx(10.0)
+    assert gain.too_quiet(-71.5) and not gain.too_quiet(-70.5)  # 30 dB under the median peak
+    gain.observe((-40.0, -65.0))  # median peak -40, background -90: +20 dB wanted, reached
+    assert gain.db == pytest.approx(20.0)
+    carried = VadGain(SegmenterConfig(), gain.memory)
+    assert carried.memory == gain.memory == LevelMemory(((-40.0, -90.0), (-42.0, -90.0), (-40.0, -65.0)), gain.linear)
+    gain.observe((-40.0, -50.0))
+    gain.observe((-40.0, -50.0))  # median background -65: lifting it above -60 is refused
+    assert gain.db == pytest.approx(5.0)
+    off = VadGain(SegmenterConfig(vad_target_dbfs=None))
+    off.observe((-40.0, -90.0))
+    off.observe((-40.0, -90.0))
+    assert off.db == 0.0

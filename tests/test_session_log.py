@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ser_live.session_log import BASE_COLUMNS, LogError, SessionLog
-from ser_live.worker import Job, Result
+from ser_live.events import Job, Result
 
 LABELS = ["angry", "happy", "neutral"]
 

@@ -143,6 +143,7 @@ def test_signal_handler_never_raises_even_inside_a_weakref_callback(default_mode
     """Python runs a signal handler between any two bytecodes of the main thread, also inside a
     weakref callback, where an exception is printed as 'Exception ignored ... Traceback' and lost.
     So the handler only records the request: the first Ctrl-C stops, a second one hurries."""
+    from ser_live.events import StopReason
     from ser_live.session import Options, Session
 
     unraisable = []
@@ -157,12 +158,13 @@ def test_signal_handler_never_raises_even_inside_a_weakref_callback(default_mode
     del owner
     assert ref() is None
     assert not unraisable, unraisable[0].exc_value
-    assert (session._stop_reason, session._hurry) == ("interrupted", True)
+    assert (session.stop_reason, session._hurry) == (StopReason.INTERRUPTED, True)
 
 
 def test_second_ctrl_c_stops_at_once_and_keeps_every_computed_result(default_model, stream, tmp_path):
     """Batch scoring of many copies, two Ctrl-C once results flow: the run ends early, and every
     result the session received is logged (a second Ctrl-C used to raise out of the loop)."""
+    from ser_live.events import StopReason
     from ser_live.session import Options, Session
     from ser_live.session_log import SessionLog
 
@@ -175,7 +177,7 @@ def test_second_ctrl_c_stops_at_once_and_keeps_every_computed_result(default_mod
             time.sleep(0.005)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
         # Two SIGINTs pending before the main thread runs its handler are one press: wait until the first is seen.
-        while not session._stop_reason:
+        while session.stop_reason is None:
             time.sleep(0.001)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
@@ -196,7 +198,7 @@ def test_second_ctrl_c_stops_at_once_and_keeps_every_computed_result(default_mod
     finally:
         signal.signal(signal.SIGINT, previous)
     rows = list(csv.reader(log_path.read_text().splitlines()))[1:]
-    assert code == 0 and session._stop_reason == "interrupted"
+    assert code == 0 and session.stop_reason is StopReason.INTERRUPTED
     assert 5 <= len(rows) == session.stats.utterances < 100 * 6
     assert session._hurry or late == [signal.SIGINT]  # the second press hurried the stop, or came after it
     assert restored is caller_handler  # restored for the caller
@@ -206,7 +208,7 @@ def test_stopping_early_says_utterances_were_left_only_when_some_were(default_mo
     """The warning after a second Ctrl-C (or the stop grace running out) is true: silent once every
     queued utterance is shown, printed while one is queued but not classified."""
     from ser_live.session import Options, Session
-    from ser_live.worker import Job
+    from ser_live.events import Job
 
     session = Session(Options(default_model, [stream], speed=0, view="json"))
     assert session.run() == 0 and session.stats.utterances > 0

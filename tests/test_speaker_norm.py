@@ -13,11 +13,12 @@ import soundfile as sf
 
 from conftest import join_with_pauses, real_clips, run_cli
 from ser_live import features
+from ser_live.events import Job, Result
 from ser_live.model import EmotionModel, ModelError
 from ser_live.replay import replay_files
 from ser_live.segmenter import SegmenterConfig, speech_span
 from ser_live.speaker_norm import METHOD, SpeakerNorm
-from ser_live.worker import Job, Result, Worker
+from ser_live.worker import Worker
 from ser_live.train import dataset, evaluate
 
 
@@ -148,7 +149,7 @@ def test_card_without_the_field_means_no_normalisation(tmp_path, fast_model, cli
     model = EmotionModel(_model_with(tmp_path, fast_model))
     assert model.speaker_norm is None
     _, spans, vecs = clips
-    r = Worker(model, queue.Queue()).classify(Job("f", 0.0, 1.0, spans[0], True, 0.0, 1))
+    r = Worker(model, queue.Queue().put).classify(Job("f", 0.0, 1.0, spans[0], True, 0.0, 1))
     assert r.adapted is None
     np.testing.assert_array_equal(r.probs, model.predict(vecs[0]))
 
@@ -159,7 +160,7 @@ def test_card_without_the_field_means_no_normalisation(tmp_path, fast_model, cli
 def test_worker_state_per_source_and_provisional_jobs_do_not_update(norm_model, clips):
     _, spans, vecs = clips
     norm = norm_model.speaker_norm
-    w = Worker(norm_model, queue.Queue())
+    w = Worker(norm_model, queue.Queue().put)
     partial = spans[1][: spans[1].size // 2]
     jobs = [
         Job("a.wav", 0.0, 1.0, spans[0], True, 0.0, 1),
@@ -218,7 +219,7 @@ def test_runtime_equals_trainer_on_the_same_clips_in_the_same_order(fast_model, 
     expected = sess.run(["probabilities"], {"features": trained})[0]
 
     model = EmotionModel(onnx)
-    w = Worker(model, queue.Queue())
+    w = Worker(model, queue.Queue().put)
     got = np.zeros_like(expected)
     for source_id, s in enumerate(sorted(set(groups)), 1):
         idx = np.flatnonzero(groups == s)

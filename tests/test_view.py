@@ -8,8 +8,8 @@ import numpy as np
 from rich.console import Console
 
 from ser_live.stats import SessionStats
-from ser_live.view import LiveView, Status
-from ser_live.worker import Job, Result
+from ser_live.events import Job, Result, Status
+from ser_live.view import LiveView
 
 LABELS = ["neutral", "happy", "sad", "angry"]
 
@@ -21,7 +21,7 @@ def _view(fps: float = 30.0, status_fps: float = 2.0) -> tuple[LiveView, io.Stri
 
 
 def _status(level_db: float = -30.0) -> Status:
-    return Status("mic", 12.0, level_db, True, 0, 0, 0, 0, 0)
+    return Status("mic", 12.0, level_db, True, 0, 0, 0, 0, 0, 0)
 
 
 def _result(label: int, final: bool = True) -> Result:
@@ -77,3 +77,22 @@ def test_summary_says_how_much_the_speaker_normaliser_remembers():
         stats.add(_result(1))
         stats.add(Result(_result(2).job, _result(2).probs, ready=time.monotonic(), wall_time=time.time(), adapted=0))
         assert expected in summary_text(stats, _status(), 0, 1.0)
+
+
+def test_on_draw_reports_each_draw_with_the_results_it_shows():
+    draws: list[tuple[float, list[Result]]] = []
+    out = io.StringIO()
+    view = LiveView(SessionStats(LABELS), Console(file=out, force_terminal=True, width=100, height=40),
+                    on_draw=lambda t, shown: draws.append((t, shown)))
+    view.start()
+    first, second = _result(2), _result(1, final=False)
+    view.result(first)
+    before = time.monotonic()
+    view.tick(_status())
+    assert draws[-1][0] >= before and draws[-1][1] == [first, first]  # current and history
+    view.tick(_status())
+    assert len(draws) == 2  # nothing new: no draw
+    time.sleep(0.04)
+    view.result(second)
+    view.tick(_status())
+    assert draws[-1][1][0] is second and draws[-1][1][1:] == [first]  # a provisional result is current, not history
