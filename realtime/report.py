@@ -178,7 +178,8 @@ th, td { padding: 3px 10px; border-bottom: 1px solid #e4e4e4; text-align: right;
 th { background: #f4f4f4; }
 td.text, th.text { text-align: left; }
 .scroll { max-height: 420px; overflow-y: auto; display: inline-block; border: 1px solid #e4e4e4; }
-nav a { margin-right: 14px; }
+nav { display: flex; flex-wrap: wrap; gap: 2px 14px; }
+nav a { word-break: break-all; }
 """
 
 
