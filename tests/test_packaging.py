@@ -19,6 +19,7 @@ COMMANDS = {  # console script -> the module of its main()
     "ser-live": "ser_live.cli",
     "ser-train": "ser_live.train.cli",
     "ser-evaluate": "ser_live.train.evaluate_cli",
+    "ser-report": "ser_live.report",
 }
 
 
