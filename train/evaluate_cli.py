@@ -1,4 +1,4 @@
-"""The issue-6 evaluation in one run: speaker-grouped CV per corpus, cross-corpus, robustness
+"""The whole evaluation in one run: speaker-grouped CV per corpus, cross-corpus, robustness
 conditions on the held-out folds, calibration, and stream-vs-clip through the real runtime path.
 
     ser-evaluate --data ../shared/data/ravdess ../shared/data/crema-d --out reports/evaluation
