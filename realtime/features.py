@@ -10,35 +10,25 @@ spectrum.  All constant matrices are built once at import.  Every descriptor
 is relative to the utterance's own level, so the vector does not depend on
 input gain.
 
-Version 3 (noise-floor robustness): both spectra get a synthetic white floor
-``_FLOOR_DB`` below the utterance level before any descriptor is computed, so
-a studio's digital silence and a microphone's hiss below that floor look the
-same; active frames are those within ``_ACTIVE_DB`` (25 dB then, 20 since version 6) of the loudest,
-which keeps the floor out of the statistics; the zero-crossing rate is
-estimated from the floored spectrum instead of the waveform.  Measured on
-real clips, a -60 dBFS white floor moves the standardised vector about half
-as much as it moved version 2's (tests/test_features.py).
+What version 6 computes, and why:
 
-Version 4 (speed): the pitch track moves in 25 ms hops (was 20) over a lag
-grid of one 4 kHz sample (was half of one; the parabolic peak refines it), and
-the main spectrum is reduced block by block while it is in cache: 0.74-0.91x
-the version-3 time (benchmarks/ab_features.py), speaker-independent UAR
-unchanged within run-to-run spread (reports/ablation.md, rows 16-17).
+- **A synthetic white floor** ``_FLOOR_DB`` below the utterance level is added to both spectra before
+  any descriptor is computed, so a studio's digital silence and a microphone's hiss below that floor
+  look the same; the zero-crossing rate is estimated from the floored spectrum, not the waveform.
+- **Edges left out**: the descriptors are computed from ``_EDGE_PAD`` (150 ms) before the first to
+  ``_EDGE_PAD`` after the last 10 ms frame within ``_EDGE_DB`` (12 dB) of the utterance's loudest.
+  WebRTC VAD hears other voices as speech, so over background talk its cut starts and ends on the
+  other talkers; those edges, far quieter than the speaker, do not count. The price: an utterance that
+  rises by more than 12 dB without a pause is described by its loud part.
+- **Active frames** are those within ``_ACTIVE_DB`` (20 dB) of the loudest: the statistics leave out
+  the floor and most of what other talkers fill the quieter frames with.
+- **Voicing**: the voiced fraction and the voiced-segment rate count against the frames that may be
+  voiced (within ``_VOICED_DB``, 25 dB, of the loudest pitch frame), so the fraction stays within 1.
+- **Speed**: the pitch track moves in 25 ms hops over a lag grid of one 4 kHz sample (a parabolic peak
+  refines it), and the main spectrum is reduced to its projections block by block while it is in cache.
 
-Version 5 (background talkers): the descriptors are computed from 150 ms before
-the first to 150 ms after the last 10 ms frame within ``_EDGE_DB`` (12 dB) of the
-utterance's loudest. WebRTC VAD hears other voices as speech, so over babble its
-cut starts and ends on the background talkers; those edges, far quieter than the
-speaker, no longer count (babble at 15 dB SNR cost RAVDESS 13.4 UAR points, now
-7.0: reports/evaluation.md; ablation rows 51-62). The price: an utterance that
-rises by more than 12 dB without a pause is described by its loud part.
-
-Version 6 (babble, continued): active frames are those within 20 dB of the loudest (was 25), so less of
-what other talkers fill the quieter frames with counts. On two splits of the speakers babble at 15 dB
-SNR cost RAVDESS 3.4 / 5.7 UAR points instead of 5.7 / 7.9 and the telephone band cost CREMA-D about one
-point less, for 0.5-1.2 points of clean CV (reports/ablation.md, rows 71-72). The voiced fraction and
-the voiced-segment rate count against the frames that may be voiced (within ``_VOICED_DB``, 25 dB, as
-before), not against the active frames, so that the fraction stays within 1.
+``FEATURE_VERSION`` changes whenever the output does; a model records the version it was trained on and
+the runtime refuses another. What each version changed, and what it cost or gained, is in CHANGELOG.md.
 """
 
 from __future__ import annotations
@@ -65,7 +55,7 @@ _PEAK_DB = 25.0  # energy-envelope peaks counted for the rate must be this close
 _EPS = 1e-12
 _STFT_BLOCK = 64  # frames per FFT call: a block's frames and spectra fit in L2
 
-# Pitch analysis: decimate to 4 kHz, 50 ms Hann window, 20 ms hop, 0-1.5 kHz band.
+# Pitch analysis: decimate to 4 kHz, 50 ms Hann window, 25 ms hop, 0-1.5 kHz band.
 _DECIM = 4
 _PITCH_SR = SAMPLE_RATE // _DECIM
 _PITCH_WIN = 200

@@ -143,7 +143,7 @@ def _plain_source(dest: Path) -> Path:
     build/ and its stale files in the repository)."""
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(REPO / name, dest / name)
-    for folder in ("realtime", "train", "models"):
+    for folder in ("realtime", "train", "models", "experiments"):  # experiments/ is there, and must not be installed
         shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
 
@@ -192,6 +192,7 @@ def test_ser_live_beside_pypi_realtime(mode, venv_with_realtime, tmp_path):
     assert len(found["labels"]) >= 2
     tops = {Path(f).parts[0] for f in found["files"]}
     assert not tops & {"realtime", "train", "models"}, tops  # nothing installed under the folders' names
+    assert not [f for f in found["files"] if "experiments" in Path(f).parts], tops  # the experiments are not the product
 
     ser_live = python.parent / "ser-live"
     version = subprocess.run([str(ser_live), "--version"], capture_output=True, text=True, cwd=tmp_path, timeout=60)

@@ -113,7 +113,10 @@ def test_paced_replay_gives_provisional_results_then_final(tmp_path, default_mod
     kinds = [("final" if i.job.final else "provisional") if isinstance(i, Result) else ("speech" if i.speaking else "silence") for i in items]
     assert kinds[0] == "speech" and "provisional" in kinds and "final" in kinds
     assert kinds.index("provisional") < kinds.index("final")
-    assert all(isinstance(i, SpeechState) or i.probs is not None for i in items)
+    assert all(isinstance(i, (SpeechState, Result)) for i in items)  # nothing else comes out of the pipeline
+    results = [i for i in items if isinstance(i, Result)]
+    # every result, provisional or final, was classified: probabilities over the model's labels, no error
+    assert all(r.probs is not None and r.probs.shape == (len(default_model.labels),) and not r.error for r in results)
 
 
 def test_live_finals_use_features_extracted_during_the_hangover(stream, default_model):

@@ -6,7 +6,7 @@ import soundfile as sf
 
 from ser_live.segmenter import Segmenter, SegmenterConfig, session_utterances, speech_levels, speech_span, utterances
 from ser_live.train.augment import pink
-from benchmarks.quiet_mic_scan import cut
+from experiments.quiet_mic_scan import cut
 from conftest import data_dir, join_with_pauses, real_clips
 
 SR = 16000
@@ -239,7 +239,7 @@ def test_a_hiss_lifted_towards_minus_50_dbfs_is_heard_as_speech_so_the_limit_sta
     (-60 dBFS) lets the VAD gain rise 12 dB and every utterance stays in its clip; a -50 dBFS limit lets
     it lift the hiss to -50 dBFS, and WebRTC VAD then hears hiss as speech, even when the gain rises
     only 6 dB per utterance (reports/ablation.md: why -20 dB on CREMA-D is not fixed that way; more such
-    streams: benchmarks/quiet_mic_scan.py)."""
+    streams: experiments/quiet_mic_scan.py)."""
     x, spans = join_with_pauses(real_clips(12, 0), floor_dbfs=-120.0, seed=1)
     peak = np.median([speech_levels(x[int(s * SR) : int(t * SR)])[0] for s, t in spans])
     rng = np.random.default_rng(1)

@@ -162,8 +162,8 @@ def test_signal_handler_never_raises_even_inside_a_weakref_callback(default_mode
 
 
 def test_second_ctrl_c_stops_at_once_and_keeps_every_computed_result(default_model, stream, tmp_path):
-    """Batch scoring of many copies, two Ctrl-C once results flow: the run ends early, and every
-    result the session received is logged (a second Ctrl-C used to raise out of the loop)."""
+    """Batch scoring of many copies, two Ctrl-C once results flow: the run ends early, every result the
+    session received is logged, and the second Ctrl-C never raises out of the loop."""
     from ser_live.events import StopReason
     from ser_live.session import Options, Session
     from ser_live.session_log import SessionLog
@@ -200,7 +200,11 @@ def test_second_ctrl_c_stops_at_once_and_keeps_every_computed_result(default_mod
     rows = list(csv.reader(log_path.read_text().splitlines()))[1:]
     assert code == 0 and session.stop_reason is StopReason.INTERRUPTED
     assert 5 <= len(rows) == session.stats.utterances < 100 * 6
-    assert session._hurry or late == [signal.SIGINT]  # the second press hurried the stop, or came after it
+    # The second press races the end of the stop that the first one started, and either order is legitimate:
+    if session._hurry:  # it arrived while the session was stopping: the session took it and hurried the stop
+        assert late == []
+    else:  # the session had already ended: the caller's restored handler took it
+        assert late == [signal.SIGINT]
     assert restored is caller_handler  # restored for the caller
 
 

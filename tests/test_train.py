@@ -570,6 +570,36 @@ def test_training_rows_and_ece():
     assert evaluate.expected_calibration_error(perfect, np.array([0, 1])) == 0.0
 
 
+def test_the_fold_runner_fits_each_fold_on_its_training_rows_and_scores_its_held_out_rows(feats):
+    """fit_folds, the one fold loop of CV, cross-corpus and the experiments: each model is fitted on its
+    fold's training rows (clean and augmented, normalised with a mean of those rows) and sees its
+    held-out rows normalised with that mean, in fold order, with the hyperparameters ``choose`` gives."""
+    y = _labels(feats)
+    groups = np.array([c.speaker for c in feats.clips])
+    sn = evaluate.SessionNorm(3.0, groups, evaluate.arrival_rank(groups, 0))
+    aug = [feats.X * np.float32(0.5)]
+    splits = evaluate.grouped_splits(y, groups, 2, seed=0)
+    asked = []
+
+    def choose(rows):
+        asked.append(rows)
+        return TINY
+
+    fitted = list(evaluate.fit_folds(feats.X, y, splits, Hyperparameters(), 0, augmented=aug, sn=sn, choose=choose))
+    assert len(fitted) == len(splits) and all(a is tr for a, (tr, _) in zip(asked, splits))
+    for fold, (tr, te) in zip(fitted, splits):
+        assert fold.train is tr and fold.test is te
+        Xt, yt, norm = evaluate.fold_rows(feats.X, y, tr, aug, sn)
+        np.testing.assert_array_equal(fold.norm.mean, norm.mean)
+        by_hand = fit_model(Xt, yt, TINY, 0)
+        held = evaluate.held_out_rows(feats.X, te, sn, norm)
+        np.testing.assert_array_equal(fold.rows(feats.X), held)
+        np.testing.assert_array_equal(fold.model.predict_proba(held), by_hand.predict_proba(held))
+        np.testing.assert_array_equal(fold.predict(feats.X), by_hand.predict(held))
+        np.testing.assert_array_equal(fold.predict(feats.X, tr[:3]),
+                                      by_hand.predict(evaluate.held_out_rows(feats.X, tr[:3], sn, norm)))
+
+
 def test_stream_vs_clip_runs_the_live_path(feats):
     from ser_live.train import evaluate_cli
 
@@ -593,10 +623,9 @@ def test_stream_vs_clip_streams_every_held_out_clip_of_every_fold_and_scores_eac
     groups = np.array([c.speaker for c in feats.clips])
     corpus = np.array([c.corpus for c in feats.clips])
     rank = evaluate.arrival_rank(groups, 0)
-    folds = [(fit_model(feats.X[tr], y[tr], TINY, seed=0), te, None)
-             for tr, te in evaluate.grouped_splits(y, groups, 2, seed=0)]
+    folds = list(evaluate.fit_folds(feats.X, y, evaluate.grouped_splits(y, groups, 2, seed=0), TINY, 0))
     args = SimpleNamespace(seed=0, stream_clips=0, stream_floor=-60.0, extractor=None)
-    r = evaluate_cli._stream_vs_clips(folds, feats.clips, feats.X, feats.X, y, corpus, groups, rank, None, args)
+    r = evaluate_cli._stream_vs_clips(folds, feats.clips, feats.X, feats.X, y, corpus, groups, rank, args)
     assert r["folds"] == 2 and r["clips"] == len(y) and r["sources"] == len(set(groups))
     assert set(r["per_corpus"]) == {"ravdess", "crema-d"}
     assert sum(v["clips"] for v in r["per_corpus"].values()) == len(y)
@@ -605,7 +634,7 @@ def test_stream_vs_clip_streams_every_held_out_clip_of_every_fold_and_scores_eac
         assert v["uar_clips"] == v["uar_clips_floor60"]  # the same rows were passed for both
     assert r["agreement_stream_vs_clips"] >= 0.5
     # a sample per fold: only that many clips are streamed
-    sample = evaluate_cli._stream_vs_clips(folds, feats.clips, feats.X, feats.X, y, corpus, groups, rank, None,
+    sample = evaluate_cli._stream_vs_clips(folds, feats.clips, feats.X, feats.X, y, corpus, groups, rank,
                                            SimpleNamespace(seed=0, stream_clips=5, stream_floor=-60.0, extractor=None))
     assert sample["clips"] == 10 == sum(v["clips"] for v in sample["per_corpus"].values())
 

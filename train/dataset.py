@@ -229,6 +229,7 @@ def build_features(
     corruption=None,
     rank: np.ndarray | None = None,
     extractor: Extractor | None = None,
+    config: SegmenterConfig | None = None,
 ) -> FeatureSet:
     """Features for ``clips`` (order kept, failures dropped). One cache file per data root, keyed by a
     hash of (root, FEATURE_VERSION, feature_params, the features' output on probe signals and on two of the
@@ -243,10 +244,13 @@ def build_features(
     of the clips before; the cache key then covers the order). Without it each clip is heard alone.
 
     ``extractor``: what is computed for each clip (default: the handcrafted features); its kind and
-    encoder (file hash, block) are part of the cache key, so encoders never share a cache file."""
+    encoder (file hash, block) are part of the cache key, so encoders never share a cache file.
+
+    ``config``: the segmenter that cuts the clips (default: the runtime's, :func:`segmenter_config`); it is
+    part of the cache key."""
     extractor = extractor or handcrafted()
     info = feature_info(extractor)
-    config = segmenter_config()
+    config = config or segmenter_config()
     seg = config_dict(config)
     size = info["feature_size"]
     roots = [Path(r).resolve() for r in roots]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import Pipeline
 
 from ser_live.speaker_norm import SpeakerNorm
 from ser_live.train.model import Hyperparameters, fit_model
@@ -134,6 +135,43 @@ def held_out_rows(A: np.ndarray, idx: np.ndarray, sn: SessionNorm | None, norm: 
     return A[idx] if sn is None else sn.apply(norm, A, idx)
 
 
+@dataclass(frozen=True)
+class FoldModel:
+    """A model fitted on rows ``train`` and meant for rows ``test``, with the normaliser it was trained with."""
+
+    model: Pipeline
+    train: np.ndarray
+    test: np.ndarray
+    sn: SessionNorm | None
+    norm: SpeakerNorm | None
+
+    def rows(self, A: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``idx`` (default: the test rows) of ``A``, a version of the features, as the model sees them."""
+        return held_out_rows(A, self.test if idx is None else idx, self.sn, self.norm)
+
+    def predict(self, A: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """The model's labels for rows ``idx`` (default: the test rows) of ``A``."""
+        return self.model.predict(self.rows(A, idx))
+
+
+def fit_fold(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, hp: Hyperparameters, seed: int, *,
+             augmented: Sequence[np.ndarray] = (), sn: SessionNorm | None = None,
+             choose: Callable[[np.ndarray], Hyperparameters] | None = None) -> FoldModel:
+    """Fit a model on rows ``train`` (clean and ``augmented``, normalised per speaker with ``sn``, see
+    :func:`fold_rows`) with ``hp``, or with ``choose(train)`` when given (a nested search), for rows ``test``."""
+    Xt, yt, norm = fold_rows(X, y, train, augmented, sn)
+    return FoldModel(fit_model(Xt, yt, hp if choose is None else choose(train), seed), train, test, sn, norm)
+
+
+def fit_folds(X: np.ndarray, y: np.ndarray, splits: Iterable[tuple[np.ndarray, np.ndarray]], hp: Hyperparameters,
+              seed: int, *, augmented: Sequence[np.ndarray] = (), sn: SessionNorm | None = None,
+              choose: Callable[[np.ndarray], Hyperparameters] | None = None) -> Iterator[FoldModel]:
+    """:func:`fit_fold` for each (train, test) pair of ``splits``, in order, fitted as it is asked for:
+    the one fold loop of the speaker-grouped evaluation (CV, cross-corpus, the nested search)."""
+    for train, test in splits:
+        yield fit_fold(X, y, train, test, hp, seed, augmented=augmented, sn=sn, choose=choose)
+
+
 class AlphaSearch:
     """The MLP's L2 penalty chosen for a set of training rows by an inner speaker-grouped CV on those rows
     alone (nested: the speakers held out from them never take part). The mean of the per-corpus UARs
@@ -157,10 +195,12 @@ class AlphaSearch:
 
     def score(self, alpha: float, rows: np.ndarray) -> float:
         """Inner-CV UAR (mean over corpora) of ``alpha`` on ``rows``."""
-        hp, pred = replace(self.hp, alpha=alpha), np.empty(len(rows), dtype=object)
-        for itr, ite in grouped_splits(self.y[rows], self.groups[rows], self.inner_folds, self.seed):
-            Xt, yt, norm = fold_rows(self.X, self.y, rows[itr], self.augmented, self.sn)
-            pred[ite] = fit_model(Xt, yt, hp, self.seed).predict(held_out_rows(self.X, rows[ite], self.sn, norm))
+        pred = np.empty(len(rows), dtype=object)
+        inner = grouped_splits(self.y[rows], self.groups[rows], self.inner_folds, self.seed)
+        folds = fit_folds(self.X, self.y, [(rows[itr], rows[ite]) for itr, ite in inner], replace(self.hp, alpha=alpha),
+                          self.seed, augmented=self.augmented, sn=self.sn)
+        for (_, ite), fold in zip(inner, folds):
+            pred[ite] = fold.predict(self.X)
         return float(np.mean(list(uar_by_corpus(self.y[rows], pred, self.corpora[rows]).values())))
 
 
@@ -193,13 +233,12 @@ def new_text_predictions(
     pred = np.full(len(y), None, dtype=object)
     for tr, te in grouped_splits(y, groups, folds, seed):
         h = hp if choose is None else choose(tr)
-        for g in range(part.max() + 1):
-            tr_g, te_g = tr[part[tr] != g], te[part[te] == g]
-            if te_g.size == 0:
-                continue
+        by_text = [(tr[part[tr] != g], te[part[te] == g]) for g in range(part.max() + 1)]
+        by_text = [(tr_g, te_g) for tr_g, te_g in by_text if te_g.size]
+        for tr_g, te_g in by_text:
             assert not set(sent[tr_g]) & set(sent[te_g]) - {None}, "a held-out sentence was trained on"
-            Xt, yt, norm = fold_rows(X, y, tr_g, augmented, sn)
-            pred[te_g] = fit_model(Xt, yt, h, seed).predict(held_out_rows(X, te_g, sn, norm))
+        for fold in fit_folds(X, y, by_text, h, seed, augmented=augmented, sn=sn):
+            pred[fold.test] = fold.predict(X)
     return pred
 
 
@@ -227,10 +266,9 @@ def cross_validate(
     pred = np.empty(len(y), dtype=object)
     proba = np.zeros((len(y), len(labels)))
     fold_acc = []
-    for k, (tr, te) in enumerate(grouped_splits(y, groups, folds, seed)):
-        Xt, yt, norm = fold_rows(X, y, tr, augmented, sn)
-        model = fit_model(Xt, yt, hp if choose is None else choose(tr), seed)
-        Xte = held_out_rows(X, te, sn, norm)
+    splits = grouped_splits(y, groups, folds, seed)
+    for k, fold in enumerate(fit_folds(X, y, splits, hp, seed, augmented=augmented, sn=sn, choose=choose)):
+        model, te, Xte = fold.model, fold.test, fold.rows(X)
         cols = [labels.index(c) for c in model.classes_]
         proba[np.ix_(te, cols)] = model.predict_proba(Xte)
         pred[te] = model.predict(Xte)
@@ -284,13 +322,12 @@ def cross_corpus(
             shared = sorted(set(y[corpora == a]) & set(y[corpora == b]))
             if len(shared) < 2:
                 continue
-            tr = (corpora == a) & np.isin(y, shared)
-            te = (corpora == b) & np.isin(y, shared)
+            tr = np.flatnonzero((corpora == a) & np.isin(y, shared))
+            te = np.flatnonzero((corpora == b) & np.isin(y, shared))
             assert not set(groups[tr]) & set(groups[te]), "speaker in both train and test corpus"
-            Xt, yt, norm = fold_rows(X, y, np.flatnonzero(tr), augmented, sn)
-            model = fit_model(Xt, yt, hp if choose is None else choose(np.flatnonzero(tr)), seed)
-            m = metrics(y[te], model.predict(held_out_rows(X, np.flatnonzero(te), sn, norm)), shared)
-            m["train"], m["test"], m["train_n"] = str(a), str(b), int(tr.sum())
+            fold = fit_fold(X, y, tr, te, hp, seed, augmented=augmented, sn=sn, choose=choose)
+            m = metrics(y[te], fold.predict(X), shared)
+            m["train"], m["test"], m["train_n"] = str(a), str(b), int(tr.size)
             out[f"{a}->{b}"] = m
             if on_pair:
                 on_pair(a, b)

@@ -1,4 +1,4 @@
-"""The issue-6 evaluation in one run: speaker-grouped CV per corpus, cross-corpus, robustness
+"""The whole evaluation in one run: speaker-grouped CV per corpus, cross-corpus, robustness
 conditions on the held-out folds, calibration, and stream-vs-clip through the real runtime path.
 
     ser-evaluate --data ../shared/data/ravdess ../shared/data/crema-d --out reports/evaluation
@@ -44,10 +44,10 @@ from ser_live.speaker_norm import SpeakerNorm
 from ser_live.train import needs_extra
 
 with needs_extra("ser-evaluate"):  # without the train extra: one line saying what to install, exit 1
-    from ser_live.train import augment, corpora as corp, dataset, evaluate, export, streams
-    from ser_live.train.cli import (DEFAULT_AUGMENT, DEFAULT_ENCODER, DEFAULT_ENCODER_BLOCK, DEFAULT_NORM_MEMORY,
-                                    DEFAULT_NORM_PRIOR, DEFAULT_SPEAKER_NORM, TrainError, make_extractor)
-    from ser_live.train.model import Hyperparameters, fit_model
+    from ser_live.train import augment, corpora as corp, dataset, evaluate, export, recipe, streams
+    from ser_live.train import card as model_card
+    from ser_live.train.cli import TrainError, make_extractor
+    from ser_live.train.model import Hyperparameters
 
 TARGETS = {
     "cv_ravdess": 0.70,
@@ -87,11 +87,9 @@ def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, 
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "fold.onnx"
         onnx_path.write_bytes(export.to_onnx_bytes(model, extractor.size))
-        card = {"format": "ser-live-model", "format_version": 1, "labels": list(labels), **extractor.card()}
+        card = model_card.runtime_card(labels, extractor.card(), norm)
         if extractor.encoder is not None:
             (Path(tmp) / card["encoder"]["file"]).write_bytes(extractor.encoder.path.read_bytes())
-        if norm is not None:
-            card["speaker_norm"] = norm.to_card()
         export.sidecar(onnx_path, ".json").write_text(json.dumps(card))
         files, spans, samples = [], [], 0
         for i, clips in enumerate(sessions):
@@ -149,13 +147,14 @@ def _switch_sessions(groups: np.ndarray, corpus: np.ndarray, idx: np.ndarray, ra
     return out
 
 
-def _stream_vs_clips(fold_models, clips, X, X_floor, y, corpus, groups, rank, sn, args) -> dict:
+def _stream_vs_clips(fold_models: list[evaluate.FoldModel], clips, X, X_floor, y, corpus, groups, rank, args) -> dict:
     """Each fold's held-out clips (a seeded sample of ``args.stream_clips`` per fold if > 0) streamed
     through the live pipeline by that fold's model and scored clip by clip by the same model; UAR per corpus."""
     rng = np.random.default_rng(args.seed)
     stream_pred, clip_pred, clip_floor_pred, picked = [], [], [], []
     stats: dict = {}
-    for k, (model, te, norm) in enumerate(fold_models):
+    for k, fold in enumerate(fold_models):
+        model, te, norm = fold.model, fold.test, fold.norm
         pick = te if args.stream_clips <= 0 else rng.choice(te, size=min(args.stream_clips, te.size), replace=False)
         sessions = [pick[groups[pick] == s] for s in sorted(set(groups[pick]))]
         sessions = [s[np.argsort(rank[s], kind="stable")] for s in sessions]  # each speaker's arrival order
@@ -165,8 +164,8 @@ def _stream_vs_clips(fold_models, clips, X, X_floor, y, corpus, groups, rank, sn
         for key, v in st.items():
             stats[key] = v if key == "floor_dbfs" else stats.get(key, 0) + v
         stream_pred += pred
-        clip_pred += list(model.predict(evaluate.held_out_rows(X, pick, sn, norm)))
-        clip_floor_pred += list(model.predict(evaluate.held_out_rows(X_floor, pick, sn, norm)))
+        clip_pred += list(fold.predict(X, pick))
+        clip_floor_pred += list(fold.predict(X_floor, pick))
         picked.append(pick)
     pick = np.concatenate(picked)
     stats["audio_s"], stats["replay_s"] = round(stats["audio_s"], 1), round(stats["replay_s"], 1)
@@ -243,17 +242,16 @@ def run(args) -> dict:
     proba = None
     splits = evaluate.grouped_splits(y, groups, args.folds, args.seed)
     fold_models = []
-    for k, (tr, te) in enumerate(splits):
-        Xt, yt, norm = evaluate.fold_rows(X, y, tr, aug, sn)
-        model = fit_model(Xt, yt, hp, args.seed)
-        p = model.predict_proba(evaluate.held_out_rows(X, te, sn, norm))
+    for k, fold in enumerate(evaluate.fit_folds(X, y, splits, hp, args.seed, augmented=aug, sn=sn)):
+        model, te, norm = fold.model, fold.test, fold.norm
+        p = model.predict_proba(fold.rows(X))
         if proba is None:
             proba = np.zeros((len(y), p.shape[1]))
             classes = list(model.classes_)
         proba[te] = p
         pred["clean"][te] = model.classes_[p.argmax(axis=1)]
         for name, Xn in Xc.items():
-            pred[name][te] = model.predict(evaluate.held_out_rows(Xn, te, sn, norm))
+            pred[name][te] = fold.predict(Xn)
         if sn is not None:
             changes["unadapted"][te] = model.predict(np.stack([norm.state().apply(x) for x in X[te]]))
             for session in _mixed_sessions(groups, corpus, te, args.seed + k):
@@ -266,7 +264,7 @@ def run(args) -> dict:
             unbalanced["true"] += list(y[session])
             unbalanced["pred"] += list(model.predict(rows))
             unbalanced["corpus"] += list(corpus[session])
-        fold_models.append((model, te, norm))
+        fold_models.append(fold)
         print(f"fold {k + 1}/{len(splits)} done", file=sys.stderr, flush=True)
     y_idx = np.array([classes.index(v) for v in y])
     result: dict = {"recipe": {"augment": args.augment, "hyperparameters": hp.asdict(), "folds": args.folds,
@@ -324,7 +322,7 @@ def run(args) -> dict:
 
     # ---- stream vs clip (every fold)
     t0 = time.perf_counter()
-    result["stream"] = _stream_vs_clips(fold_models, clips, X, Xc["floor -60 dBFS"], y, corpus, groups, rank, sn, args)
+    result["stream"] = _stream_vs_clips(fold_models, clips, X, Xc["floor -60 dBFS"], y, corpus, groups, rank, args)
     t_stream = time.perf_counter() - t0
     result["run"] = meta
     result["timing_s"] = {"features": round(t_feat), "cv": round(t_cv), "new_text": round(t_new_text), "cross_corpus": round(t_xc),
@@ -521,13 +519,13 @@ def _parser() -> OneLineParser:
     p.add_argument("--side-by-side", nargs="+", type=Path, metavar="JSON",
                    help="instead of evaluating: render these evaluations' JSON files as one table into OUT.md")
     p.add_argument("--out", type=Path, default=Path("reports/evaluation"), help="writes OUT.json and OUT.md")
-    p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT)
-    p.add_argument("--encoder", default=DEFAULT_ENCODER, help="as ser-train's --encoder")
-    p.add_argument("--encoder-block", type=int, default=DEFAULT_ENCODER_BLOCK)
+    p.add_argument("--augment", type=int, default=recipe.AUGMENT)
+    p.add_argument("--encoder", default=recipe.ENCODER, help="as ser-train's --encoder")
+    p.add_argument("--encoder-block", type=int, default=recipe.ENCODER_BLOCK)
     p.add_argument("--with-features", action="store_true", help="as ser-train's --with-features")
-    p.add_argument("--speaker-norm", choices=("none", "causal"), default=DEFAULT_SPEAKER_NORM)
-    p.add_argument("--norm-prior", type=float, default=DEFAULT_NORM_PRIOR)
-    p.add_argument("--norm-memory", type=float, default=DEFAULT_NORM_MEMORY, help="0 = never forgets")
+    p.add_argument("--speaker-norm", choices=("none", "causal"), default=recipe.SPEAKER_NORM)
+    p.add_argument("--norm-prior", type=float, default=recipe.NORM_PRIOR)
+    p.add_argument("--norm-memory", type=float, default=recipe.NORM_MEMORY, help="0 = never forgets")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2)

@@ -1,26 +1,19 @@
-"""ONNX export (skl2onnx) with a parity check against scikit-learn, and the model card."""
+"""ONNX export (skl2onnx) with a parity check against scikit-learn, and writing a model's files."""
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
-import platform
 from pathlib import Path
 
 import numpy as np
 from sklearn.pipeline import Pipeline
-
-from ser_live.features import SAMPLE_RATE
-from ser_live.speaker_norm import SpeakerNorm
 
 INPUT_NAME = "features"
 PROBA_NAME = "probabilities"
 LABEL_NAME = "label"
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 PARITY_TOL = 1e-4
-CARD_FORMAT = "ser-live-model"
-CARD_FORMAT_VERSION = 1
 
 
 class ParityError(RuntimeError):
@@ -67,22 +60,6 @@ def parity(model: Pipeline, onnx_bytes: bytes, X: np.ndarray) -> float:
     return diff
 
 
-def library_versions() -> dict:
-    import onnx
-    import onnxruntime
-    import skl2onnx
-    import sklearn
-
-    return {
-        "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
-        "skl2onnx": skl2onnx.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def sidecar(model_path: Path, suffix: str) -> Path:
     """``models/ser-default.onnx`` -> ``models/ser-default<suffix>``."""
     return model_path.with_name(model_path.stem + suffix)
@@ -92,46 +69,6 @@ def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-
-
-def make_card(
-    *,
-    labels: list[str],
-    feature: dict,
-    segmenter: dict,
-    corpora: dict,
-    metrics: dict,
-    training: dict,
-    licence: str,
-    credits: list[str],
-    speaker_norm: SpeakerNorm | None = None,
-) -> dict:
-    """The JSON card; ``speaker_norm`` adds the field the runtime normalises with (none: no such field)."""
-    card = {
-        "format": CARD_FORMAT,
-        "format_version": CARD_FORMAT_VERSION,
-        "labels": list(labels),
-        "input": feature.get("input", "handcrafted"),
-        "feature_version": feature["feature_version"],
-        "feature_size": feature["feature_size"],
-        "feature_params": feature["feature_params"],
-        "segmenter": segmenter,
-        "sample_rate": SAMPLE_RATE,
-        "input_name": INPUT_NAME,
-        "output_name": PROBA_NAME,
-        "corpora": corpora,
-        "metrics": metrics,
-        "training": training,
-        "library_versions": library_versions(),
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "licence": licence,
-        "credits": credits,
-    }
-    if "encoder" in feature:
-        card["encoder"] = feature["encoder"]
-    if speaker_norm is not None:
-        card["speaker_norm"] = speaker_norm.to_card()
-    return card
 
 
 def dumps(obj: dict) -> bytes:

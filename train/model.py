@@ -12,18 +12,22 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
+from ser_live.train import recipe
+
 
 @dataclass(frozen=True)
 class Hyperparameters:
-    hidden: tuple[int, ...] = (128,)
-    alpha: float = 0.3
-    learning_rate_init: float = 1e-3
-    batch_size: int = 64
-    max_iter: int = 300
-    early_stopping: bool = True
-    validation_fraction: float = 0.15
-    n_iter_no_change: int = 20
-    members: int = 3  # MLPs fitted with seeds seed, seed+1, ...; their logits are averaged in one graph
+    """The classifier's settings; the defaults are the shipped recipe's (``ser_live.train.recipe``)."""
+
+    hidden: tuple[int, ...] = recipe.HIDDEN
+    alpha: float = recipe.ALPHA
+    learning_rate_init: float = recipe.LEARNING_RATE_INIT
+    batch_size: int = recipe.BATCH_SIZE
+    max_iter: int = recipe.MAX_ITER
+    early_stopping: bool = recipe.EARLY_STOPPING
+    validation_fraction: float = recipe.VALIDATION_FRACTION
+    n_iter_no_change: int = recipe.N_ITER_NO_CHANGE
+    members: int = recipe.MEMBERS  # MLPs fitted with seeds seed, seed+1, ...; their logits are averaged in one graph
 
     def asdict(self) -> dict:
         d = asdict(self)

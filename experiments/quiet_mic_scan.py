@@ -4,23 +4,21 @@ Twelve real clips joined by pauses (RAVDESS, CREMA-D, mixed), speech peaks scale
 white or pink hiss at H dBFS. For each segmenter: utterances found, how many span two clips, and
 how many reach beyond their clip's padding and hangover (0.25 s before, 0.45 s after).
 
-    python benchmarks/quiet_mic_scan.py
+    python -m experiments.quiet_mic_scan
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks/
-from benchmarks import DATA  # noqa: E402
-from ser_live.features import SAMPLE_RATE as SR  # noqa: E402
-from ser_live.segmenter import Segmenter, SegmenterConfig, speech_levels  # noqa: E402
-from ser_live.train.augment import pink  # noqa: E402
-from ser_live.train.dataset import load_audio  # noqa: E402
-from ser_live.train.streams import join_with_pauses, sample_clips  # noqa: E402
+from experiments import DATA
+from ser_live.features import SAMPLE_RATE as SR
+from ser_live.segmenter import Segmenter, SegmenterConfig, speech_levels
+from ser_live.train.augment import pink
+from ser_live.train.dataset import load_audio
+from ser_live.train.streams import join_with_pauses, sample_clips
 
 CONFIGS = {
     "shipped -60/10": SegmenterConfig(),

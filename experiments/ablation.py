@@ -1,14 +1,10 @@
-"""Ablation harness: what the feature floor, augmentation and speaker normalisation each add.
+"""Ablation harness: what augmentation, speaker normalisation, the segmenter's VAD gain, the band and
+feature groups each add to speaker-independent accuracy (reports/ablation.md).
 
-    python -m ser_live.train.ablation --data ../shared/data/ravdess ../shared/data/crema-d \\
-        --variant FL=30,K=1 --variant FL=30,K=0 --variant FL=30,K=1,SN=causal
+    python -m experiments.ablation --data ../shared/data/ravdess ../shared/data/crema-d \\
+        --variant K=1 --variant K=0 --variant K=1,SN=causal
 
 A variant is comma-separated KEY=VALUE:
-  FL   synthetic white floor of ``ser_live.features`` in dB below the level (``_FLOOR_DB``)
-  AC   active-frame range in dB (``_ACTIVE_DB``);  TOP  log-mel floor in dB (``_TOP_DB``)
-  VD   voiced-frame range in dB below the loudest pitch frame (``_VOICED_DB``)
-  ED   edge trim in dB (``_EDGE_DB``: an utterance's edges this far below its loudest 10 ms are left out;
-       a large value such as 200 turns it off);  EP  the seconds kept around the rest (``_EDGE_PAD``)
   K    augmented copies per training clip (``ser-train --augment``)
   SNR  training-noise SNR range as LO:HI (default that of ``augment.training_copies``)
   TP   probability of the telephone band in the training copies (default that of ``augment.training_copies``)
@@ -29,7 +25,7 @@ A variant is comma-separated KEY=VALUE:
        ``oracle`` = z-score with all of the speaker's clips (an upper bound, not causal, not shippable)
   P    prior weight of ``SN=causal`` in clips (default that of ``ser-train --norm-prior``)
   NM   memory of ``SN=causal``'s running mean in clips (``ser-train --norm-memory``; default: it never forgets,
-       as in rows 1-86 of reports/ablation.md, while the shipped normaliser remembers about 30 clips)
+       while the shipped normaliser remembers about 30 clips)
   DROP feature columns left out, as ``:``-separated shell patterns over ``FEATURE_NAMES`` (e.g.
        ``DROP=mfcc*_mean:logmel*_mean``)
   VG   the segmenter's VAD gain: ``on`` (default, as shipped: clean and test clips of a speaker cut as one
@@ -41,7 +37,11 @@ A variant is comma-separated KEY=VALUE:
        evaluation's -60 dBFS white floor (the test condition's features), as every live input has a floor;
        held-out rows stay clean (not with ``--new-text``, whose models train on the clean rows)
   BW   the band the features see: ``full`` (default) or ``telephone`` (every cut, training and test, through
-       the evaluation's 300-3400 Hz filter before ``features.extract``: a narrowband model)
+       the evaluation's 300-3400 Hz filter before the features: a narrowband model)
+
+The segmenter and the features are the installed ``ser_live``'s, given to ``dataset.build_features`` as a
+``SegmenterConfig`` and an ``Extractor``; the feature constants themselves (floor, active and voiced
+ranges, edge trim) are not variant keys: they are fixed in ``realtime/features.py``.
 
 For each variant it prints and appends to ``--out`` (JSON lines): 5-fold speaker-grouped CV UAR per
 corpus on clean held-out clips, on the same clips over a -60 dBFS white floor and 20 dB quieter, and
@@ -52,8 +52,8 @@ white and babble noise at 15 dB SNR, telephone band, a reverberant room and the 
 telephone cost that the cut does not explain). With ``--new-text`` also ``cv_newtext_<corpus>``: the same
 speaker folds, but each held-out clip is scored by a model that never heard its sentence from anyone
 (``ser_live.train.evaluate.new_text_predictions``), so a gain that comes from knowing the corpora's few fixed
-texts shows. Feature constants are patched in this process before the feature pool
-forks, and the cache key includes them, so variants never share cached features.
+texts shows. The feature cache key covers the segmenter and what the extractor computes, so variants never
+share cached features by mistake.
 """
 
 from __future__ import annotations
@@ -68,8 +68,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_live.extractor import Extractor
+from ser_live.features import FEATURE_NAMES
+from ser_live.train import augment, corpora as corp, dataset, evaluate, recipe
+from ser_live.train.model import Hyperparameters
 
-KEYS = ("FL", "AC", "TOP", "VD", "ED", "EP", "K", "SNR", "TP", "RV", "SP", "CD", "NZ", "H", "AL", "SN", "P", "NM", "DROP", "VG", "VF", "CF", "BW")
+KEYS = ("K", "SNR", "TP", "RV", "SP", "CD", "NZ", "H", "AL", "SN", "P", "NM", "DROP", "VG", "VF", "CF", "BW")
 CHOICES = {"SN": ("none", "causal", "oracle"), "VG": ("on", "off"), "BW": ("full", "telephone"), "CF": ("none", "floor")}
 _COPY_PROBABILITIES = {"TP": "telephone_p", "RV": "reverb_p", "SP": "speed_p", "CD": "codec_p"}  # Corruption fields
 
@@ -101,36 +105,31 @@ def _oracle_norm(A: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return A.astype(np.float32)
 
 
-_DEFAULTS: dict = {}
+class TelephoneBand(Extractor):
+    """The handcrafted features of the audio through the evaluation's 300-3400 Hz filter (``augment.telephone``)."""
+
+    def extract(self, audio: np.ndarray) -> np.ndarray:
+        return super().extract(augment.telephone(np.asarray(audio, np.float64)))
 
 
 def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: int = 0, new_text: bool = False,
                 robustness: bool = False) -> dict:
-    from ser_live import features as F
-    from ser_live.train import augment, corpora as corp, dataset, evaluate
-    from ser_live.train.cli import DEFAULT_NORM_PRIOR
-    from ser_live.train.model import Hyperparameters, fit_model
-
-    defaults = _DEFAULTS.setdefault("features", {n: getattr(F, n) for n in ("_FLOOR_DB", "_ACTIVE_DB", "_TOP_DB", "_VOICED_DB", "_EDGE_DB", "_EDGE_PAD")})
-    for key, name in (("FL", "_FLOOR_DB"), ("AC", "_ACTIVE_DB"), ("TOP", "_TOP_DB"), ("VD", "_VOICED_DB"), ("ED", "_EDGE_DB"), ("EP", "_EDGE_PAD")):
-        setattr(F, name, float(v[key]) if key in v else defaults[name])  # unset keys: the shipped values
-    extract = _DEFAULTS.setdefault("extract", F.extract)
+    """One variant's figures (see the module's docstring)."""
     band = v.get("BW", "full")
-    narrowband = lambda audio: extract(augment.telephone(np.asarray(audio, np.float64)))  # noqa: E731
-    F.extract = extract if band == "full" else narrowband
+    extractor = TelephoneBand() if band == "telephone" else Extractor()
     clips = corp.discover(roots, corp.resolve_emotions(None)).clips
-    shipped_config = _DEFAULTS.setdefault("segmenter_config", dataset.segmenter_config)
     gain = v.get("VG", "on")
     changes = {"vad_floor_dbfs": float(v["VF"])} if "VF" in v else {}
     if gain == "off":
         changes["vad_target_dbfs"] = None
-    dataset.segmenter_config = (lambda: dataclasses.replace(shipped_config(), **changes)) if changes else shipped_config
+    config = dataclasses.replace(dataset.segmenter_config(), **changes)
     g = np.array([c.speaker for c in clips])
     rank = evaluate.arrival_rank(g, seed)  # each clip's place in its speaker's session: the cut's and the normaliser's
     sessions = rank if gain == "on" else None
 
-    def feats(c=None, rank=None):
-        fs = dataset.build_features(clips, roots=roots, cache_dir=cache_dir, jobs=jobs, corruption=c, rank=rank)
+    def feats(c=None, rank=None, extractor=extractor):
+        fs = dataset.build_features(clips, roots=roots, cache_dir=cache_dir, jobs=jobs, corruption=c, rank=rank,
+                                    extractor=extractor, config=config)
         assert len(fs.clips) == len(clips), fs.failed[:1]
         return fs.X
 
@@ -142,9 +141,7 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
                         ("room", "room RT60 0.6 s, DRR 3 dB"), ("opus", "Opus ~20 kbps")):
             tests[k] = feats(conditions[name], sessions)
         if band == "full":  # the band applied after the clean cut: what is left of the telephone cost without the cut's share
-            F.extract = narrowband
-            tests["telephone_cut"] = feats(rank=sessions)
-            F.extract = extract
+            tests["telephone_cut"] = feats(rank=sessions, extractor=TelephoneBand())
     copies = augment.training_copies(int(v.get("K", 1)), seed)
     if "SNR" in v:
         lo, hi = map(float, v["SNR"].split(":"))
@@ -156,7 +153,7 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         copies = [dataclasses.replace(c, noises=tuple(v["NZ"].split(":"))) for c in copies]
     Xa = [feats(c) for c in copies]
     if "DROP" in v:
-        keep = [i for i, n in enumerate(F.FEATURE_NAMES) if not any(fnmatch.fnmatch(n, p) for p in v["DROP"].split(":"))]
+        keep = [i for i, n in enumerate(FEATURE_NAMES) if not any(fnmatch.fnmatch(n, p) for p in v["DROP"].split(":"))]
         X, Xa = X[:, keep], [a[:, keep] for a in Xa]
         tests = {k: A[:, keep] for k, A in tests.items()}
     y = np.array([c.label for c in clips])
@@ -166,7 +163,7 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
         X, Xa = _oracle_norm(X, g), [_oracle_norm(a, g) for a in Xa]
         tests = {k: _oracle_norm(A, g) for k, A in tests.items()}
     elif v.get("SN") == "causal":
-        sn = evaluate.SessionNorm(float(v.get("P", DEFAULT_NORM_PRIOR)), g, rank,
+        sn = evaluate.SessionNorm(float(v.get("P", recipe.NORM_PRIOR)), g, rank,
                                   memory=float(v["NM"]) if "NM" in v else None)
     d = Hyperparameters()
     alphas = [float(a) for a in v["AL"].split(":")] if "AL" in v else [d.alpha]
@@ -177,11 +174,10 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
 
     res: dict = {"variant": v}
     pred = {k: np.empty(len(y), object) for k in ("clean", *tests)}
-    for tr, te in evaluate.grouped_splits(y, g, 5, seed):
-        Xt, yt, norm = evaluate.fold_rows(Xtrain, y, tr, Xa, sn)
-        m = fit_model(Xt, yt, hp_for(tr), seed)
+    splits = evaluate.grouped_splits(y, g, 5, seed)
+    for fold in evaluate.fit_folds(Xtrain, y, splits, hp, seed, augmented=Xa, sn=sn, choose=hp_for):
         for k, A in (("clean", X), *tests.items()):
-            pred[k][te] = m.predict(evaluate.held_out_rows(A, te, sn, norm))
+            pred[k][fold.test] = fold.predict(A)
     if new_text:
         pred["newtext"] = evaluate.new_text_predictions(X, y, g, co, [corp.sentence(c) for c in clips], hp,
                                                         folds=5, seed=seed, augmented=Xa, sn=sn, choose=hp_for)
@@ -190,12 +186,10 @@ def run_variant(v: dict, roots: list[Path], cache_dir: Path, jobs: int, seed: in
             res[f"cv_{k}_{c}"] = round(u, 3)
     for a, b in (("ravdess", "crema-d"), ("crema-d", "ravdess")):
         shared = sorted(set(y[co == a]) & set(y[co == b]))
-        tr, te = (co == a) & np.isin(y, shared), (co == b) & np.isin(y, shared)
-        Xt, yt, norm = evaluate.fold_rows(Xtrain, y, np.flatnonzero(tr), Xa, sn)
-        m = fit_model(Xt, yt, hp_for(np.flatnonzero(tr)), seed)
-        te = np.flatnonzero(te)
-        res[f"x_{a}->{b}"] = round(evaluate.uar(y[te], m.predict(evaluate.held_out_rows(X, te, sn, norm)), shared), 3)
-        res[f"x_{a}->{b}_floor"] = round(evaluate.uar(y[te], m.predict(evaluate.held_out_rows(tests["floor"], te, sn, norm)), shared), 3)
+        tr, te = np.flatnonzero((co == a) & np.isin(y, shared)), np.flatnonzero((co == b) & np.isin(y, shared))
+        fold = evaluate.fit_fold(Xtrain, y, tr, te, hp, seed, augmented=Xa, sn=sn, choose=hp_for)
+        res[f"x_{a}->{b}"] = round(evaluate.uar(y[te], fold.predict(X), shared), 3)
+        res[f"x_{a}->{b}_floor"] = round(evaluate.uar(y[te], fold.predict(tests["floor"]), shared), 3)
     if len(alphas) > 1:
         res["alpha_chosen"] = list(hp_for.chosen.values())  # CV folds, then the two cross-corpus training sets
     return res
@@ -209,7 +203,7 @@ def emit(res: dict, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ser_live.train.ablation", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m experiments.ablation", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", nargs="+", type=Path, required=True)
     p.add_argument("--variant", action="append", required=True)
     p.add_argument("--out", type=Path, default=Path("reports/ablation.jsonl"))
@@ -228,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ablation: {exc}", file=sys.stderr)
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    for v in variants:  # feature constants are set afresh for each variant
+    for v in variants:
         t0 = time.perf_counter()
         res = run_variant(v, roots, args.cache_dir, args.jobs, args.seed, args.new_text, args.robustness)
         res["seed"] = args.seed

@@ -1,18 +1,18 @@
 """Does openSMILE's eGeMAPSv02 (88 functionals) beat our features (``ser_live.features``), alone or
-concatenated with them? (issue 6; the answer is in reports/ablation.md: no)
+concatenated with them? (The answer, in reports/ablation.md: no.)
 
     pip install opensmile   # not a dependency of ser-live: this comparison only
     taskset -c 1 env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \\
-        python -m ser_live.train.egemaps_compare --data ../shared/data/ravdess ../shared/data/crema-d \\
+        python -m experiments.egemaps_compare --data ../shared/data/ravdess ../shared/data/crema-d \\
         --sets ours egemaps both --sn none --sn causal --test floor60 gain-20 --groups [--timing]
 
 Same clips (``ser_live.train.corpora.discover``), same cut (the runtime's ``speech_span``; whole clip when it
-finds nothing, as ``ser_live.train.dataset`` does), same folds and classifier as ``ser_live.train.ablation``
-(``evaluate.cross_validate`` / ``evaluate.cross_corpus``: 5 speaker-grouped folds, seed 0, default
-``Hyperparameters``), no augmentation. ``--sn causal`` is the ablation's ``SN=causal`` (prior
-``DEFAULT_NORM_PRIOR``, mean of each model's training side). Our features come from
-``ser_live.train.dataset.build_features`` (its .npz cache); eGeMAPS vectors are cached as .npy + .json under
-``--cache-dir`` (no pickle), keyed by opensmile version, segmenter config and the clip list.
+finds nothing, as ``ser_live.train.dataset`` does), same folds and classifier as ``experiments.ablation``
+(``evaluate.fit_folds``: 5 speaker-grouped folds, seed 0, default ``Hyperparameters``), no augmentation.
+``--sn causal`` is the ablation's ``SN=causal`` (prior ``recipe.NORM_PRIOR``, mean of each model's training
+side). Our features come from ``ser_live.train.dataset.build_features`` (its .npz cache); eGeMAPS vectors
+are cached as .npy + .json under ``--cache-dir`` (no pickle), keyed by opensmile version, segmenter config
+and the clip list.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.ablation import emit
 from ser_live.arguments import OneLineParser
-from ser_live.train.ablation import emit
 
 
 def _smile():
@@ -46,7 +46,7 @@ def egemaps_features(clips, cache_dir: Path, corruption=None, level_norm: bool =
     from ser_live.train import dataset
 
     config = dataset.segmenter_config()
-    stats = [(str(c.path), *dataset._stat(c.path)) for c in clips]
+    stats = [(str(c.path), c.path.stat().st_size, c.path.stat().st_mtime_ns) for c in clips]
     key = hashlib.sha256(json.dumps({"opensmile": opensmile.__version__, "seg": dataset.config_dict(config),
                                      "clips": stats,
                                      "corruption": corruption.to_dict() if corruption else None,
@@ -79,35 +79,31 @@ def egemaps_features(clips, cache_dir: Path, corruption=None, level_norm: bool =
 
 
 def evaluate_set(X, y, g, co, sn_name: str, seed: int = 0, held_out: dict | None = None) -> dict:
-    """``ser_live.train.ablation.run_variant``'s evaluation without augmentation: per-corpus UAR (%) of pooled
+    """``experiments.ablation.run_variant``'s evaluation without augmentation: per-corpus UAR (%) of pooled
     5-fold speaker-grouped CV, and cross-corpus UAR both ways on the shared classes; ``held_out``
     (condition -> the same clips corrupted) also scores the models on those held-out rows."""
-    from ser_live.train import evaluate
-    from ser_live.train.cli import DEFAULT_NORM_PRIOR
-    from ser_live.train.model import Hyperparameters, fit_model
+    from ser_live.train import evaluate, recipe
+    from ser_live.train.model import Hyperparameters
 
     sn = None
     if sn_name == "causal":
-        sn = evaluate.SessionNorm(float(DEFAULT_NORM_PRIOR), g, evaluate.arrival_rank(g, seed))
+        sn = evaluate.SessionNorm(float(recipe.NORM_PRIOR), g, evaluate.arrival_rank(g, seed))
     hp = Hyperparameters()
     tests = {"": X, **{f"_{k}": v for k, v in (held_out or {}).items()}}
     res: dict = {}
     pred = {k: np.empty(len(y), object) for k in tests}
-    for tr, te in evaluate.grouped_splits(y, g, 5, seed):
-        Xt, yt, norm = evaluate.fold_rows(X, y, tr, (), sn)
-        m = fit_model(Xt, yt, hp, seed)
+    for fold in evaluate.fit_folds(X, y, evaluate.grouped_splits(y, g, 5, seed), hp, seed, sn=sn):
         for k, A in tests.items():
-            pred[k][te] = m.predict(evaluate.held_out_rows(A, te, sn, norm))
+            pred[k][fold.test] = fold.predict(A)
     for k, p in pred.items():
         for c, u in evaluate.uar_by_corpus(y, p, co).items():
             res[f"cv_{c}{k}"] = round(100 * u, 1)
     for a, b in (("ravdess", "crema-d"), ("crema-d", "ravdess")):
         shared = sorted(set(y[co == a]) & set(y[co == b]))
-        tr, te = (co == a) & np.isin(y, shared), np.flatnonzero((co == b) & np.isin(y, shared))
-        Xt, yt, norm = evaluate.fold_rows(X, y, np.flatnonzero(tr), (), sn)
-        m = fit_model(Xt, yt, hp, seed)
+        tr, te = np.flatnonzero((co == a) & np.isin(y, shared)), np.flatnonzero((co == b) & np.isin(y, shared))
+        fold = evaluate.fit_fold(X, y, tr, te, hp, seed, sn=sn)
         for k, A in tests.items():
-            res[f"x_{a}->{b}{k}"] = round(100 * evaluate.uar(y[te], m.predict(evaluate.held_out_rows(A, te, sn, norm)), shared), 1)
+            res[f"x_{a}->{b}{k}"] = round(100 * evaluate.uar(y[te], fold.predict(A), shared), 1)
     return res
 
 
@@ -166,7 +162,7 @@ def timing(clips, n: int = 100) -> dict:
 
 
 def main(argv=None) -> int:
-    p = OneLineParser(prog="python -m ser_live.train.egemaps_compare", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m experiments.egemaps_compare", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", nargs="+", type=Path, required=True)
     p.add_argument("--sets", nargs="*", default=["ours", "egemaps", "both"], choices=["ours", "egemaps", "both"])
     p.add_argument("--sn", action="append", choices=["none", "causal"])

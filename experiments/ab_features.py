@@ -4,9 +4,9 @@ On a shared machine absolute timings drift by tens of percent between minutes; r
 in turn on each clip (random order each round) and taking each clip's best of 10 cancels most of it.
 The first file is the reference; each ratio is the median over clips of best(version) / best(reference).
 
-    git show 016adc8:realtime/features.py > /tmp/features_v3.py
+    git show HEAD~1:realtime/features.py > /tmp/features_before.py
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 taskset -c 1 \\
-        python benchmarks/ab_features.py /tmp/features_v3.py realtime/features.py
+        python -m experiments.ab_features /tmp/features_before.py realtime/features.py
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ from __future__ import annotations
 import importlib.util
 import sys
 import time
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for benchmarks/
-from benchmarks import DATA as DATA_DIR  # noqa: E402
-from ser_live.features import SAMPLE_RATE  # noqa: E402
+from experiments import DATA as DATA_DIR
+from ser_live.features import SAMPLE_RATE
 
 ROUNDS = 10
 
