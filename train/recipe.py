@@ -8,12 +8,12 @@ AUGMENT = 1
 
 #: the pretrained encoder under the classifier (``--encoder``; none: the handcrafted features alone) and the
 #: transformer block whose frames are pooled (``--encoder-block``); see models/README.md for how they were chosen
-ENCODER = "none"
+ENCODER = "smart-turn-v3.2"
 ENCODER_BLOCK = 2
 
 #: causal per-speaker normalisation (``--speaker-norm``) and the training mean's weight in its running mean,
 #: in clips (``--norm-prior``); see reports/ablation.md
-SPEAKER_NORM = "causal"
+SPEAKER_NORM = "none"
 NORM_PRIOR = 3.0
 #: the running mean weights about the last 30 clips (``--norm-memory``): a product choice, not tuned on the
 #: folds, so that a source whose speaker changes is re-learned within tens of utterances
