@@ -739,7 +739,7 @@ def test_ser_train_alpha_search_records_its_choices(small_data, cache_dir, tmp_p
 def test_side_by_side_puts_each_evaluation_in_its_own_column(tmp_path, capsys):
     from ser_live.train import evaluate_cli
 
-    paths = [REPO / "reports" / "evaluation.json", REPO / "reports" / "evaluation-seed1.json"]
+    paths = [REPO / "reports" / "evaluation.json", REPO / "reports" / "evaluation-fast-seed1.json"]
     runs = [json.loads(p.read_text()) for p in paths]
     md = evaluate_cli.render_side_by_side(runs)
     row = next(line for line in md.splitlines() if line.startswith("| CV UAR, ravdess (7 classes) |"))
