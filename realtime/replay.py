@@ -101,6 +101,11 @@ class _SoundFileAudio(AudioFile):
         self._f.close()
 
 
+_PCM_BYTES = {  # bytes per sample of the WAV subtypes whose length follows from the data chunk's size
+    "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8, "ULAW": 1, "ALAW": 1,
+}
+
+
 def _wav_promised_frames(path: Path, f: sf.SoundFile) -> int | None:
     """The frames a RIFF/WAVE file's data chunk header promises (libsndfile itself trusts the file size
     over a data chunk that runs past the end), or None for other formats and unreadable headers."""
@@ -118,9 +123,6 @@ def _wav_promised_frames(path: Path, f: sf.SoundFile) -> int | None:
                 return size // (_PCM_BYTES[f.subtype] * f.channels)
             raw.seek(size + (size & 1), 1)
     return None
-
-
-_PCM_BYTES = {"PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8, "ULAW": 1, "ALAW": 1}
 
 
 class _AvAudio(AudioFile):
@@ -152,7 +154,7 @@ class _AvAudio(AudioFile):
                     block = np.concatenate(pending)
                     pending, have, read = [], 0, read + len(block)
                     yield block
-        except self._av.error.FFmpegError as e:
+        except Exception as e:  # av.error.FFmpegError mostly: corrupt or missing data part-way through the file
             if pending:
                 yield np.concatenate(pending)
                 read += have
