@@ -7,6 +7,7 @@ import argparse
 import sys
 
 EXIT_USAGE = 2
+EXIT_OUTPUT_CLOSED = 141  # as a command killed by SIGPIPE: the reader of stdout closed it (``| head``)
 DISTRIBUTION = "ser-live"
 
 

@@ -6,6 +6,7 @@ without PortAudio.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any
@@ -20,6 +21,13 @@ PORTAUDIO_HINT = "install PortAudio (Debian/Ubuntu: sudo apt-get install libport
 
 class CaptureError(Exception):
     """The microphone cannot be used; the message is meant for the user."""
+
+
+def _reason(e: Exception) -> str:
+    """PortAudio's message without its error code and call name ("Error opening InputStream: Invalid
+    sample rate [PaErrorCode -9997]" -> "invalid sample rate")."""
+    text = re.sub(r"\s*\[PaErrorCode -?\d+\]", "", str(e)).split(": ")[-1].strip()
+    return text[:1].lower() + text[1:]
 
 
 def _sounddevice() -> Any:
@@ -53,8 +61,9 @@ def resolve_device(device: str | None) -> tuple[int | None, str]:
         info = sd.query_devices(key, kind="input")
     except (ValueError, sd.PortAudioError) as e:
         if device is None:
-            raise CaptureError(f"no default input device ({e}); connect a microphone or choose one with --device") from None
-        raise CaptureError(f"unknown input device {device!r}: {e} (see --list-devices)") from None
+            raise CaptureError("no microphone found (the system has no default input device); connect one, "
+                               "or choose one with --device (see --list-devices)") from None
+        raise CaptureError(f"unknown input device {device!r} (see --list-devices)") from None
     return int(info["index"]), str(info["name"])
 
 
@@ -86,7 +95,8 @@ class MicrophoneCapture:
                 finished_callback=self._finished,
             )
         except sd.PortAudioError as e:
-            raise CaptureError(f"cannot open input device {self.name!r}: {e}") from None
+            raise CaptureError(f"cannot open input device {self.name!r} ({_reason(e)}); is another program "
+                               "using it? (see --list-devices)") from None
 
     def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread
         if status.input_overflow:

@@ -12,7 +12,7 @@ process.keep_freed_memory()
 import argparse  # noqa: E402
 import sys  # noqa: E402
 
-from ser_live.arguments import EXIT_USAGE, OneLineParser  # noqa: E402
+from ser_live.arguments import EXIT_OUTPUT_CLOSED, EXIT_USAGE, OneLineParser  # noqa: E402
 
 # Nothing heavier at import: until main() defers Ctrl-C, a press raises KeyboardInterrupt (numpy and the
 # rest load in run()).
@@ -41,15 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time speech emotion recognition from the microphone or from audio files.",
     )
     src = p.add_argument_group("input")
-    src.add_argument("--file", nargs="+", metavar="PATH", help="replay audio files or folders instead of the microphone")
+    src.add_argument("--file", nargs="+", metavar="PATH",
+                     help="replay audio files or folders instead of the microphone: WAV, FLAC, OGG/Opus, MP3, AIFF, "
+                     "M4A/AAC, MP4, WebM, MKV, ...")
     src.add_argument("--speed", type=_non_negative, default=1.0, help="replay pace: 1 real time (default), 4 four times faster, 0 as fast as possible")
     src.add_argument("--device", metavar="NAME|INDEX", help="input device (default: the system default)")
     src.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     src.add_argument("--duration", type=_positive, metavar="SECONDS", help="stop after this many seconds")
     out = p.add_argument_group("output")
     out.add_argument("--log", metavar="CSV", help="append one row per utterance to this CSV file")
-    out.add_argument("--json", action="store_true", help="print one JSON object per utterance")
-    out.add_argument("--plain", action="store_true", help="print one line per utterance even on a terminal")
+    out.add_argument("--json", action="store_true", help="print one JSON object per utterance (the summary goes to stderr)")
+    out.add_argument("--plain", action="store_true",
+                     help="print one tab-separated line per utterance even on a terminal, after a header line: "
+                     "source, start_s, end_s, emotion, confidence, latency_ms (the default when stdout is not a "
+                     "terminal; messages and the summary go to stderr)")
     p.add_argument("--model", metavar="NAME|ONNX",
                    help="'default' (the shipped accurate model: a pretrained speech encoder, about 10 ms per utterance), "
                    "'fast' (the shipped handcrafted-features model, about 1 ms per utterance and less accurate: for very "
@@ -88,6 +93,13 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if os.environ.get("SER_LIVE_DEBUG"):
+        return _run(args, restore_signals=argv is not None)
+    with process.quiet_native_stderr():  # native libraries' chatter must not break into the view or the output
+        return _run(args, restore_signals=argv is not None)
+
+
+def _run(args: argparse.Namespace, restore_signals: bool) -> int:
     from ser_live.capture import CaptureError
     from ser_live.model import EmotionModel, ModelError
     from ser_live.replay import expand_paths
@@ -107,6 +119,13 @@ def run(argv: list[str] | None = None) -> int:
         return _fail("--device is for the microphone; it cannot be combined with --file")
     if args.json and args.plain:
         return _fail("choose one of --json and --plain")
+    d = SegmenterConfig()
+    if args.hangover_ms < d.frame_ms:
+        return _fail(f"--hangover-ms must be at least {d.frame_ms}")
+    if args.min_utterance_ms < 0:
+        return _fail("--min-utterance-ms must be 0 or more")
+    if args.max_utterance_s * 1000 <= d.pad_ms + args.min_utterance_ms:
+        return _fail(f"--max-utterance-s must be longer than --min-utterance-ms plus {d.pad_ms} ms")
     try:
         segmenter = SegmenterConfig(
             aggressiveness=args.vad_aggressiveness,
@@ -122,8 +141,8 @@ def run(argv: list[str] | None = None) -> int:
         files, missing = expand_paths(args.file)
         for m in missing:
             sys.stderr.write(f"ser-live: {m.source}: {m.message}\n")
-        if not files:
-            return _fail("no audio files to replay")
+        if not files:  # each path given has had its line
+            return EXIT_USAGE
     else:
         missing = []
 
@@ -147,7 +166,7 @@ def run(argv: list[str] | None = None) -> int:
         if log is not None:
             log.close()
         return 130
-    code = session.run(restore_signals=argv is not None)  # run as a program, the process exits next
+    code = session.run(restore_signals=restore_signals)  # False run as a program: the process exits next
     return max(code, 1 if missing else 0)
 
 
@@ -162,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
         code = run(argv)
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:  # the reader of the output went away (``| head``): nothing more to say
+        code = EXIT_OUTPUT_CLOSED
     except Exception as e:  # last resort: one line, not a traceback
         if os.environ.get("SER_LIVE_DEBUG"):
             raise

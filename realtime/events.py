@@ -68,7 +68,15 @@ class SpeechState:
 
 @dataclass(frozen=True)
 class SourceFailed:
-    """One source (a file) could not be used, or not to its end; the session goes on with the next."""
+    """One source (a file) could not be used; the session goes on with the next."""
+
+    source: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SourceTruncated:
+    """A file ended early (cut off, or its data stopped decoding): what it held was used, the rest is missing."""
 
     source: str
     message: str
@@ -86,7 +94,7 @@ class End:
     """The last event: the pipeline has finished everything after ``close()``."""
 
 
-Event = Union[Result, SpeechState, SourceFailed, PipelineFailed, End]
+Event = Union[Result, SpeechState, SourceFailed, SourceTruncated, PipelineFailed, End]
 Observer = Callable[[Event], None]  # called on the emitting thread with every event, as it is queued
 
 

@@ -4,8 +4,12 @@ never library code."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import os
+import sys
+from collections.abc import Iterator
 
 _BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
@@ -30,3 +34,32 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 64 << 20))
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null while the block runs, so that what native libraries print
+    there (libmpg123's frame errors through libsndfile on 16 kHz MP3s, FFmpeg, ALSA) cannot break into the
+    live view or the output; ``sys.stderr``, if it wrote to descriptor 2, keeps writing to the real stderr
+    through a copy of it. Messages meant for the user are raised as exceptions and printed by ser-live."""
+    sys.stderr.flush()
+    try:
+        uses_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):  # replaced by a test or an embedder
+        uses_fd2 = False
+    saved = os.dup(2)
+    previous = sys.stderr
+    if uses_fd2:
+        sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=previous.encoding, errors="backslashreplace")
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        yield
+    finally:
+        if uses_fd2:
+            sys.stderr.flush()
+            sys.stderr.close()
+            sys.stderr = previous
+        os.dup2(saved, 2)
+        os.close(saved)

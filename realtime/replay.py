@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from ser_live.events import End, Event, SourceFailed, StopReason
+from ser_live.events import End, Event, SourceFailed, SourceTruncated, StopReason
 from ser_live.model import EmotionModel
 from ser_live.pipeline import Pipeline
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
+#: what libsndfile reads (tried first: it is fast and exact about lengths)
+SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
+#: what phones and video calls record: AAC in MP4/M4A, Opus in WebM, and the like, decoded by FFmpeg (PyAV)
+CONTAINER_SUFFIXES = {".m4a", ".mp4", ".aac", ".webm", ".mkv", ".mka", ".mov", ".3gp", ".wma", ".amr"}
+AUDIO_SUFFIXES = SOUNDFILE_SUFFIXES | CONTAINER_SUFFIXES
 BLOCK_SECONDS = 0.03  # paced replay writes blocks like a microphone callback would
 READ_FRAMES = 16384  # decode this much per call: every SoundFile.read seeks, which is slow on FLAC
 
 
 class InputError(Exception):
     """A path given on the command line cannot be used; the message is meant for the user."""
+
+
+class Truncated(Exception):
+    """A file ends before what its header promises, or its data stops decoding part-way."""
 
 
 def expand_paths(paths: list[str]) -> tuple[list[Path], list[SourceFailed]]:
@@ -40,20 +49,143 @@ def expand_paths(paths: list[str]) -> tuple[list[Path], list[SourceFailed]]:
     return files, missing
 
 
-def open_audio(path: Path) -> sf.SoundFile:
+def _reason(e: Exception) -> str:
+    return str(e).split(":")[-1].strip() or type(e).__name__
+
+
+class AudioFile:
+    """An audio file decoded block by block into float32 (frames, channels) arrays at its own rate.
+
+    libsndfile reads what it can (WAV, FLAC, OGG, MP3, ...); anything else goes to FFmpeg's decoders
+    through PyAV (AAC in M4A/MP4, Opus in WebM, ...). ``blocks`` raises :class:`Truncated` after the last
+    block it could decode when the file holds less than its header promises or stops decoding part-way.
+    """
+
+    samplerate: int
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> AudioFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _SoundFileAudio(AudioFile):
+    def __init__(self, f: sf.SoundFile, promised: int | None) -> None:
+        self._f = f
+        self.samplerate = f.samplerate
+        self._promised = promised
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        read = 0
+        while True:
+            try:
+                data = self._f.read(frames, dtype="float32", always_2d=True)
+            except Exception as e:  # corrupt data part-way through the file
+                raise Truncated(f"decoding stopped after {read / self.samplerate:.2f} s ({_reason(e)})") from None
+            if not data.size:
+                break
+            read += len(data)
+            yield data
+        if self._promised is not None and read < self._promised:
+            raise Truncated(f"ends after {read / self.samplerate:.2f} s of the {self._promised / self.samplerate:.2f} s "
+                            "its header promises (cut off?)")
+
+    def close(self) -> None:
+        self._f.close()
+
+
+_PCM_BYTES = {  # bytes per sample of the WAV subtypes whose length follows from the data chunk's size
+    "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8, "ULAW": 1, "ALAW": 1,
+}
+
+
+def _wav_promised_frames(path: Path, f: sf.SoundFile) -> int | None:
+    """The frames a RIFF/WAVE file's data chunk header promises (libsndfile itself trusts the file size
+    over a data chunk that runs past the end), or None for other formats and unreadable headers."""
+    if f.format != "WAV" or f.subtype not in _PCM_BYTES:
+        return None
+    with open(path, "rb") as raw:
+        head = raw.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        while len(chunk := raw.read(8)) == 8:
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                if size in (0, 0xFFFFFFFF):  # unknown length: written by a recorder still running
+                    return None
+                return size // (_PCM_BYTES[f.subtype] * f.channels)
+            raw.seek(size + (size & 1), 1)
+    return None
+
+
+class _AvAudio(AudioFile):
+    def __init__(self, path: Path) -> None:
+        import av  # FFmpeg's decoders: loaded only for the files libsndfile cannot read
+
+        self._av = av
+        try:
+            self._container = av.open(str(path), metadata_errors="ignore")
+        except Exception as e:  # av.error.FFmpegError and its kin, or a file that is no container
+            raise InputError(f"not a readable audio file ({_reason(e)})") from None
+        if not self._container.streams.audio:
+            self._container.close()
+            raise InputError("contains no audio stream")
+        self._stream = self._container.streams.audio[0]
+        self.samplerate = int(self._stream.codec_context.sample_rate or 0)
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        resampler = self._av.AudioResampler(format="fltp")  # planar float32, same layout and rate
+        pending: list[np.ndarray] = []
+        have = read = 0
+        try:
+            for packet in self._container.demux(self._stream):
+                for frame in packet.decode():
+                    for out in resampler.resample(frame):
+                        pending.append(out.to_ndarray().T)
+                        have += out.samples
+                if have >= frames:
+                    block = np.concatenate(pending)
+                    pending, have, read = [], 0, read + len(block)
+                    yield block
+        except Exception as e:  # av.error.FFmpegError mostly: corrupt or missing data part-way through the file
+            if pending:
+                yield np.concatenate(pending)
+                read += have
+            raise Truncated(f"decoding stopped after {read / self.samplerate:.2f} s ({_reason(e)})") from None
+        if pending:
+            yield np.concatenate(pending)
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def open_audio(path: Path) -> AudioFile:
     """Open an audio file for block reading, or raise InputError with a one-line reason."""
     try:
         f = sf.SoundFile(str(path))
-    except Exception as e:  # soundfile raises LibsndfileError, RuntimeError or TypeError
-        reason = str(e).split(":")[-1].strip() or type(e).__name__
-        raise InputError(f"not a readable audio file ({reason})") from None
-    if f.frames == 0:
-        f.close()
-        raise InputError("contains no audio samples")
-    if not 1000 <= f.samplerate <= 384000:
-        f.close()
-        raise InputError(f"unsupported sample rate {f.samplerate} Hz")
-    return f
+    except Exception as e:  # soundfile raises LibsndfileError, RuntimeError or TypeError: try FFmpeg's decoders
+        try:
+            audio: AudioFile = _AvAudio(path)
+        except InputError:
+            if path.suffix.lower() in CONTAINER_SUFFIXES:
+                raise
+            raise InputError(f"not a readable audio file ({_reason(e)})") from None
+    else:
+        if f.frames == 0:
+            f.close()
+            raise InputError("contains no audio samples")
+        audio = _SoundFileAudio(f, _wav_promised_frames(path, f))
+    if not 1000 <= audio.samplerate <= 384000:
+        audio.close()
+        raise InputError(f"unsupported sample rate {audio.samplerate} Hz")
+    return audio
 
 
 class FileReplay:
@@ -111,9 +243,8 @@ class FileReplay:
             t0, fed = time.monotonic(), 0
             read = max(block, READ_FRAMES // block * block)
             try:
-                while not self._stop.is_set():
-                    data = f.read(read, dtype="float32", always_2d=True)
-                    if not data.size:
+                for data in f.blocks(read):
+                    if self._stop.is_set():
                         break
                     with np.errstate(invalid="ignore", over="ignore"):  # +inf and -inf channels mix to NaN: zeroed next
                         mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
@@ -121,7 +252,6 @@ class FileReplay:
                     np.clip(mono, -1.0, 1.0, out=mono)  # beyond full scale, as a real converter would
                     if self.speed == 0:  # as fast as the pipeline takes it: no need for small blocks
                         p.feed_audio(mono, until=self._stop)
-                        fed += mono.size
                         continue
                     for i in range(0, mono.size, block):
                         if self._stop.is_set():
@@ -131,9 +261,8 @@ class FileReplay:
                             self._stop.wait(delay)
                         p.feed_audio(mono[i : i + block])
                         fed += min(block, mono.size - i)
-            except Exception as e:  # truncated or corrupt data part-way through the file
-                reason = str(e).split(":")[-1].strip() or type(e).__name__
-                p.emit(SourceFailed(str(path), f"decoding stopped after {fed / rate:.2f} s ({reason})"))
+            except Truncated as e:  # what could be decoded has been fed: the rest is missing
+                p.emit(SourceTruncated(str(path), str(e)))
             finally:
                 p.end_source()
 

@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ser_live.events import End, Event, Observer, PipelineFailed, Result, SourceFailed, SpeechState, StopReason
+from ser_live.arguments import EXIT_OUTPUT_CLOSED
+from ser_live.events import (End, Event, Observer, PipelineFailed, Result, SourceFailed, SourceTruncated, SpeechState,
+                             StopReason)
 from ser_live.model import EmotionModel
 from ser_live.pipeline import Pipeline, Source
 from ser_live.replay import FileReplay
@@ -58,6 +60,8 @@ class Session:
         batch = opts.files is not None and opts.speed == 0
         self.pipeline = Pipeline(opts.model, opts.segmenter, batch=batch, observer=opts.observer)
         self.files_failed = 0
+        self.files_truncated = 0
+        self.output_closed = False  # stdout's reader went away (``ser-live ... | head``)
         self.log_failed = False
         self.pipeline_failed = False
         self.stop_reason: StopReason | None = None  # set once: why the session stops (None while running)
@@ -90,6 +94,9 @@ class Session:
         elif isinstance(item, SourceFailed):
             self.files_failed += 1
             _err(f"{item.source}: {item.message} (skipped)")
+        elif isinstance(item, SourceTruncated):
+            self.files_truncated += 1
+            _err(f"{item.source}: {item.message}; used as far as it goes")
         elif isinstance(item, Result):
             if item.job.final:
                 self.stats.add(item)
@@ -101,7 +108,12 @@ class Session:
                     except LogError as e:
                         self.log_failed = True
                         _err(f"{e}; logging stopped, the session goes on")
-            self.view.result(item)
+            try:
+                self.view.result(item)
+            except BrokenPipeError:  # nobody reads the output any more: stop at once, quietly
+                self.output_closed = True
+                self._hurry = True
+                self.request_stop(StopReason.INTERRUPTED)
 
     def _on_signal(self, signum, frame) -> None:
         """Only set flags, which the loop reads within POLL_SECONDS: no lock (the main thread may
@@ -162,12 +174,16 @@ class Session:
             self.view.stop()
             if self.opts.log is not None:
                 self.opts.log.close()
-        out = sys.stderr if self.opts.view == "json" else sys.stdout
-        out.write(summary_text(self.stats, self.pipeline.status(), self.files_failed, time.monotonic() - t0) + "\n")
-        out.flush()
+        if not self.output_closed:
+            out = sys.stdout if self.opts.view == "live" else sys.stderr  # piped, stdout carries only data
+            out.write(summary_text(self.stats, self.pipeline.status(), self.files_failed, time.monotonic() - t0,
+                                   self.files_truncated) + "\n")
+            out.flush()
         if restore_signals:
             for sig, previous in handlers.items():
                 signal.signal(sig, previous)
+        if self.output_closed:
+            return EXIT_OUTPUT_CLOSED
         if self.stop_reason is StopReason.DEVICE_STOPPED:
             _err("the input device stopped delivering audio; the log is complete up to that point")
             return 1
@@ -176,7 +192,7 @@ class Session:
     def _stop_early(self) -> None:
         """Stop without waiting for the utterances still queued; keep the results already computed."""
         self._handle_ready()
-        if self.stats.utterances + self.stats.failed < self.pipeline.status().accepted_final:
+        if self.stats.utterances + self.stats.failed < self.pipeline.status().accepted_final and not self.output_closed:
             _err("stopped before every queued utterance was classified")
 
     def _handle_ready(self) -> None:

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
@@ -48,7 +49,7 @@ def _latency_line(stats: SessionStats) -> str:
     )
 
 
-def summary_text(stats: SessionStats, status: Status, files_failed: int, elapsed: float) -> str:
+def summary_text(stats: SessionStats, status: Status, files_failed: int, elapsed: float, files_truncated: int = 0) -> str:
     """The end-of-session summary, plain text."""
     lines = [f"session: {stats.utterances} utterances in {elapsed:.1f} s wall" + (f", {stats.failed} failed" if stats.failed else "")]
     spoken = {k: v for k, v in stats.seconds_per_emotion.items() if v > 0}
@@ -63,18 +64,26 @@ def summary_text(stats: SessionStats, status: Status, files_failed: int, elapsed
         f"input overflows {status.overflows}, dropped blocks {status.dropped_blocks}, "
         f"dropped utterances {status.dropped_final}" + (f", files failed {files_failed}" if files_failed else "")
     )
+    if files_truncated:
+        lines.append(f"{files_truncated} file{'s' if files_truncated > 1 else ''} truncated (used as far as {'they go' if files_truncated > 1 else 'it goes'})")
     return "\n".join(lines)
 
 
+PLAIN_COLUMNS = ("source", "start_s", "end_s", "emotion", "confidence", "latency_ms")
+
+
 class LineView:
-    """One plain line per final utterance (stdout not a terminal)."""
+    """One tab-separated line per final utterance on stdout (not a terminal, or ``--plain``), after a header
+    line naming the columns (:data:`PLAIN_COLUMNS`): data only, for ``cut``, ``awk`` or a TSV reader. An
+    utterance that could not be classified has the emotion ``failed`` and empty confidence and latency."""
 
     def __init__(self, stats: SessionStats, out: TextIO | None = None) -> None:
         self.stats = stats
         self.out = out or sys.stdout
 
     def start(self) -> None:
-        pass
+        self.out.write("\t".join(PLAIN_COLUMNS) + "\n")
+        self.out.flush()
 
     def stop(self) -> None:
         pass
@@ -85,14 +94,12 @@ class LineView:
     def result(self, r: Result) -> None:
         if not r.job.final:
             return
+        where = f"{r.job.source}\t{r.job.start_s:.2f}\t{r.job.end_s:.2f}"
         if r.probs is None:
-            self.out.write(f"{r.job.source}\t{r.job.start_s:7.2f}-{r.job.end_s:7.2f} s\tFAILED\t{r.error}\n")
+            self.out.write(f"{where}\tfailed\t\t\n")
         else:
             best = int(r.probs.argmax())
-            self.out.write(
-                f"{r.job.source}\t{r.job.start_s:7.2f}-{r.job.end_s:7.2f} s\t{self.stats.labels[best]}\t"
-                f"{r.probs[best]:.2f}\t{r.latency_ms:.1f} ms\n"
-            )
+            self.out.write(f"{where}\t{self.stats.labels[best]}\t{r.probs[best]:.2f}\t{r.latency_ms:.1f}\n")
         self.out.flush()
 
     def tick(self, status: Status) -> float:
@@ -101,7 +108,10 @@ class LineView:
 
 
 class JsonView(LineView):
-    """One JSON object per final utterance, for piping into other tools."""
+    """One JSON object per final utterance (JSON Lines), for piping into other tools."""
+
+    def start(self) -> None:
+        pass
 
     def result(self, r: Result) -> None:
         if not r.job.final:
@@ -233,7 +243,7 @@ class LiveView:
             t.append(f"{bar:<30}", style=COLOURS.get(label, "white"))
             t.append(f" {p:4.0%}\n")
         top, t = t, Text()
-        t.append(f" {'time':<8}  {'span (s)':<13}  {'emotion':<9}  {'conf':>4}  latency\n", style="dim")
+        t.append(f" {'time':<8}  {'span (s)':<13}  {'emotion':<9}  {'conf':>4}  result after speech ended\n", style="dim")
         for r in self.history:
             when = datetime.fromtimestamp(r.wall_time).strftime("%H:%M:%S")
             t.append(f" {when:<8}  {r.job.start_s:6.1f}–{r.job.end_s:6.1f}  ")
@@ -242,9 +252,9 @@ class LiveView:
                 continue
             best = int(r.probs.argmax())
             t.append(f"{labels[best]:<9}", style=COLOURS.get(labels[best], "white"))
-            t.append(f"  {r.probs[best]:.2f}  {r.latency_ms:.0f} ms\n")
-        t.append("\n")
-        t.append(_latency_line(self.stats), style="dim")
+            after = (r.ready - r.job.voiced_in) * 1000  # the hangover that detects the end, then the work
+            t.append(f"  {r.probs[best]:.2f}  {'-' if math.isnan(after) else f'{after:.0f} ms'}\n")
+        t.rstrip()
         return top, t
 
     def _render(self) -> Panel:
@@ -259,20 +269,24 @@ class LiveView:
         state.append("▮" * cells, style="green" if level < -12 else "red")
         state.append("▯" * (20 - cells), style="dim")
         state.append(f" {max(level, -99):.0f} dBFS")
+        state.append(f"   utterances {self.stats.utterances}")
+        if self.stats.adapted is not None:
+            state.append(f"   adapted {self.stats.adapted}")
         counters = Text(style="dim")
-        if st:
-            counters.append(
-                f"utterances {self.stats.utterances}  overflows {st.overflows}  dropped blocks {st.dropped_blocks}  "
-                f"dropped utterances {st.dropped_final}  queue {st.pending}"
-            )
-            if self.stats.adapted is not None:
-                counters.append(f"  adapted to this source: {self.stats.adapted} utt.")
+        if st:  # trouble only: all zero on a machine that keeps up
+            shown = [("input overflows", st.overflows), ("dropped blocks", st.dropped_blocks),
+                     ("dropped utterances", st.dropped_final), ("queued", st.pending if st.dropped_final else 0)]
+            counters.append("  ".join(f"{name} {n}" for name, n in shown if n))
             if st.dropped_final:
-                counters.append("   worker is falling behind!", style="bold red")
-        title = f"ser-live — {st.source if st else ''} — {_clock(st.source_seconds if st else 0.0)}"
+                counters.append("  falling behind!", style="bold red")
+        legend = Text("mood: recent utterances smoothed · adapted: utterances heard of this voice", style="dim")
+        title = f"ser-live — {Path(st.source).name if st else ''} — {_clock(st.source_seconds if st else 0.0)}"
         top, bottom = self._results_text
-        body = Text("\n").join([top, state, Text(), bottom, counters])
-        return Panel(body, title=title, title_align="left")
+        rows = [top, state, bottom, legend] + ([counters] if counters.plain else [])
+        # the history gets the rows the terminal has left: the others take one each, plus the border's two
+        free = self.console.size.height - 2 - len(top.plain.split("\n")) - len(rows) + 2
+        rows[2] = Text("\n").join(bottom.split("\n")[: max(1, free)])
+        return Panel(Text("\n").join(rows), title=title, title_align="left")
 
 
 def _meter_cells(level_db: float) -> int:

@@ -67,7 +67,7 @@ def test_microphone_capture_logs_the_played_utterance(vmic_env, tmp_path):
     assert 0.3 < float(row["start_s"]) < 3.0
     assert float(row["end_s"]) - float(row["start_s"]) <= speech + 0.8
     assert row["emotion"] == expected  # the microphone path agrees with file replay
-    assert "input overflows 0" in out
+    assert "input overflows 0" in err  # the summary: stdout carries only data
 
 
 def test_sigterm_mid_utterance_classifies_and_logs_it(vmic_env, tmp_path):
@@ -89,4 +89,4 @@ def test_sigterm_mid_utterance_classifies_and_logs_it(vmic_env, tmp_path):
     rows = list(csv.DictReader(log.open()))
     assert len(rows) == 1  # the utterance in progress was classified and logged
     assert float(rows[0]["end_s"]) - float(rows[0]["start_s"]) > 1.0
-    assert "session: 1 utterances" in out
+    assert "session: 1 utterances" in err

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import run_cli as run, real_clips
+from conftest import REPO, run_cli as run, real_clips
 
 
 def assert_one_line_error(code, err, *needles):
@@ -39,7 +40,9 @@ def clip(tmp_path):
         (["--speed", "fast", "--file", "x.wav"], "not a number"),
         (["--duration", "0"], "must be > 0"),
         (["--vad-aggressiveness", "7"], "invalid choice"),
-        (["--hangover-ms", "0", "--file", "x.wav"], "hangover_ms"),
+        (["--hangover-ms", "0", "--file", "x.wav"], "--hangover-ms must be at least 30"),
+        (["--min-utterance-ms", "-1", "--file", "x.wav"], "--min-utterance-ms must be 0 or more"),
+        (["--max-utterance-s", "0.1", "--file", "x.wav"], "--max-utterance-s must be longer than --min-utterance-ms"),
         (["--bogus"], "unrecognized arguments"),
         (["--json", "--plain", "--file", "x.wav"], "choose one"),
     ],
@@ -52,7 +55,19 @@ def test_invalid_options(argv, needle, capsys):
 
 def test_missing_file(tmp_path, capsys):
     code, _, err = run(["--file", str(tmp_path / "nope.wav")], capsys)
-    assert code != 0 and "nope.wav: no such file or folder" in err and "Traceback" not in err
+    assert_one_line_error(code, err, "nope.wav: no such file or folder")
+
+
+def test_user_messages_name_options_not_internals():
+    """What a user reads names the options, never the code's field names or PortAudio's error texts."""
+    from ser_live import capture
+
+    assert capture._reason(RuntimeError("Error opening InputStream: Invalid sample rate [PaErrorCode -9997]")) \
+        == "invalid sample rate"
+    sources = [p.read_text() for p in (REPO / "realtime").glob("*.py")]
+    lines = [line for text in sources for line in text.splitlines() if "Error(" in line or "_fail(" in line or "_err(" in line]
+    words = [re.sub(r"\{[^}]*\}", "", lit) for line in lines for lit in re.findall(r'"([^"]*)"', line)]
+    assert words and not [w for w in words if re.search(r"\w_(ms|s)\b|querying|PaError", w)]
 
 
 def test_folder_without_audio(tmp_path, capsys):
@@ -103,7 +118,7 @@ def test_silence_is_valid_and_gives_no_utterances(tmp_path, capsys):
     log = tmp_path / "out.csv"
     code, out, err = run(["--file", str(quiet), "--speed", "0", "--plain", "--log", str(log)], capsys)
     assert code == 0, err
-    assert "0 utterances" in out
+    assert "0 utterances" in err
     assert len(log.read_text().splitlines()) == 1  # header only
 
 
@@ -207,3 +222,17 @@ def test_unknown_device(capsys):
         assert_one_line_error(code, err, "unknown input device 'no-such-microphone-xyz'", "--list-devices")
     else:
         assert_one_line_error(code, err, "microphone input needs PortAudio", "libportaudio2")
+
+
+def test_a_reader_that_goes_away_ends_the_run_quietly():
+    """``ser-live ... | head -1``: the pipe closes after the header line; ser-live stops without an error
+    line or traceback, with the status of a command ended by SIGPIPE."""
+    main = "import sys; from ser_live import cli; cli.main(sys.argv[1:])"
+    clips = real_clips(12, 12)
+    proc = subprocess.Popen([sys.executable, "-c", main, "--file", *map(str, clips), "--speed", "0", "--plain"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("source\t")
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert "Error" not in err and "Traceback" not in err and "error" not in err, err

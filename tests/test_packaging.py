@@ -201,4 +201,4 @@ def test_ser_live_beside_pypi_realtime(mode, venv_with_realtime, tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     lines = [line for line in run.stdout.splitlines() if line.startswith(str(REPO / "examples" / "sample.flac"))]
-    assert lines and f"session: {len(lines)} utterances" in run.stdout, run.stdout
+    assert lines and f"session: {len(lines)} utterances" in run.stderr, run.stderr

@@ -226,4 +226,4 @@ def test_the_session_stops_on_what_its_source_reports(default_model, tmp_path, c
     assert session.run() == 1 and session.stop_reason is StopReason.DEVICE_STOPPED
     out, err = capsys.readouterr()
     assert "listening on a test device" in err and "the input device stopped delivering audio" in err
-    assert "input overflows 1," in out
+    assert "input overflows 1," in err

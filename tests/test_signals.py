@@ -60,7 +60,7 @@ def _trial(i: int, stream, tmp_path, env, per_copy: int) -> str | None:
         proc.kill()
         return f"trial {i}: no exit within 10 s of {sig.name}"
     problem = _check(i, proc.returncode, out, err, log)
-    logged = sum(line.count("\t") >= 3 for line in out.splitlines())
+    logged = sum(line.count("\t") >= 3 and not line.startswith("source\t") for line in out.splitlines())
     if problem is None and batch and logged >= BATCH_COPIES * per_copy:
         problem = f"trial {i}: {sig.name} did not stop the batch ({logged} utterances, all of them)"
     return problem
@@ -75,8 +75,8 @@ def _check(i: int, code: int, out: str, err: str, log) -> str | None:
     rows = list(csv.reader(text.splitlines()))
     if any(len(r) != len(rows[0]) for r in rows):
         return f"trial {i}: a row with the wrong number of fields"
-    shown = [line.split("\t")[1] for line in out.splitlines() if line.count("\t") >= 3]
-    logged = [f"{float(r[1]):7.2f}-{float(r[2]):7.2f} s" for r in rows[1:]]
+    shown = [tuple(line.split("\t")[1:3]) for line in out.splitlines() if line.count("\t") >= 3 and not line.startswith("source\t")]
+    logged = [(f"{float(r[1]):.2f}", f"{float(r[2]):.2f}") for r in rows[1:]]
     if logged != shown:  # every utterance shown is in the log, in order, and nothing else
         return f"trial {i}: {len(shown)} utterances shown, {len(logged)} logged, first difference at " \
                f"{next((k for k, (a, b) in enumerate(zip(shown, logged)) if a != b), min(len(shown), len(logged)))}"

@@ -681,7 +681,7 @@ def test_evaluation_report_names_the_command_that_reproduces_it():
     p = evaluate_cli._parser()
     plain = ["--data", "../d/ravdess", "../d/crema-d"]
     assert evaluate_cli._command(p, p.parse_args(plain + ["--jobs", "1"])) == \
-        "ser-evaluate --data ../d/ravdess ../d/crema-d --out reports/evaluation"
+        "ser-evaluate --data ../d/ravdess ../d/crema-d --out evaluation/evaluation"
     other = p.parse_args(plain + ["--seed", "1", "--out", "/tmp/seed 1", "--norm-memory", "0"])
     assert evaluate_cli._command(p, other) == \
         "ser-evaluate --data ../d/ravdess ../d/crema-d --out '/tmp/seed 1' --norm-memory 0.0 --seed 1"

@@ -96,3 +96,38 @@ def test_on_draw_reports_each_draw_with_the_results_it_shows():
     view.result(second)
     view.tick(_status())
     assert draws[-1][1][0] is second and draws[-1][1][1:] == [first]  # a provisional result is current, not history
+
+
+def test_the_view_fits_an_80_by_24_terminal_with_its_legend_and_file_name(default_model):
+    """The shipped model's labels, a full history and trouble counters: nothing wider than 80 columns,
+    nothing beyond the 24th row."""
+    labels = list(default_model.labels)
+    stats = SessionStats(labels)
+    console = Console(file=io.StringIO(), force_terminal=True, width=80, height=24, record=True)
+    view = LiveView(stats, console)
+    for i in range(12):
+        probs = np.full(len(labels), 0.05, np.float32)
+        probs[i % len(labels)] = 0.6
+        now = time.monotonic()
+        job = Job("/recordings/2026/a rather long folder name/call-with-grandma.m4a", 100.0 + i, 102.5 + i,
+                  np.zeros(1, np.float32), True, now, voiced_in=now - 0.32)
+        r = Result(job, probs, ready=now, wall_time=time.time(), adapted=i)
+        stats.add(r)
+        view.result(r)
+    view.status = Status(job.source, 754.0, -23.0, True, 3, 2, 1, 1, 0, 0)
+    console.print(view._render())
+    lines = console.export_text().splitlines()
+    assert lines and max(len(line) for line in lines) <= 80 and len(lines) <= 24, "\n".join(lines)
+    text = "\n".join(lines)
+    assert "call-with-grandma.m4a" in text and "mood:" in text and "adapted:" in text
+    assert "320 ms" in text  # the end of speech to the result
+    assert "dropped blocks" in text
+
+
+def test_developer_counters_appear_only_when_not_zero():
+    view, out = _view()
+    view.status = _status()
+    text = Console(file=io.StringIO(), width=100, record=True)
+    text.print(view._render())
+    shown = text.export_text()
+    assert "overflows" not in shown and "dropped" not in shown and "queue" not in shown

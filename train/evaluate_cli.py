@@ -513,12 +513,17 @@ def _command(parser: OneLineParser, args) -> str:
     return shlex.join(words)
 
 
+DEFAULT_OUT = Path("evaluation/evaluation")
+
+
 def _parser() -> OneLineParser:
     p = OneLineParser(prog="ser-evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", nargs="+", type=Path, help="corpus folders (every evaluation needs them)")
     p.add_argument("--side-by-side", nargs="+", type=Path, metavar="JSON",
                    help="instead of evaluating: render these evaluations' JSON files as one table into OUT.md")
-    p.add_argument("--out", type=Path, default=Path("reports/evaluation"), help="writes OUT.json and OUT.md")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help=f"writes OUT.json and OUT.md (default {DEFAULT_OUT}, under the current folder; the shipped "
+                   "reports are reports/evaluation*, rewritten only when named here)")
     p.add_argument("--augment", type=int, default=recipe.AUGMENT)
     p.add_argument("--encoder", default=recipe.ENCODER, help="as ser-train's --encoder")
     p.add_argument("--encoder-block", type=int, default=recipe.ENCODER_BLOCK)
@@ -533,6 +538,20 @@ def _parser() -> OneLineParser:
     p.add_argument("--stream-clips", type=int, default=0, help="held-out clips streamed per fold (0 = all)")
     p.add_argument("--stream-floor", type=float, default=-60.0)
     return p
+
+
+def _data_problem(folders: list[Path], folds: int) -> str | None:
+    """Why the corpus folders cannot be evaluated (one line), or None."""
+    for folder in folders:
+        if not folder.is_dir():
+            return f"{folder}: no such folder (--data takes the corpus folders, e.g. ravdess and crema-d)"
+    found = corp.discover([f.resolve() for f in folders], corp.resolve_emotions(None))
+    if not found.clips:
+        return f"no RAVDESS or CREMA-D clips found in {', '.join(map(str, folders))}"
+    speakers = len({c.speaker for c in found.clips})
+    if speakers < folds:
+        return f"{speakers} speaker(s) found, fewer than the {folds} folds (--folds)"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -551,6 +570,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.data:
         p.error("--data is required")
+    problem = _data_problem(args.data, args.folds)
+    if problem is not None:
+        print(f"ser-evaluate: {problem}", file=sys.stderr)
+        return 2
     try:
         args.extractor = make_extractor(args.encoder, args.encoder_block, args.with_features, args.cache_dir)
     except TrainError as e:

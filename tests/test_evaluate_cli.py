@@ -1,0 +1,42 @@
+"""ser-evaluate's command line: bad --data is one line and a non-zero exit; the default output is not
+the shipped reports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO
+
+MAIN = "import sys; from ser_live.train.evaluate_cli import main; sys.exit(main())"
+
+
+def _evaluate(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", MAIN, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def _one_line(r: subprocess.CompletedProcess, needle: str) -> None:
+    assert r.returncode != 0
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ser-evaluate: ") and needle in lines[0], r.stderr
+    assert r.stdout == ""
+
+
+def test_a_missing_data_folder_is_one_line(tmp_path):
+    _one_line(_evaluate("--data", str(tmp_path / "nowhere"), cwd=tmp_path), "no such folder")
+
+
+def test_an_empty_data_folder_is_one_line(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "notes.txt").write_text("no audio here")
+    _one_line(_evaluate("--data", str(tmp_path / "corpus"), cwd=tmp_path), "no RAVDESS or CREMA-D clips found")
+    assert not (tmp_path / "evaluation").exists()
+
+
+def test_the_default_output_is_under_the_current_folder_not_the_shipped_reports(tmp_path):
+    shipped = {p: p.read_bytes() for p in (REPO / "reports").glob("evaluation*")}
+    jsons = [str(REPO / "reports" / "evaluation.json"), str(REPO / "reports" / "evaluation-seed1.json")]
+    r = _evaluate("--side-by-side", *jsons, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "evaluation" / "evaluation.md").read_text().strip() == r.stdout.strip()
+    assert {p: p.read_bytes() for p in (REPO / "reports").glob("evaluation*")} == shipped
