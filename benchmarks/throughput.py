@@ -26,7 +26,7 @@ def bench_throughput(model: Path, stream: Path) -> dict:
     wall = time.perf_counter() - t0
     c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
-    m = _SESSION_RE.search(p.stdout)
+    m = _SESSION_RE.search(p.stderr)  # --plain: data on stdout, the summary on stderr
     session_wall = float(m.group(2)) if m else math.nan
     return {
         "exit_code": p.returncode,

@@ -239,6 +239,7 @@ def test_ser_train_end_to_end(small_data, cache_dir, tmp_path, capsys):
     rc = main([
         "--data", str(small_data / "ravdess"), str(small_data / "crema-d"), "--out", str(out),
         "--folds", "2", "--jobs", "1", "--hidden", "16", "--max-iter", "60", "--cache-dir", str(cache_dir),
+        "--encoder", "none", "--speaker-norm", "causal",
     ])
     assert rc == 0, capsys.readouterr().err
     for suffix in (".json", ".metrics.json", ".report.md", ".confusion.png"):
@@ -319,7 +320,8 @@ def test_an_unreadable_clip_leaves_the_cut_and_the_normaliser_in_one_order(small
     monkeypatch.setattr(dataset, "build_features", spy_build)
     monkeypatch.setattr(evaluate, "SessionNorm", SpyNorm)
     rc = main(["--data", str(root / "ravdess"), "--out", str(tmp_path / "m.onnx"), "--no-eval", "--augment", "0",
-               "--jobs", "1", "--hidden", "8", "--max-iter", "20", "--cache-dir", str(tmp_path / "c")])
+               "--jobs", "1", "--hidden", "8", "--max-iter", "20", "--cache-dir", str(tmp_path / "c"),
+               "--encoder", "none", "--speaker-norm", "causal"])
     assert rc == 0
     found = corp.discover([root / "ravdess"], corp.resolve_emotions(None))
     kept = [c for c in found.clips if c.path.name != bad]
@@ -337,7 +339,7 @@ def test_ser_train_four_classes_no_eval(small_data, cache_dir, tmp_path):
     rc = main([
         "--data", str(small_data), "--out", str(out), "--emotions", "calm,happy,fearful,disgust",
         "--no-eval", "--jobs", "1", "--hidden", "8", "--max-iter", "30", "--cache-dir", str(cache_dir),
-        "--speaker-norm", "none",
+        "--speaker-norm", "none", "--encoder", "none",
     ])
     assert rc == 0
     card = json.loads(out.with_suffix(".json").read_text())
@@ -725,7 +727,7 @@ def test_ser_train_alpha_search_records_its_choices(small_data, cache_dir, tmp_p
     out = tmp_path / "searched.onnx"
     rc = main(["--data", str(small_data / "ravdess"), str(small_data / "crema-d"), "--out", str(out), "--no-eval",
                "--augment", "0", "--jobs", "1", "--hidden", "16", "--max-iter", "60", "--members", "1",
-               "--alpha", "10000,0.001", "--cache-dir", str(cache_dir)])
+               "--alpha", "10000,0.001", "--cache-dir", str(cache_dir), "--encoder", "none"])
     assert rc == 0, capsys.readouterr().err
     card = json.loads((tmp_path / "searched.json").read_text())
     search = card["training"]["alpha_search"]
@@ -750,3 +752,34 @@ def test_side_by_side_puts_each_evaluation_in_its_own_column(tmp_path, capsys):
     assert evaluate_cli.main(["--side-by-side", str(tmp_path / "missing.json"), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read an evaluation" in err
+
+
+def test_ser_train_with_the_encoder_writes_a_model_the_runtime_hears_the_same_way(small_data, tmp_path, capsys):
+    """The encoder recipe end to end on a few speakers: the encoder file beside the model, a card the runtime
+    accepts, and the runtime's input for a clip equal to the trainer's (one definition of what the model hears)."""
+    from ser_live.model import EmotionModel
+    from ser_live.models import DEFAULT_MODEL
+
+    shipped = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["encoder"]
+    cache = tmp_path / "cache"
+    (cache / "encoders").mkdir(parents=True)  # the derived encoder, as a first run would leave it: no download here
+    shutil.copy(DEFAULT_MODEL.with_name(shipped["file"]), cache / "encoders" / "smart-turn-v3.2-block2.encoder.onnx")
+    out = tmp_path / "enc.onnx"
+    rc = main(["--data", str(small_data / "ravdess"), "--out", str(out), "--no-eval", "--augment", "0", "--jobs", "1",
+               "--hidden", "8", "--max-iter", "30", "--members", "1", "--cache-dir", str(cache)])
+    assert rc == 0, capsys.readouterr().err
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["input"] == "encoder" and card["feature_size"] == 768 and "speaker_norm" not in card
+    assert card["encoder"]["sha256"] == shipped["sha256"] and (tmp_path / card["encoder"]["file"]).is_file()
+    assert "BSD-2-Clause" in card["licence"] and any("Smart Turn" in c for c in card["credits"])
+    model = EmotionModel(out)
+    found = corp.discover([small_data / "ravdess"], corp.resolve_emotions(None))
+    clip = found.clips[0]
+    fs = dataset.build_features([clip], roots=[small_data / "ravdess"], cache_dir=None, jobs=1,
+                                extractor=model.extractor)
+    from ser_live.segmenter import session_utterances, span_of
+
+    audio = dataset.load_audio(clip.path)
+    span = span_of(audio, session_utterances(audio, dataset.segmenter_config())[0])
+    np.testing.assert_allclose(model.extract(span), fs.X[0], rtol=1e-6, atol=1e-6)
+    assert model.predict(fs.X[0]).shape == (len(model.labels),)
