@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from ser_live.pipeline import Pipeline
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"}
 BLOCK_SECONDS = 0.03  # paced replay writes blocks like a microphone callback would
 READ_FRAMES = 16384  # decode this much per call: every SoundFile.read seeks, which is slow on FLAC
+MIN_RATE, MAX_RATE = 1000, 384000  # sample rates accepted (Hz)
+MAX_CHANNELS = 64  # a block with more columns than this is taken for channels-first audio and refused
 
 
 class InputError(Exception):
@@ -50,10 +53,38 @@ def open_audio(path: Path) -> sf.SoundFile:
     if f.frames == 0:
         f.close()
         raise InputError("contains no audio samples")
-    if not 1000 <= f.samplerate <= 384000:
+    if not MIN_RATE <= f.samplerate <= MAX_RATE:
         f.close()
         raise InputError(f"unsupported sample rate {f.samplerate} Hz")
     return f
+
+
+def to_mono(block: np.ndarray) -> np.ndarray:
+    """A new float32 mono array in [-1, 1] from samples shaped (frames,) or (frames, channels): channels
+    averaged, signed integers scaled by their full scale (int16 by 1/32768, as libsndfile reads them), NaN
+    zeroed, beyond full scale clipped (as a real converter would). ValueError for any other input."""
+    block = np.asarray(block)
+    if block.ndim not in (1, 2) or (block.ndim == 2 and not 1 <= block.shape[1] <= MAX_CHANNELS):
+        raise ValueError(f"audio must be shaped (frames,) or (frames, channels) with 1-{MAX_CHANNELS} channels, "
+                         f"got shape {block.shape}")
+    if block.dtype.kind == "i":
+        block = block / np.float32(-np.iinfo(block.dtype).min)
+    elif block.dtype.kind != "f":
+        raise ValueError(f"audio must be signed integer or floating-point samples, got {block.dtype}")
+    if block.ndim == 1:
+        mono = np.array(block, np.float32)
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):  # +inf and -inf channels mix to NaN: zeroed next
+            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else np.array(block[:, 0], np.float32)
+    np.nan_to_num(mono, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+    np.clip(mono, -1.0, 1.0, out=mono)
+    return mono
+
+
+def mono_blocks(f: sf.SoundFile, frames: int) -> Iterator[np.ndarray]:
+    """The rest of an open file decoded ``frames`` at a time, each block float32 mono (:func:`to_mono`)."""
+    while (data := f.read(frames, dtype="float32", always_2d=True)).size:
+        yield to_mono(data)
 
 
 class FileReplay:
@@ -111,14 +142,9 @@ class FileReplay:
             t0, fed = time.monotonic(), 0
             read = max(block, READ_FRAMES // block * block)
             try:
-                while not self._stop.is_set():
-                    data = f.read(read, dtype="float32", always_2d=True)
-                    if not data.size:
+                for mono in mono_blocks(f, read):
+                    if self._stop.is_set():
                         break
-                    with np.errstate(invalid="ignore", over="ignore"):  # +inf and -inf channels mix to NaN: zeroed next
-                        mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-                    np.nan_to_num(mono, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
-                    np.clip(mono, -1.0, 1.0, out=mono)  # beyond full scale, as a real converter would
                     if self.speed == 0:  # as fast as the pipeline takes it: no need for small blocks
                         p.feed_audio(mono, until=self._stop)
                         fed += mono.size
