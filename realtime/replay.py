@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -19,6 +20,8 @@ BLOCK_SECONDS = 0.03  # paced replay writes blocks like a microphone callback wo
 READ_FRAMES = 16384  # decode this much per call: every SoundFile.read seeks, which is slow on FLAC
 MIN_RATE, MAX_RATE = 1000, 384000  # sample rates accepted (Hz)
 MAX_CHANNELS = 64  # a block with more columns than this is taken for channels-first audio and refused
+SessionMode = Literal["per-file", "per-folder", "one"]
+SESSIONS: tuple[SessionMode, ...] = ("per-file", "per-folder", "one")
 
 
 class InputError(Exception):
@@ -87,15 +90,26 @@ def mono_blocks(f: sf.SoundFile, frames: int) -> Iterator[np.ndarray]:
         yield to_mono(data)
 
 
+def speaker_of(path: Path, index: int, session: SessionMode) -> object:
+    """Who speaks in the ``index``-th file of a replay: files with equal values are one speaker
+    (``per-file``: each file its own; ``per-folder``: the files of one folder; ``one``: all)."""
+    if session not in SESSIONS:
+        raise ValueError(f"session must be one of {', '.join(SESSIONS)}, got {session!r}")
+    return index if session == "per-file" else path.parent if session == "per-folder" else None
+
+
 class FileReplay:
     """A source (``pipeline.Source``): feeds files through the pipeline on its own thread, paced at
     ``speed`` x real time. ``speed=0`` replays as fast as the pipeline takes it (and then nothing is dropped).
+    ``session``: which files are one speaker (see :func:`speaker_of`): the VAD gain and the speaker
+    normalisation of a file go on from the last file of the same speaker replayed just before it.
     """
 
-    def __init__(self, pipeline: Pipeline, files: list[Path], speed: float = 1.0) -> None:
+    def __init__(self, pipeline: Pipeline, files: list[Path], speed: float = 1.0, session: SessionMode = "per-file") -> None:
         self.pipeline = pipeline
         self.files = files
         self.speed = speed
+        self._speakers = [speaker_of(f, i, session) for i, f in enumerate(files)]
         self.done = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ser-replay", daemon=True)
@@ -121,24 +135,27 @@ class FileReplay:
 
     def _run(self) -> None:
         try:
-            for path in self.files:
+            last = object()  # the speaker of the last file begun: nobody yet
+            for path, speaker in zip(self.files, self._speakers):
                 if self._stop.is_set():
                     break
-                self._replay(path)
+                if self._replay(path, same_speaker=speaker == last):
+                    last = speaker
         finally:
             self.done.set()
 
-    def _replay(self, path: Path) -> None:
+    def _replay(self, path: Path, same_speaker: bool) -> bool:
+        """Feed one file (False: it could not be opened, nothing was fed)."""
         p = self.pipeline
         try:
             f = open_audio(path)
         except InputError as e:
             p.emit(SourceFailed(str(path), str(e)))
-            return
+            return False
         with f:
             rate = f.samplerate
             block = max(1, int(rate * BLOCK_SECONDS))
-            p.begin_source(str(path), rate)
+            p.begin_source(str(path), rate, same_speaker)
             t0, fed = time.monotonic(), 0
             read = max(block, READ_FRAMES // block * block)
             try:
@@ -162,6 +179,7 @@ class FileReplay:
                 p.emit(SourceFailed(str(path), f"decoding stopped after {fed / rate:.2f} s ({reason})"))
             finally:
                 p.end_source()
+        return True
 
 
 def replay_files(model: EmotionModel, files: list[Path], speed: float = 0.0, timeout: float = 120.0) -> list[Event]:
