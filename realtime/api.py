@@ -16,7 +16,7 @@ from typing import Union
 
 import numpy as np
 
-from ser_live.cutter import Cutter, to_16k
+from ser_live.cutter import Cut, Cutter, to_16k
 from ser_live.events import Job, Result, SpeechState
 from ser_live.features import SAMPLE_RATE
 from ser_live.model import EmotionModel, ModelError
@@ -88,12 +88,6 @@ def load_model(model: ModelSpec) -> EmotionModel:
     return EmotionModel(path)
 
 
-def _prediction(labels: list[str], probs: np.ndarray) -> dict:
-    best = int(probs.argmax())
-    return {"label": labels[best], "probabilities": {k: float(p) for k, p in zip(labels, probs)},
-            "confidence": float(probs[best])}
-
-
 class Detector:
     """Speech emotion recognition on a stream fed chunk by chunk, like ``ser-live`` on a microphone.
 
@@ -155,24 +149,23 @@ class Detector:
         span = span_of(audio16, utterances(audio16, self.config))
         speech = span if span is not None and span.size else audio16
         job = Job("", 0.0, audio16.size / SAMPLE_RATE, speech, True, time.monotonic(), self._cutter.speaker_id)
-        return Prediction(**_prediction(self.labels, self._classified(job).probs))
+        return Prediction(**self._prediction(self._worker.run(job)))
 
-    def _classified(self, job: Job) -> Result:
-        result = self._worker.classify(job)
+    def _prediction(self, result: Result) -> dict:
+        """The fields of a :class:`Prediction` of a result; RuntimeError when the classification failed."""
         if result.probs is None:
             raise RuntimeError(f"classification failed: {result.error}")
-        return result
+        best = int(result.probs.argmax())
+        return {"label": self.labels[best], "probabilities": {k: float(p) for k, p in zip(self.labels, result.probs)},
+                "confidence": float(result.probs[best])}
 
-    def _events(self, cuts: list) -> list[Event]:
+    def _events(self, cuts: list[Cut]) -> list[Event]:
         events: list[Event] = []
         for cut in cuts:
             if isinstance(cut, SpeechState):
                 events.append(SpeechStart(cut.start_s) if cut.speaking else SpeechEnd(cut.start_s))
-            elif cut.ahead:
-                self._worker.run(cut)
-            else:
-                result = self._classified(cut)
-                p = _prediction(self.labels, result.probs)
+            elif (result := self._worker.run(cut)) is not None:  # None: an ahead job, its features kept
+                p = self._prediction(result)
                 if cut.final:
                     events.append(Utterance(**p, start_s=cut.start_s, end_s=cut.end_s, latency_ms=result.latency_ms))
                 else:
