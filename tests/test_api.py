@@ -3,7 +3,6 @@ command on the same audio, whatever the chunking, rate and channels of the input
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO, join_with_pauses, real_clips, run_cli
+from conftest import REPO, join_with_pauses, logged_rows, real_clips
 from ser_live import Detector, ModelError, Prediction, Provisional, SpeechEnd, SpeechStart, Utterance, score_file
 from ser_live.events import Result
 from ser_live.replay import replay_files
@@ -32,14 +31,6 @@ def stream(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module", params=["default", "fast"])
 def model(request, default_model, fast_model):
     return {"default": default_model, "fast": fast_model}[request.param]
-
-
-def logged(path: Path, model_name: str, tmp_path: Path, capsys, *extra: str) -> list[dict]:
-    log = tmp_path / f"{path.stem}-{model_name}.csv"
-    code, _, err = run_cli(["--file", str(path), "--speed", "0", "--plain", "--model", model_name, "--log", str(log),
-                            *extra], capsys)
-    assert code == 0, err
-    return list(csv.DictReader(log.open()))
 
 
 def assert_same_as_log(utts: list[Utterance], rows: list[dict], labels: list[str]) -> None:
@@ -77,7 +68,7 @@ def test_score_file_equals_the_cli_log_and_the_live_path(audio, stream, model, t
     path = SAMPLE if audio == "sample" else stream
     name = "default" if model.speaker_norm is None else "fast"
     utts = list(score_file(path, model=model))
-    assert_same_as_log(utts, logged(path, name, tmp_path, capsys), model.labels)
+    assert_same_as_log(utts, logged_rows([path], tmp_path / "log.csv", capsys, "--model", name), model.labels)
     live = [e for e in replay_files(model, [path]) if isinstance(e, Result) and e.job.final]
     assert [(u.start_s, u.end_s) for u in utts] == [(r.job.start_s, r.job.end_s) for r in live]
     np.testing.assert_allclose([list(u.probabilities.values()) for u in utts], [r.probs for r in live], atol=1e-5, rtol=0)

@@ -3,14 +3,13 @@ carry on from file to file."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import data_dir, join_with_pauses, run_cli
+from conftest import data_dir, join_with_pauses, logged_rows, run_cli
 from ser_live.replay import speaker_of
 
 
@@ -30,12 +29,9 @@ def one_speaker(tmp: Path, actor: str, seed: int) -> tuple[Path, Path, list[floa
     return stream, folder, [c / 16000 for c in cuts[:-1]]
 
 
-def scored(paths: list[Path], tmp: Path, capsys, *extra: str) -> list[dict]:
-    log = tmp / f"log{len(list(tmp.glob('log*.csv')))}.csv"
-    code, _, err = run_cli(["--file", *map(str, paths), "--speed", "0", "--plain", "--model", "fast", "--log", str(log),
-                            *extra], capsys)
-    assert code == 0, err
-    return list(csv.DictReader(log.open()))
+def scored(paths: list[Path], tmp: Path, capsys, *options: str) -> list[dict]:
+    """The log of the fast model on ``paths`` (a new log file each time)."""
+    return logged_rows(paths, tmp / f"log{len(list(tmp.glob('log*.csv')))}.csv", capsys, "--model", "fast", *options)
 
 
 def probs(rows: list[dict]) -> np.ndarray:
