@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--device", metavar="NAME|INDEX", help="input device (default: the system default)")
     src.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     src.add_argument("--duration", type=_positive, metavar="SECONDS", help="stop after this many seconds")
+    src.add_argument("--session", choices=("per-file", "per-folder", "one"),
+                     help="with --file, which files are one speaker, whose VAD gain and speaker adaptation carry on "
+                     "from file to file: per-file (default: every file a new speaker), per-folder (the files of a "
+                     "folder: one person's recordings per folder), one (all the files: one person's recordings)")
     out = p.add_argument_group("output")
     out.add_argument("--log", metavar="CSV", help="append one row per utterance to this CSV file")
     out.add_argument("--json", action="store_true", help="print one JSON object per utterance (the summary goes to stderr)")
@@ -117,6 +121,8 @@ def _run(args: argparse.Namespace, restore_signals: bool) -> int:
             return _fail(str(e))
     if args.file is not None and args.device is not None:
         return _fail("--device is for the microphone; it cannot be combined with --file")
+    if args.file is None and args.session is not None:
+        return _fail("--session is for --file; the microphone is one session")
     if args.json and args.plain:
         return _fail("choose one of --json and --plain")
     d = SegmenterConfig()
@@ -155,7 +161,8 @@ def _run(args: argparse.Namespace, restore_signals: bool) -> int:
         return _fail(str(e))
 
     view = "json" if args.json else "lines" if (args.plain or not sys.stdout.isatty()) else "live"
-    opts = Options(model, files, args.device, args.speed, args.duration, log, view, segmenter)
+    opts = Options(model, files, args.device, args.speed, args.duration, log, view, segmenter,
+                   session=args.session or "per-file")
     try:
         session = Session(opts)
     except CaptureError as e:

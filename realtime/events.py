@@ -26,7 +26,7 @@ class Job:
     audio: np.ndarray = field(repr=False)
     final: bool
     detected: float  # time.monotonic() when the segmenter emitted it
-    source_id: int = 0  # a new number for every source the pipeline begins: the speaker normaliser restarts
+    source_id: int = 0  # a new number for every speaker the pipeline begins (a source, or a session of them): the speaker normaliser restarts
     ahead: bool = False  # the audio of a pause: extract its features now, for the final job of the same span
     reason: str = ""  # final jobs: why the segmenter ended the utterance ("silence", "max_length", "flush")
     voiced_in: float = math.nan  # final jobs: time.monotonic() when its last voiced frame reached the segmenter

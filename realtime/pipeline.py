@@ -14,25 +14,20 @@ levels at one moment.
 from __future__ import annotations
 
 import collections
-import math
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from ser_live.events import Event, Job, Observer, PipelineFailed, SpeechState, Status, StopReason
+from ser_live.cutter import Cut, Cutter
+from ser_live.events import Event, Observer, PipelineFailed, SpeechState, Status, StopReason
 from ser_live.features import SAMPLE_RATE
 from ser_live.model import EmotionModel
 from ser_live.ringbuffer import RingBuffer
-from ser_live.segmenter import SegmentEvent, Segmenter, SegmenterConfig
+from ser_live.segmenter import SegmenterConfig
 from ser_live.worker import Worker
-
-
-LEVEL_FALL_DB_PER_S = 30.0
-ENTRIES_KEPT = 64  # chunks whose arrival time is remembered, to stamp a final job with its last voiced frame's
 
 
 class Source(Protocol):
@@ -58,6 +53,7 @@ class Marker:
     kind: str  # "begin", "end" or "close"
     source: str = ""
     rate: int = SAMPLE_RATE
+    same_speaker: bool = False  # "begin": the previous source's speaker goes on
 
 
 class Pipeline:
@@ -85,16 +81,9 @@ class Pipeline:
         # live: the queue absorbs bursts instead of dropping; batch: the worker is the bottleneck,
         # so a deeper queue only adds work left to finish when the run is stopped
         self.worker = Worker(model, self.emit, max_pending or (2 if batch else 8))
-        self.segmenter = Segmenter(self.config, interim=not batch)  # batch scoring uses only the ends
+        self.cutter = Cutter(self.config, interim=not batch)  # batch scoring uses only the ends
         self._markers: collections.deque[Marker] = collections.deque()
-        self._source = ""
-        self._source_id = 0  # counts begun sources
-        self._resampler = None
-        self.level_db = -120.0  # input level of the latest block, dBFS
-        self.source_seconds = 0.0  # audio consumed from the current source
-        self.speaking = False  # the latest speech state emitted
         self.overflows = 0  # input overflows the source reported (count_overflow)
-        self._entered: collections.deque[tuple[int, int, float]] = collections.deque(maxlen=ENTRIES_KEPT)
         self._drop_unread = False
         self._thread = threading.Thread(target=self._run, name="ser-segmenter", daemon=True)
 
@@ -104,8 +93,10 @@ class Pipeline:
         self.worker.start()
         self._thread.start()
 
-    def begin_source(self, name: str, rate: int = SAMPLE_RATE) -> None:
-        self._markers.append(Marker(self.ring.total_written, "begin", name, rate))
+    def begin_source(self, name: str, rate: int = SAMPLE_RATE, same_speaker: bool = False) -> None:
+        """The audio written from now on is source ``name`` at ``rate`` Hz; ``same_speaker``: the speaker
+        of the previous source goes on (its VAD gain and speaker normalisation carry over)."""
+        self._markers.append(Marker(self.ring.total_written, "begin", name, rate, same_speaker))
 
     def feed_audio(self, block: np.ndarray, until: threading.Event | None = None) -> bool:
         """Write a mono block at the current source's rate. Never blocks, unless ``until`` is
@@ -144,8 +135,8 @@ class Pipeline:
 
     def status(self) -> Status:
         """The pipeline's counters and levels now."""
-        worker = self.worker
-        return Status(self._source, self.source_seconds, self.level_db, self.speaking, self.overflows,
+        worker, cutter = self.worker, self.cutter
+        return Status(cutter.source, cutter.source_seconds, cutter.level_db, cutter.speaking, self.overflows,
                       self.ring.dropped_blocks, worker.dropped_final, worker.dropped_provisional, worker.pending,
                       worker.accepted_final)
 
@@ -154,7 +145,7 @@ class Pipeline:
     @property
     def source(self) -> str:
         """Name of the source the segmenter thread is reading."""
-        return self._source
+        return self.cutter.source
 
     @property
     def alive(self) -> bool:
@@ -190,61 +181,18 @@ class Pipeline:
                 continue
             chunk = ring.read(min(limit, 8 * block))
             read_pos += chunk.size
-            self._consume(chunk)
+            self._handle(self.cutter.push(chunk))
 
     def _apply(self, marker: Marker) -> bool:
         if marker.kind == "begin":
-            self._source = marker.source
-            self._source_id += 1
-            self.source_seconds = 0.0
-            self._entered.clear()
-            self.segmenter.reset()
-            self._resampler = None
-            if marker.rate != SAMPLE_RATE:
-                import soxr
-
-                self._resampler = soxr.ResampleStream(marker.rate, SAMPLE_RATE, 1, dtype="float32")
+            self.cutter.begin(marker.source, marker.rate, marker.same_speaker)
             return True
-        if self._resampler is not None:
-            tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-            self._resampler = None
-            self._segment(tail)
-        self._handle(self.segmenter.flush())
+        self._handle(self.cutter.end())
         return marker.kind != "close"
 
-    def _consume(self, chunk: np.ndarray) -> None:
-        if self._resampler is not None:
-            chunk = self._resampler.resample_chunk(chunk)
-        if chunk.size:
-            db = 10.0 * math.log10(float(np.dot(chunk, chunk)) / chunk.size + 1e-12)
-            # a meter's ballistics: instant rise, fall of LEVEL_FALL_DB_PER_S
-            self.level_db = max(db, self.level_db - LEVEL_FALL_DB_PER_S * chunk.size / SAMPLE_RATE)
-            self.source_seconds += chunk.size / SAMPLE_RATE
-            self._segment(chunk)
-
-    def _segment(self, chunk: np.ndarray) -> None:
-        """Hand a chunk to the segmenter, remembering when it arrived and which samples it held."""
-        entered, before = time.monotonic(), self.segmenter.position
-        events = self.segmenter.process(chunk)
-        self._entered.append((before, self.segmenter.position, entered))
-        self._handle(events)
-
-    def _arrival(self, sample: int) -> float:
-        """time.monotonic() when the chunk holding ``sample`` of the current source reached the segmenter."""
-        return next((t for before, after, t in reversed(self._entered) if before <= sample < after), math.nan)
-
-    def _handle(self, events: list[SegmentEvent]) -> None:
-        now = time.monotonic()
-        for e in events:
-            if e.kind in ("start", "discard"):
-                self.speaking = e.kind == "start"
-                self.emit(SpeechState(self._source, self.speaking, e.start / SAMPLE_RATE))
-                continue
-            final = e.kind == "end"
-            job = Job(self._source, e.start / SAMPLE_RATE, e.end / SAMPLE_RATE, e.audio, final, now, self._source_id,
-                      ahead=e.kind == "pause", reason=e.reason if final else "",
-                      voiced_in=self._arrival(e.voiced_end - 1) if final else math.nan)
-            self.worker.submit(job, wait=self.batch and final)
-            if final:
-                self.speaking = False
-                self.emit(SpeechState(self._source, False, e.end / SAMPLE_RATE))
+    def _handle(self, cuts: list[Cut]) -> None:
+        for cut in cuts:
+            if isinstance(cut, SpeechState):
+                self.emit(cut)
+            else:
+                self.worker.submit(cut, wait=self.batch and cut.final)

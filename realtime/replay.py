@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -21,6 +22,10 @@ CONTAINER_SUFFIXES = {".m4a", ".mp4", ".aac", ".webm", ".mkv", ".mka", ".mov", "
 AUDIO_SUFFIXES = SOUNDFILE_SUFFIXES | CONTAINER_SUFFIXES
 BLOCK_SECONDS = 0.03  # paced replay writes blocks like a microphone callback would
 READ_FRAMES = 16384  # decode this much per call: every SoundFile.read seeks, which is slow on FLAC
+MIN_RATE, MAX_RATE = 1000, 384000  # sample rates accepted (Hz)
+MAX_CHANNELS = 64  # a block with more columns than this is taken for channels-first audio and refused
+SessionMode = Literal["per-file", "per-folder", "one"]
+SESSIONS: tuple[SessionMode, ...] = ("per-file", "per-folder", "one")
 
 
 class InputError(Exception):
@@ -182,21 +187,61 @@ def open_audio(path: Path) -> AudioFile:
             f.close()
             raise InputError("contains no audio samples")
         audio = _SoundFileAudio(f, _wav_promised_frames(path, f))
-    if not 1000 <= audio.samplerate <= 384000:
+    if not MIN_RATE <= audio.samplerate <= MAX_RATE:
         audio.close()
         raise InputError(f"unsupported sample rate {audio.samplerate} Hz")
     return audio
 
 
+def to_mono(block: np.ndarray) -> np.ndarray:
+    """A new float32 mono array in [-1, 1] from samples shaped (frames,) or (frames, channels): channels
+    averaged, signed integers scaled by their full scale (int16 by 1/32768, as libsndfile reads them), NaN
+    zeroed, beyond full scale clipped (as a real converter would). ValueError for any other input."""
+    block = np.asarray(block)
+    if block.ndim not in (1, 2) or (block.ndim == 2 and not 1 <= block.shape[1] <= MAX_CHANNELS):
+        raise ValueError(f"audio must be shaped (frames,) or (frames, channels) with 1-{MAX_CHANNELS} channels, "
+                         f"got shape {block.shape}")
+    if block.dtype.kind == "i":
+        block = block / np.float32(-np.iinfo(block.dtype).min)
+    elif block.dtype.kind != "f":
+        raise ValueError(f"audio must be signed integer or floating-point samples, got {block.dtype}")
+    if block.ndim == 1:
+        mono = np.array(block, np.float32)
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):  # +inf and -inf channels mix to NaN: zeroed next
+            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else np.array(block[:, 0], np.float32)
+    np.nan_to_num(mono, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+    np.clip(mono, -1.0, 1.0, out=mono)
+    return mono
+
+
+def mono_blocks(f: AudioFile, frames: int) -> Iterator[np.ndarray]:
+    """The rest of an open file decoded ``frames`` at a time, each block float32 mono (:func:`to_mono`);
+    :class:`Truncated` after the last block when the file holds less than it promises."""
+    for data in f.blocks(frames):
+        yield to_mono(data)
+
+
+def speaker_of(path: Path, index: int, session: SessionMode) -> object:
+    """Who speaks in the ``index``-th file of a replay: files with equal values are one speaker
+    (``per-file``: each file its own; ``per-folder``: the files of one folder; ``one``: all)."""
+    if session not in SESSIONS:
+        raise ValueError(f"session must be one of {', '.join(SESSIONS)}, got {session!r}")
+    return index if session == "per-file" else path.parent if session == "per-folder" else None
+
+
 class FileReplay:
     """A source (``pipeline.Source``): feeds files through the pipeline on its own thread, paced at
     ``speed`` x real time. ``speed=0`` replays as fast as the pipeline takes it (and then nothing is dropped).
+    ``session``: which files are one speaker (see :func:`speaker_of`): the VAD gain and the speaker
+    normalisation of a file go on from the last file of the same speaker replayed just before it.
     """
 
-    def __init__(self, pipeline: Pipeline, files: list[Path], speed: float = 1.0) -> None:
+    def __init__(self, pipeline: Pipeline, files: list[Path], speed: float = 1.0, session: SessionMode = "per-file") -> None:
         self.pipeline = pipeline
         self.files = files
         self.speed = speed
+        self._speakers = [speaker_of(f, i, session) for i, f in enumerate(files)]
         self.done = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ser-replay", daemon=True)
@@ -222,34 +267,33 @@ class FileReplay:
 
     def _run(self) -> None:
         try:
-            for path in self.files:
+            last = object()  # the speaker of the last file begun: nobody yet
+            for path, speaker in zip(self.files, self._speakers):
                 if self._stop.is_set():
                     break
-                self._replay(path)
+                if self._replay(path, same_speaker=speaker == last):
+                    last = speaker
         finally:
             self.done.set()
 
-    def _replay(self, path: Path) -> None:
+    def _replay(self, path: Path, same_speaker: bool) -> bool:
+        """Feed one file (False: it could not be opened, nothing was fed)."""
         p = self.pipeline
         try:
             f = open_audio(path)
         except InputError as e:
             p.emit(SourceFailed(str(path), str(e)))
-            return
+            return False
         with f:
             rate = f.samplerate
             block = max(1, int(rate * BLOCK_SECONDS))
-            p.begin_source(str(path), rate)
+            p.begin_source(str(path), rate, same_speaker)
             t0, fed = time.monotonic(), 0
             read = max(block, READ_FRAMES // block * block)
             try:
-                for data in f.blocks(read):
+                for mono in mono_blocks(f, read):
                     if self._stop.is_set():
                         break
-                    with np.errstate(invalid="ignore", over="ignore"):  # +inf and -inf channels mix to NaN: zeroed next
-                        mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-                    np.nan_to_num(mono, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
-                    np.clip(mono, -1.0, 1.0, out=mono)  # beyond full scale, as a real converter would
                     if self.speed == 0:  # as fast as the pipeline takes it: no need for small blocks
                         p.feed_audio(mono, until=self._stop)
                         continue
@@ -265,6 +309,7 @@ class FileReplay:
                 p.emit(SourceTruncated(str(path), str(e)))
             finally:
                 p.end_source()
+        return True
 
 
 def replay_files(model: EmotionModel, files: list[Path], speed: float = 0.0, timeout: float = 120.0) -> list[Event]:

@@ -187,12 +187,15 @@ class Segmenter:
         self._buf = np.zeros(self._max + self._keep_idle + 2 * self._frame, np.float32)
         self.reset()
 
-    def reset(self, memory: LevelMemory | None = None) -> None:
+    def reset(self, memory: LevelMemory | None = None, keep_vad: bool = False) -> None:
         """Forget everything, the VAD's adaptive noise model and the source's level included: call
         between sources, so that a file is cut the same whatever was replayed before it.
-        ``memory``: the source's level as another segmenter left it (:attr:`memory`), to carry it over."""
-        _webrtcvad.init(self._vad)  # also resets the mode
-        _webrtcvad.set_mode(self._vad, self.config.aggressiveness)
+        ``memory``: the source's level as another segmenter left it (:attr:`memory`), to carry it over;
+        ``keep_vad``: the VAD's noise model goes on too (the next file of the same recording session,
+        heard as if it followed on in one stream)."""
+        if not keep_vad:
+            _webrtcvad.init(self._vad)  # also resets the mode
+            _webrtcvad.set_mode(self._vad, self.config.aggressiveness)
         self._gain = VadGain(self.config, memory)
         self._n = 0  # valid samples in _buf
         self._t0 = 0  # source sample index of _buf[0]
@@ -262,9 +265,11 @@ class Segmenter:
         return events
 
     def flush(self) -> list[SegmentEvent]:
-        """End of source: close an utterance in progress (its audio ends at the last voiced frame)."""
+        """End of source: close an utterance in progress (its audio ends at the last voiced frame) and
+        forget the source but for its level (:attr:`memory`) and the VAD's noise model, which a next clip
+        of the same session carries on with (``reset(memory, keep_vad=True)``); ``reset()`` forgets them too."""
         events = self._close_open()
-        self.reset()
+        self.reset(self.memory, keep_vad=True)
         return events
 
     def _close_open(self) -> list[SegmentEvent]:

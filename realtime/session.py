@@ -20,7 +20,7 @@ from ser_live.events import (End, Event, Observer, PipelineFailed, Result, Sourc
                              StopReason)
 from ser_live.model import EmotionModel
 from ser_live.pipeline import Pipeline, Source
-from ser_live.replay import FileReplay
+from ser_live.replay import FileReplay, SessionMode
 from ser_live.segmenter import SegmenterConfig
 from ser_live.session_log import LogError, SessionLog
 from ser_live.stats import SessionStats
@@ -45,6 +45,7 @@ class Options:
     view: str = "live"  # live | lines | json
     segmenter: SegmenterConfig | None = None
     observer: Observer | None = None  # sees every pipeline event as it is queued (Pipeline's observer)
+    session: SessionMode = "per-file"  # which replayed files are one speaker (replay.speaker_of)
 
 
 def _err(message: str) -> None:
@@ -74,7 +75,7 @@ class Session:
             self.view = LineView(self.stats)
         self.source: Source
         if opts.files is not None:
-            self.source = FileReplay(self.pipeline, opts.files, opts.speed)
+            self.source = FileReplay(self.pipeline, opts.files, opts.speed, opts.session)
         else:
             from ser_live.capture import MicrophoneCapture
 

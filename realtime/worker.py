@@ -24,7 +24,7 @@ class Worker:
     produces no result: its feature vector is kept, and the final job of the same span, arriving a
     hangover later, only normalises and classifies it. Speech that resumes makes it wasted work.
 
-    With a model that carries a speaker normaliser the worker keeps one state for the current source:
+    With a model that carries a speaker normaliser the worker keeps one state for the current speaker (``source_id``):
     every job is normalised with it (plus its own vector); only a classified final utterance updates it.
     """
 
@@ -85,12 +85,17 @@ class Worker:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            if job.ahead:
-                if not self._closing:
-                    self.extract_ahead(job)
-            elif job.final or not self._closing:
-                self.emit(self.classify(job))
+            if (job.final or not self._closing) and (result := self.run(job)) is not None:
+                self.emit(result)
         self.emit(End())
+
+    def run(self, job: Job) -> Result | None:
+        """Do one job on the calling thread: an ``ahead`` job's features are kept (None), any other job
+        is classified."""
+        if job.ahead:
+            self.extract_ahead(job)
+            return None
+        return self.classify(job)
 
     def _state(self, job: Job) -> SourceState | None:
         """The normaliser state of ``job``'s source (fresh at a new source), None without normalisation."""

@@ -70,6 +70,15 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     return exit_info.value.code, out, err
 
 
+def logged_rows(paths: list[Path], log: Path, capsys, *options: str) -> list[dict]:
+    """The log rows of ``ser-live --file PATHS --speed 0 --plain --log LOG OPTIONS`` run in-process (exit 0 asserted)."""
+    import csv
+
+    code, _, err = run_cli(["--file", *map(str, paths), "--speed", "0", "--plain", "--log", str(log), *options], capsys)
+    assert code == 0, err
+    return list(csv.DictReader(log.open()))
+
+
 def _shipped(name: str):
     from ser_live.model import EmotionModel
     from ser_live.models import MODELS
