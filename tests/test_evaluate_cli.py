@@ -35,7 +35,7 @@ def test_an_empty_data_folder_is_one_line(tmp_path):
 
 def test_the_default_output_is_under_the_current_folder_not_the_shipped_reports(tmp_path):
     shipped = {p: p.read_bytes() for p in (REPO / "reports").glob("evaluation*")}
-    jsons = [str(REPO / "reports" / "evaluation.json"), str(REPO / "reports" / "evaluation-seed1.json")]
+    jsons = [str(REPO / "reports" / "evaluation.json"), str(REPO / "reports" / "evaluation-fast-seed1.json")]
     r = _evaluate("--side-by-side", *jsons, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "evaluation" / "evaluation.md").read_text().strip() == r.stdout.strip()
