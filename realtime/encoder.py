@@ -50,6 +50,19 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     return ((np.maximum(mel, mel.max() - 8.0) + 4.0) / 4.0).astype(np.float32)
 
 
+def one_thread_session(model: bytes | str):
+    """An ONNX Runtime CPU session of ``model`` (bytes or a path) pinned to one thread: the worker runs one
+    utterance at a time, and the audio thread and the rest of the machine keep the other cores."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -65,15 +78,8 @@ class Encoder:
         data = self.path.read_bytes()
         if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
             raise EncoderError(f"encoder file {self.path} is not the one the model was trained with (sha256 differs)")
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+            self._session = one_thread_session(data)
         except Exception as e:  # onnxruntime raises its own exception types for bad graphs
             raise EncoderError(f"{self.path} is not a loadable ONNX encoder: {str(e).splitlines()[0]}") from None
         self._input = self._session.get_inputs()[0].name

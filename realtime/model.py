@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_live import features
-from ser_live.encoder import EncoderError
+from ser_live.encoder import EncoderError, one_thread_session
 from ser_live.extractor import Extractor, ExtractorError
 from ser_live.speaker_norm import SpeakerNorm, SpeakerNormError
 
@@ -80,15 +80,8 @@ class EmotionModel:
         self.labels: list[str] = list(self.card["labels"])
         self.extractor = read_extractor(self.card, self.path)
         self.speaker_norm = read_speaker_norm(self.card, self.path, self.extractor.size)
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+            self._session = one_thread_session(str(self.path))
         except Exception as e:  # onnxruntime raises its own exception types for bad graphs
             raise ModelError(f"{self.path} is not a loadable ONNX model: {str(e).splitlines()[0]}") from None
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
