@@ -98,15 +98,10 @@ def stats(ms: list[float] | np.ndarray) -> dict:
 
 
 def resolve_model(name: str | None) -> Path:
-    """``--model``: an ONNX file, or the name of a shipped model (``ser-default``); None: the default model."""
-    from ser_live.models import DEFAULT_MODEL
+    """``--model``: a shipped model's short name (``default``, ``fast``), or an ONNX file; None: the default model."""
+    from ser_live.models import resolve
 
-    if name is None:
-        return DEFAULT_MODEL
-    path = Path(name)
-    if path.suffix == ".onnx" or path.exists():
-        return path
-    return DEFAULT_MODEL.with_name(f"{name}.onnx")
+    return resolve(name)
 
 
 def ser_live_cmd(model: Path) -> list[str]:
