@@ -97,13 +97,6 @@ def stats(ms: list[float] | np.ndarray) -> dict:
     return {"n": int(a.size), "median": float(np.median(a)), "p95": float(np.percentile(a, 95)), "max": float(a.max())}
 
 
-def resolve_model(name: str | None) -> Path:
-    """``--model``: a shipped model's short name (``default``, ``fast``), or an ONNX file; None: the default model."""
-    from ser_live.models import resolve
-
-    return resolve(name)
-
-
 def ser_live_cmd(model: Path) -> list[str]:
     """The installed ser-live command, running ``model``."""
     exe = Path(sys.executable).parent / "ser-live"

@@ -52,7 +52,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
-    REPO, SR, Settings, clip_paths, load, log, noise_floor, resolve_model, steal_s, utterances, write)
+    REPO, SR, Settings, clip_paths, load, log, noise_floor, steal_s, utterances, write)
 from benchmarks.features import bench_features, bench_librosa, on_worker_thread  # noqa: E402
 from benchmarks.latency import bench_latency  # noqa: E402
 from benchmarks.resources import bench_cpu, bench_memory, bench_startup, bench_stop  # noqa: E402
@@ -309,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     settings = Settings.quick() if args.quick else Settings()
     t0 = time.monotonic()
-    results, figs, meta = run(settings, args.quick, resolve_model(args.model))
+    from ser_live.models import resolve
+
+    results, figs, meta = run(settings, args.quick, resolve(args.model))
     meta["benchmark_wall_s"] = time.monotonic() - t0
     text = table(figs, meta)
     print(text)
