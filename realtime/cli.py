@@ -35,6 +35,42 @@ def _positive(text: str) -> float:
     return value
 
 
+MODEL_HELP = ("'default' (the shipped accurate model: a pretrained speech encoder, about 10 ms per utterance), "
+              "'fast' (the shipped handcrafted-features model, about 1 ms per utterance and less accurate: for very "
+              "large batch jobs and slow machines), or a model file whose JSON card sits beside it")
+
+
+def add_segmenter_arguments(p: argparse.ArgumentParser) -> None:
+    """The segmenter's options (``ser-live`` and ``ser-batch``), each defaulting to SegmenterConfig's."""
+    from ser_live.segmenter import SegmenterConfig
+
+    vad = p.add_argument_group("segmenter")
+    d = SegmenterConfig()
+    vad.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=d.aggressiveness, help=f"WebRTC VAD mode 0-3 (default {d.aggressiveness})")
+    vad.add_argument("--hangover-ms", type=int, default=d.hangover_ms, help=f"silence that ends an utterance (default {d.hangover_ms})")
+    vad.add_argument("--min-utterance-ms", type=int, default=d.min_utterance_ms, help=f"shorter speech is ignored (default {d.min_utterance_ms})")
+    vad.add_argument("--max-utterance-s", type=_positive, default=d.max_utterance_s, help=f"longer speech is cut into pieces (default {d.max_utterance_s})")
+
+
+def segmenter_config(args: argparse.Namespace):
+    """The SegmenterConfig of :func:`add_segmenter_arguments`' options; ValueError (a message for the
+    user) when they do not fit together."""
+    from ser_live.segmenter import SegmenterConfig
+
+    d = SegmenterConfig()
+    if args.hangover_ms < d.frame_ms:
+        raise ValueError(f"--hangover-ms must be at least {d.frame_ms}")
+    if args.min_utterance_ms < 0:
+        raise ValueError("--min-utterance-ms must be 0 or more")
+    if args.max_utterance_s * 1000 <= d.pad_ms + args.min_utterance_ms:
+        raise ValueError(f"--max-utterance-s must be longer than --min-utterance-ms plus {d.pad_ms} ms")
+    try:
+        return SegmenterConfig(aggressiveness=args.vad_aggressiveness, hangover_ms=args.hangover_ms,
+                               min_utterance_ms=args.min_utterance_ms, max_utterance_s=args.max_utterance_s)
+    except ValueError as e:
+        raise ValueError(f"invalid segmenter setting: {e}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="ser-live",
@@ -59,18 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print one tab-separated line per utterance even on a terminal, after a header line: "
                      "source, start_s, end_s, emotion, confidence, latency_ms (the default when stdout is not a "
                      "terminal; messages and the summary go to stderr)")
-    p.add_argument("--model", metavar="NAME|ONNX",
-                   help="'default' (the shipped accurate model: a pretrained speech encoder, about 10 ms per utterance), "
-                   "'fast' (the shipped handcrafted-features model, about 1 ms per utterance and less accurate: for very "
-                   "large batch jobs and slow machines), or a model file whose JSON card sits beside it")
-    from ser_live.segmenter import SegmenterConfig
-
-    vad = p.add_argument_group("segmenter")
-    d = SegmenterConfig()
-    vad.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=d.aggressiveness, help=f"WebRTC VAD mode 0-3 (default {d.aggressiveness})")
-    vad.add_argument("--hangover-ms", type=int, default=d.hangover_ms, help=f"silence that ends an utterance (default {d.hangover_ms})")
-    vad.add_argument("--min-utterance-ms", type=int, default=d.min_utterance_ms, help=f"shorter speech is ignored (default {d.min_utterance_ms})")
-    vad.add_argument("--max-utterance-s", type=_positive, default=d.max_utterance_s, help=f"longer speech is cut into pieces (default {d.max_utterance_s})")
+    p.add_argument("--model", metavar="NAME|ONNX", help=MODEL_HELP)
+    add_segmenter_arguments(p)
     return p
 
 
@@ -107,7 +133,6 @@ def _run(args: argparse.Namespace, restore_signals: bool) -> int:
     from ser_live.capture import CaptureError
     from ser_live.model import EmotionModel, ModelError
     from ser_live.replay import expand_paths
-    from ser_live.segmenter import SegmenterConfig
     from ser_live.session import Options, Session
     from ser_live.session_log import LogError, SessionLog
 
@@ -125,22 +150,10 @@ def _run(args: argparse.Namespace, restore_signals: bool) -> int:
         return _fail("--session is for --file; the microphone is one session")
     if args.json and args.plain:
         return _fail("choose one of --json and --plain")
-    d = SegmenterConfig()
-    if args.hangover_ms < d.frame_ms:
-        return _fail(f"--hangover-ms must be at least {d.frame_ms}")
-    if args.min_utterance_ms < 0:
-        return _fail("--min-utterance-ms must be 0 or more")
-    if args.max_utterance_s * 1000 <= d.pad_ms + args.min_utterance_ms:
-        return _fail(f"--max-utterance-s must be longer than --min-utterance-ms plus {d.pad_ms} ms")
     try:
-        segmenter = SegmenterConfig(
-            aggressiveness=args.vad_aggressiveness,
-            hangover_ms=args.hangover_ms,
-            min_utterance_ms=args.min_utterance_ms,
-            max_utterance_s=args.max_utterance_s,
-        )
+        segmenter = segmenter_config(args)
     except ValueError as e:
-        return _fail(f"invalid segmenter setting: {e}")
+        return _fail(str(e))
 
     files = None
     if args.file is not None:

@@ -25,6 +25,16 @@ def columns(labels: list[str]) -> list[str]:
     return BASE_COLUMNS + [f"p_{label}" for label in labels]
 
 
+def row_values(source: str, start_s: float, end_s: float, wall_time: float, probs, latency_ms: float,
+               labels: list[str]) -> list[str]:
+    """One utterance's values in the log's columns and number formats (``wall_time``: seconds since the
+    epoch, written in local time with its offset)."""
+    best = int(probs.argmax())
+    wall = datetime.fromtimestamp(wall_time).astimezone().isoformat(timespec="milliseconds")
+    return [source, f"{start_s:.3f}", f"{end_s:.3f}", wall, labels[best], f"{probs[best]:.4f}",
+            f"{latency_ms:.1f}"] + [f"{p:.4f}" for p in probs]
+
+
 def _line(values: list) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(values)
@@ -113,19 +123,9 @@ class SessionLog:
         """Append one final utterance (in the file, not in a buffer, when this returns)."""
         job, probs = result.job, result.probs
         assert probs is not None
-        best = int(probs.argmax())
-        labels = self.columns[len(BASE_COLUMNS) :]
-        wall = datetime.fromtimestamp(result.wall_time).astimezone().isoformat(timespec="milliseconds")
-        values = [
-            job.source,
-            f"{job.start_s:.3f}",
-            f"{job.end_s:.3f}",
-            wall,
-            labels[best][2:],
-            f"{probs[best]:.4f}",
-            f"{result.latency_ms:.1f}",
-        ] + [f"{p:.4f}" for p in probs]
-        self._write(_line(values))
+        labels = [c[2:] for c in self.columns[len(BASE_COLUMNS) :]]
+        self._write(_line(row_values(job.source, job.start_s, job.end_s, result.wall_time, probs, result.latency_ms,
+                                     labels)))
         self.rows += 1
 
     def close(self) -> None:

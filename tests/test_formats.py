@@ -20,7 +20,7 @@ from ser_live.replay import expand_paths, open_audio
 #: name, codec, rate of the encoded file, frames per codec frame (the decoded length may differ by one)
 FORMATS = [("m4a", "aac", 16000, 1024), ("mp4", "aac", 44100, 1024), ("webm", "libopus", 48000, 960),
            ("mp3", "libmp3lame", 16000, 1152)]
-MAIN = "import sys; from ser_live import cli; cli.main(sys.argv[1:])"
+MAIN = "from ser_live import cli; cli.main()"  # as the ser-live script runs it
 
 
 def encode(path: Path, x: np.ndarray, rate: int, codec: str, out_rate: int) -> Path:
