@@ -1,0 +1,364 @@
+"""``ser-batch``: score every audio file under the sources on Ray Data, with the live path's answers.
+
+The driver lists the files, groups them into units (the files of one speaker under ``--session``, as
+``ser-live --file`` replays them), skips the units already scored in the output folder, and hands the rest
+to Ray Data: a pool of actors (:class:`~ser_live.batch_scorer.Scorer`, one CPU each, the model loaded once
+per actor) decodes, segments and classifies each unit. Results stream back to the driver, which commits
+them to the output folder (:mod:`ser_live.batch_store`) at least every ``--checkpoint-s`` seconds, shows
+progress and, at the end or on Ctrl-C, writes the whole tables. Ray and pyarrow are the ``scale`` extra.
+"""
+
+from __future__ import annotations
+
+from ser_live import process
+
+process.pin_blas_threads()  # before numpy is first imported
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import asdict  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from ser_live.arguments import EXIT_USAGE, OneLineParser  # noqa: E402
+from ser_live.cli import MODEL_HELP, _positive, add_segmenter_arguments, segmenter_config  # noqa: E402
+
+EXIT_INTERRUPTED = 130
+INSTALL_HINT = "ser-batch needs Ray Data and pyarrow: pip install 'ser-live[scale]'"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(
+        prog="ser-batch",
+        description="Score every audio file under the sources on Ray (this machine, or a cluster with --address): "
+        "one row per utterance, as ser-live --file logs it, in Parquet and CSV. Rerun the same command to score "
+        "only new or changed files, or to finish a run that was stopped.",
+    )
+    p.add_argument("sources", nargs="+", metavar="SRC", help="audio files or folders (searched recursively)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder: utterances/ (Parquet, by source folder), utterances.csv, files.*, errors.*")
+    p.add_argument("--model", metavar="NAME|ONNX", help=MODEL_HELP)
+    p.add_argument("--session", choices=("per-file", "per-folder", "one"), default="per-file",
+                   help="which files are one speaker, as ser-live --session: per-file (default), per-folder, one "
+                   "(one speaker's files are scored in order by one actor)")
+    ray = p.add_argument_group("Ray")
+    ray.add_argument("--cpus", type=int, metavar="N",
+                     help="actors, one CPU each (default: every CPU of this machine, or of the cluster)")
+    ray.add_argument("--address", metavar="ADDRESS",
+                     help="run on an existing Ray cluster: 'auto' or ray://HOST:10001 (default: start Ray on this "
+                     "machine); every node needs ser-live[scale] and the sources at the same paths")
+    p.add_argument("--checkpoint-s", type=_positive, default=30.0, metavar="SECONDS",
+                   help="commit results to the output folder at least this often (default 30)")
+    add_segmenter_arguments(p)
+    return p
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"ser-batch: {message}\n")
+    sys.stderr.flush()
+
+
+def inventory(sources: list[str]) -> tuple[list, list[str]]:
+    """The files to score (:class:`FileJob`, each file once, in ``ser-live --file`` order) and a message
+    for each source that gives none."""
+    from ser_live.batch_scorer import FileJob
+    from ser_live.replay import expand_paths
+
+    jobs, problems, seen = [], [], set()
+    for raw in sources:
+        found, missing = expand_paths([raw])
+        problems += [f"{m.source}: {m.message}" for m in missing]
+        root = Path(raw)
+        base = root if root.is_dir() else root.parent
+        for path in found:
+            key = os.path.abspath(path)
+            if key in seen:
+                continue
+            seen.add(key)
+            folder = Path(base.resolve().name) / path.parent.relative_to(base) if root.is_dir() else Path(base.resolve().name)
+            try:
+                st = os.stat(path)
+                size, mtime = st.st_size, st.st_mtime_ns
+            except OSError:
+                size, mtime = -1, -1  # scoring says why it cannot be read
+            jobs.append(FileJob(key, str(path), folder.as_posix(), size, mtime))
+    return jobs, problems
+
+
+def units(jobs: list, session: str) -> list[list]:
+    """Runs of consecutive files of one speaker (``replay.speaker_of``), as ser-live replays them."""
+    from ser_live.replay import speaker_of
+
+    out: list[list] = []
+    last = object()
+    for i, job in enumerate(jobs):
+        speaker = speaker_of(Path(job.source), i, session)
+        if out and speaker == last:
+            out[-1].append(job)
+        else:
+            out.append([job])
+        last = speaker
+    return out
+
+
+class _Interrupt:
+    """SIGINT/SIGTERM: a stop request, raised as KeyboardInterrupt only while the driver waits for results
+    (never in the middle of a commit)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.waiting = False
+
+    def __call__(self, signum, frame) -> None:
+        self.requested = True
+        if self.waiting:
+            raise KeyboardInterrupt
+
+
+class Progress:
+    """Files, hours of audio, speed (x real time) and time left, on stderr: a live bar on a terminal,
+    else a line at every commit."""
+
+    def __init__(self, files: int, total_bytes: int) -> None:
+        self.files, self.total_bytes = files, max(total_bytes, 1)
+        self.done = self.failed = self.bytes = self.utterances = 0
+        self.audio_s = 0.0
+        self.t0 = time.monotonic()
+        self._bar = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+
+            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[text]}"),
+                            TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self._task = self._bar.add_task("scoring", total=self.total_bytes, text=self._text())
+            self._bar.start()
+
+    @property
+    def speed(self) -> float:
+        return self.audio_s / max(time.monotonic() - self.t0, 1e-9)
+
+    def _text(self) -> str:
+        failed = f", {self.failed} failed" if self.failed else ""
+        return f"{self.done}/{self.files} files{failed}, {self.audio_s / 3600:.2f} h audio, {self.speed:.0f}x real time"
+
+    def add(self, outcome) -> None:
+        self.done += 1
+        self.failed += bool(outcome.error)
+        self.bytes += max(outcome.job.size, 0)
+        self.audio_s += outcome.duration_s
+        self.utterances += len(outcome.start_s)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.bytes, text=self._text())
+
+    def checkpoint(self) -> None:
+        if self._bar is None:
+            elapsed = time.monotonic() - self.t0
+            left = (self.total_bytes - self.bytes) * elapsed / self.bytes if self.bytes else float("nan")
+            eta = f", about {left / 60:.0f} min left" if left == left else ""
+            _err(f"{self._text()}{eta}")
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _start_ray(address: str | None, cpus: int | None) -> tuple[bool, int]:
+    """Ray on this machine or a connection to ``address``; (whether it was started here, CPUs to use)."""
+    import logging
+
+    import ray
+
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    started = not ray.is_initialized()
+    if started:
+        local = {"num_cpus": cpus or os.cpu_count() or 1, "include_dashboard": False} if address is None else {}
+        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, **local)
+    available = int(ray.cluster_resources().get("CPU", 1))
+    return started, max(1, min(cpus or available, available))
+
+
+def _dataset(todo: list[list], model: str, segmenter: dict, actors: int):
+    import ray.data
+
+    from ser_live.batch_scorer import Scorer
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    ctx.max_errored_blocks = len(todo)  # a unit whose actor crashed is reported, the others still scored
+    ds = ray.data.from_items([{"files": [asdict(j) for j in unit]} for unit in todo], override_num_blocks=len(todo))
+    return ds.map_batches(Scorer, fn_constructor_kwargs={"model": model, "segmenter": segmenter}, batch_size=1,
+                          batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)
+
+
+def model_identity(spec: str | None) -> tuple[str, str, object]:
+    """(what the actors load: a shipped model's name or an absolute path, sha256 of its files, the model)."""
+    import hashlib
+
+    from ser_live.api import load_model
+    from ser_live.model import card_path
+    from ser_live.models import MODELS
+
+    name = spec or "default"
+    model = load_model(name)
+    digest = hashlib.sha256()
+    for path in (model.path, card_path(model.path)):
+        digest.update(path.read_bytes())
+    return (name if name in MODELS else str(model.path.resolve())), digest.hexdigest(), model
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        segmenter = segmenter_config(args)
+    except ValueError as e:
+        _err(str(e))
+        return EXIT_USAGE
+    if args.cpus is not None and args.cpus < 1:
+        _err("--cpus must be 1 or more")
+        return EXIT_USAGE
+    try:
+        import pyarrow  # noqa: F401
+        import ray.data  # noqa: F401
+    except ImportError:
+        _err(INSTALL_HINT)
+        return EXIT_USAGE
+    from ser_live.batch_store import OutputFolder, StoreError, header
+    from ser_live.model import ModelError
+
+    jobs, problems = inventory(args.sources)
+    for message in problems:
+        _err(message)
+    if not jobs:
+        return EXIT_USAGE
+    try:
+        spec, sha, model = model_identity(args.model)
+        store = OutputFolder(Path(args.out), header(spec, sha, list(model.labels), args.session, asdict(segmenter)))
+    except (ModelError, StoreError) as e:
+        _err(str(e))
+        return EXIT_USAGE
+    try:
+        return _score(args, store, jobs, units(jobs, args.session), spec, asdict(segmenter), problems)
+    finally:
+        store.close()
+
+
+def _score(args, store, jobs, all_units, spec, segmenter, problems) -> int:
+    from ser_live.batch_scorer import FileOutcome
+
+    todo = [u for u in all_units if not all(store.is_scored(j) for j in u)]
+    skipped = len(jobs) - sum(len(u) for u in todo)
+    if not todo:
+        store.export()
+        print(f"ser-batch: nothing to score: all {len(jobs)} files are scored and unchanged in {args.out}")
+        return 1 if problems else 0
+    store.retract(j for u in todo for j in u)
+    stop = _Interrupt()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    progress = Progress(sum(len(u) for u in todo), sum(max(j.size, 0) for u in todo for j in u))
+    started, failure = False, ""
+    try:
+        try:
+            started, actors = _start_ray(args.address, args.cpus)
+        except Exception as e:  # no cluster at --address, no room for Ray's processes, ...
+            _err(f"cannot start Ray: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            return 1
+        progress.t0 = time.monotonic()
+        seen = _collect(_dataset(todo, spec, segmenter, min(actors, len(todo))), store, progress, stop,
+                        args.checkpoint_s)
+    except _EngineFailed as e:
+        failure, seen = e.reason, set()
+    finally:
+        progress.stop()
+        store.export()
+        if started:
+            import ray
+
+            ray.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not stop.requested and not failure:  # a unit whose actor died gave no rows: its files failed
+        lost = [FileOutcome(j, error="the worker scoring it stopped (a crash in a decoder?)")
+                for u in todo for j in u if j.key not in seen]
+        for o in lost:
+            _err(f"{o.job.source}: {o.error} (skipped)")
+            progress.add(o)
+        if lost:
+            store.commit(lost)
+            store.export()
+    elapsed = time.monotonic() - progress.t0
+    already = f"; {skipped} already scored" if skipped else ""
+    failed = f"; {progress.failed} failed (see {Path(args.out) / 'errors.csv'})" if progress.failed else ""
+    print(f"ser-batch: scored {progress.done - progress.failed} files ({progress.audio_s / 3600:.2f} h of audio, "
+          f"{progress.utterances} utterances) in {elapsed:.0f} s, {progress.speed:.0f}x real time{already}{failed}; "
+          f"results in {args.out}")
+    if failure:
+        _err(f"the Ray job failed ({failure}); what was scored is saved: rerun the same command to go on")
+        return 1
+    if stop.requested:
+        _err(f"stopped with {progress.files - progress.done} files left; rerun the same command to score them")
+        return EXIT_INTERRUPTED
+    return 1 if (progress.failed or problems) else 0
+
+
+class _EngineFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _collect(dataset, store, progress: Progress, stop: _Interrupt, checkpoint_s: float) -> set[str]:
+    """Take the results as they come, committing them at least every ``checkpoint_s``, until the end or a
+    stop request; the keys of the files seen. Whatever arrived is committed before this returns or raises."""
+    from ser_live.batch_scorer import outcomes
+
+    batches = iter(dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0))
+    pending, seen, last_commit = [], set(), time.monotonic()
+    try:
+        while not stop.requested:
+            stop.waiting = True
+            try:
+                table = next(batches, None)
+            except KeyboardInterrupt:
+                break
+            except Exception as e:  # the engine failed: keep what is scored, a rerun goes on from there
+                raise _EngineFailed(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+            finally:
+                stop.waiting = False
+            if table is None:
+                break
+            for o in outcomes(table):
+                pending.append(o)
+                seen.add(o.job.key)
+                progress.add(o)
+                if o.error:
+                    _err(f"{o.job.source}: {o.error} (skipped)")
+            if time.monotonic() - last_commit >= checkpoint_s:
+                store.commit(pending)
+                pending, last_commit = [], time.monotonic()
+                progress.checkpoint()
+    finally:
+        store.commit(pending)
+    return seen
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``ser-batch`` command: every user error is one line on stderr and exit 2."""
+    try:
+        if os.environ.get("SER_LIVE_DEBUG"):
+            code = run(argv)
+        else:
+            with process.quiet_native_stderr():  # Ray's and native libraries' chatter stays in Ray's logs
+                code = run(argv)
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    except Exception as e:  # last resort: one line, not a traceback
+        if os.environ.get("SER_LIVE_DEBUG"):
+            raise
+        _err(f"unexpected error: {type(e).__name__}: {e} (set SER_LIVE_DEBUG=1 for details)")
+        code = 1
+    sys.stdout.flush()
+    sys.exit(code)
