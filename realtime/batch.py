@@ -26,6 +26,7 @@ from ser_live.arguments import EXIT_USAGE, OneLineParser  # noqa: E402
 from ser_live.cli import MODEL_HELP, _positive, add_segmenter_arguments, segmenter_config  # noqa: E402
 
 EXIT_INTERRUPTED = 130
+UNIT_RETRIES = 2  # times a unit whose actor died is tried again
 INSTALL_HINT = "ser-batch needs Ray Data and pyarrow: pip install 'ser-live[scale]'"
 
 
@@ -175,8 +176,9 @@ def _start_ray(address: str | None, cpus: int | None) -> tuple[bool, int]:
         logging.getLogger(name).setLevel(logging.ERROR)
     started = not ray.is_initialized()
     if started:
+        # "local": a Ray of its own, even where a cluster started with ``ray start`` is running on this machine
         local = {"num_cpus": cpus or os.cpu_count() or 1, "include_dashboard": False} if address is None else {}
-        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, **local)
+        ray.init(address=address or "local", log_to_driver=False, logging_level=logging.ERROR, **local)
     available = int(ray.cluster_resources().get("CPU", 1))
     return started, max(1, min(cpus or available, available))
 
@@ -191,8 +193,10 @@ def _dataset(todo: list[list], model: str, segmenter: dict, actors: int):
     ctx.print_on_execution_start = False
     ctx.max_errored_blocks = len(todo)  # a unit whose actor crashed is reported, the others still scored
     ds = ray.data.from_items([{"files": [asdict(j) for j in unit]} for unit in todo], override_num_blocks=len(todo))
+    # an actor that dies (a crash in a native decoder) is restarted and its unit tried twice more, then given up
     return ds.map_batches(Scorer, fn_constructor_kwargs={"model": model, "segmenter": segmenter}, batch_size=1,
-                          batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)
+                          batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
+                          max_restarts=-1, max_task_retries=UNIT_RETRIES)
 
 
 def model_identity(spec: str | None) -> tuple[str, str, object]:

@@ -1,0 +1,48 @@
+"""ser-batch --address: the same job on a Ray cluster that was already running (a real one-node cluster
+started with ``ray start --head``), giving the rows a local run gives."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import real_clips
+
+pytest.importorskip("ray", reason="ser-batch needs the scale extra")
+pq = pytest.importorskip("pyarrow.parquet")
+
+PORT = 6391
+
+
+@pytest.fixture
+def cluster():
+    ray = Path(sys.executable).parent / "ray"
+    subprocess.run([str(ray), "start", "--head", "--port", str(PORT), "--num-cpus", "2", "--include-dashboard", "false",
+                    "--disable-usage-stats"], check=True, capture_output=True, timeout=120)
+    try:
+        yield "auto"  # the cluster this machine's Ray knows of
+    finally:
+        subprocess.run([str(ray), "stop", "--force"], capture_output=True, timeout=120)
+
+
+def test_the_same_job_runs_on_an_existing_cluster(tmp_path, cluster):
+    src = tmp_path / "src"
+    src.mkdir()
+    for clip in real_clips(2, 2):
+        shutil.copy(clip, src / clip.name)
+    command = [sys.executable, "-c", "from ser_live import batch; batch.main()", str(src), "--model", "fast"]
+    remote = subprocess.run([*command, "--out", str(tmp_path / "remote"), "--address", cluster], capture_output=True,
+                            text=True, timeout=300)
+    assert remote.returncode == 0, remote.stderr
+    assert "scored 4 files" in remote.stdout
+    local = subprocess.run([*command, "--out", str(tmp_path / "local"), "--cpus", "1"], capture_output=True, text=True,
+                           timeout=300)
+    assert local.returncode == 0, local.stderr
+    columns = ["source", "start_s", "end_s", "p_angry", "p_neutral", "p_sad"]
+    rows = [sorted(pq.read_table(tmp_path / name / "utterances", columns=columns).to_pylist(),
+                   key=lambda r: (r["source"], r["start_s"])) for name in ("remote", "local")]
+    assert rows[0] == rows[1] and len(rows[0]) >= 3
