@@ -19,6 +19,7 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 from dataclasses import asdict  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -127,6 +128,7 @@ class Progress:
         self.done = self.failed = self.bytes = self.utterances = 0
         self.audio_s = 0.0
         self.t0 = time.monotonic()
+        self.t1: float | None = None  # when scoring stopped
         self._bar = None
         if sys.stderr.isatty():
             from rich.console import Console
@@ -138,8 +140,12 @@ class Progress:
             self._bar.start()
 
     @property
+    def elapsed(self) -> float:
+        return (self.t1 or time.monotonic()) - self.t0
+
+    @property
     def speed(self) -> float:
-        return self.audio_s / max(time.monotonic() - self.t0, 1e-9)
+        return self.audio_s / max(self.elapsed, 1e-9)
 
     def _text(self) -> str:
         failed = f", {self.failed} failed" if self.failed else ""
@@ -156,12 +162,12 @@ class Progress:
 
     def checkpoint(self) -> None:
         if self._bar is None:
-            elapsed = time.monotonic() - self.t0
-            left = (self.total_bytes - self.bytes) * elapsed / self.bytes if self.bytes else float("nan")
+            left = (self.total_bytes - self.bytes) * self.elapsed / self.bytes if self.bytes else float("nan")
             eta = f", about {left / 60:.0f} min left" if left == left else ""
             _err(f"{self._text()}{eta}")
 
     def stop(self) -> None:
+        self.t1 = time.monotonic()
         if self._bar is not None:
             self._bar.stop()
 
@@ -193,10 +199,15 @@ def _dataset(todo: list[list], model: str, segmenter: dict, actors: int):
     ctx.print_on_execution_start = False
     ctx.max_errored_blocks = len(todo)  # a unit whose actor crashed is reported, the others still scored
     ds = ray.data.from_items([{"files": [asdict(j) for j in unit]} for unit in todo], override_num_blocks=len(todo))
-    # an actor that dies (a crash in a native decoder) is restarted and its unit tried twice more, then given up
-    return ds.map_batches(Scorer, fn_constructor_kwargs={"model": model, "segmenter": segmenter}, batch_size=1,
-                          batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
-                          max_restarts=-1, max_task_retries=UNIT_RETRIES)
+    # An actor that dies (a crash in a native decoder) is restarted and its unit tried UNIT_RETRIES more times,
+    # then given up: Ray Data's default retries forever, which one crashing file would turn into a hang. Ray Data
+    # takes these actor options only as extra keyword arguments, deprecated in favour of named parameters that do
+    # not cover them yet (hence the pin below 2.64 in pyproject.toml).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args. is deprecated")
+        return ds.map_batches(Scorer, fn_constructor_kwargs={"model": model, "segmenter": segmenter}, batch_size=1,
+                              batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
+                              max_restarts=-1, max_task_retries=UNIT_RETRIES)
 
 
 def model_identity(spec: str | None) -> tuple[str, str, object]:
@@ -294,11 +305,10 @@ def _score(args, store, jobs, all_units, spec, segmenter, problems) -> int:
         if lost:
             store.commit(lost)
             store.export()
-    elapsed = time.monotonic() - progress.t0
     already = f"; {skipped} already scored" if skipped else ""
     failed = f"; {progress.failed} failed (see {Path(args.out) / 'errors.csv'})" if progress.failed else ""
     print(f"ser-batch: scored {progress.done - progress.failed} files ({progress.audio_s / 3600:.2f} h of audio, "
-          f"{progress.utterances} utterances) in {elapsed:.0f} s, {progress.speed:.0f}x real time{already}{failed}; "
+          f"{progress.utterances} utterances) in {progress.elapsed:.0f} s, {progress.speed:.0f}x real time{already}{failed}; "
           f"results in {args.out}")
     if failure:
         _err(f"the Ray job failed ({failure}); what was scored is saved: rerun the same command to go on")

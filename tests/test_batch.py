@@ -251,6 +251,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes_the_job(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "rerun the same command" in err and "Traceback" not in err
+    assert f"/{len(clips)} files, " in err and "x real time" in err  # a progress line at each commit
     stopped = len(pq.read_table(tmp_path / "out" / "files.parquet"))
     assert 0 < stopped < len(clips)
     again = subprocess.run([*command, "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
