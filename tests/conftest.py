@@ -14,8 +14,6 @@ import pytest
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
-#: the corpora folder of every test (and of tests/golden/make_golden.py): $SER_DATA_DIR, else ../shared/data
-DATA = Path(os.environ.get("SER_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
 class _FolderImports:
@@ -34,6 +32,7 @@ class _FolderImports:
 
 sys.meta_path.insert(0, _FolderImports())
 
+from benchmarks import DATA  # noqa: E402  (the corpora folder: $SER_DATA_DIR, else ../shared/data)
 from ser_live.train import streams  # noqa: E402
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for conftest's DATA
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for the corpora folder
 
-from conftest import DATA  # noqa: E402
+from benchmarks import DATA  # noqa: E402
 from ser_live import features  # noqa: E402
 from ser_live.model import EmotionModel  # noqa: E402
 from ser_live.models import MODELS  # noqa: E402
