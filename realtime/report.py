@@ -79,7 +79,11 @@ class Section:
 
 
 def parse_log(name: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> Log:
-    """A log from its header and rows as the CSV holds them (strings, in column order)."""
+    """A log from its header and rows as the CSV holds them (strings, in column order): a session log, or
+    ser-batch's utterances.csv (the same columns plus ``folder`` after ``source``, left out here)."""
+    if len(header) > 1 and header[1] == "folder":
+        header = [header[0], *header[2:]]
+        rows = ([row[0], *row[2:]] for row in rows)
     labels = tuple(column[2:] for column in header[len(BASE_COLUMNS) :])
     if (list(header[: len(BASE_COLUMNS)]) != BASE_COLUMNS or not labels
             or any(not c.startswith("p_") or not c[2:] for c in header[len(BASE_COLUMNS) :])):
@@ -336,13 +340,17 @@ def render_html(logs: Sequence[Log]) -> str:
 
 # ---- the PNG -------------------------------------------------------------------------------------
 
-def _require_matplotlib() -> None:
+def _has_matplotlib() -> bool:
     import importlib.util
 
     try:
-        found = importlib.util.find_spec("matplotlib") is not None
+        return importlib.util.find_spec("matplotlib") is not None
     except ImportError:
-        found = False
+        return False
+
+
+def _require_matplotlib() -> None:
+    found = _has_matplotlib()
     if not found:
         raise ReportError(f"the PNG needs matplotlib, which is not installed; install it with: {INSTALL}")
 
@@ -433,7 +441,10 @@ def build_parser() -> OneLineParser:
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     html_path = Path(args.out or Path(args.logs[0]).with_suffix(".html"))
-    png_path = Path(args.png or html_path.with_suffix(".png"))
+    png_path: Path | None = Path(args.png or html_path.with_suffix(".png"))
+    if args.png is None and not _has_matplotlib():  # the page alone, and say why
+        sys.stderr.write(f"{PROG}: no PNG timeline: it needs matplotlib ({INSTALL})\n")
+        png_path = None
     try:
         problems = write_report(args.logs, html_path, png_path)
     except ReportError as e:
@@ -441,7 +452,7 @@ def run(argv: list[str] | None = None) -> int:
         return 1
     for problem in problems:
         sys.stderr.write(f"{PROG}: {problem} (left out)\n")
-    print(f"{PROG}: wrote {html_path} and {png_path}")
+    print(f"{PROG}: wrote {html_path}" + (f" and {png_path}" if png_path is not None else ""))
     return 1 if problems else 0
 
 

@@ -102,6 +102,9 @@ def test_batch_gives_the_live_paths_utterances(tmp_path, local_ray, default_mode
     assert len(table) == sum(map(len, rows.values()))
     assert {r["folder"] for r in table} == {"calls/a", "calls/b"}
     assert set(pq.read_table(tmp_path / "out" / "utterances").column("folder").to_pylist()) == {"calls/a", "calls/b"}
+    # ser-report draws the CSV like a session log: a section per file
+    from ser_live.report import read_log, sections
+    assert {s.source for s in sections(read_log(tmp_path / "out" / "utterances.csv"))} == set(rows)
     # the per-file summary: durations, utterance counts and time per emotion add up
     files_table = pq.read_table(tmp_path / "out" / "files.parquet").to_pylist()
     assert len(files_table) == 7

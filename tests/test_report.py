@@ -239,11 +239,19 @@ def test_an_output_that_is_a_log_is_refused(session):
     assert session.read_bytes() == before
 
 
-def test_without_matplotlib_it_says_what_to_install(session, tmp_path):
+def test_without_matplotlib_the_page_is_written_and_the_png_is_explained(session, tmp_path):
+    """Asked for the page alone, ser-report writes it and says in one line why there is no PNG; asked for a PNG
+    by name, it says what to install and writes nothing."""
     code = "import sys\nsys.modules['matplotlib'] = None\nfrom ser_live.report import main\nmain()"
     out = tmp_path / "page.html"
     r = subprocess.run([sys.executable, "-c", code, str(session), "--out", str(out)], capture_output=True, text=True,
                        timeout=120)
+    assert r.returncode == 0 and r.stdout == f"ser-report: wrote {out}\n", r.stdout
+    assert r.stderr.count("\n") == 1 and "pip install 'ser-live[report]'" in r.stderr, r.stderr
+    assert out.stat().st_size > 0 and not out.with_suffix(".png").exists()
+    out.unlink()
+    r = subprocess.run([sys.executable, "-c", code, str(session), "--out", str(out), "--png", str(tmp_path / "t.png")],
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and r.stdout == "", r.stdout
     assert r.stderr.count("\n") == 1 and "pip install 'ser-live[report]'" in r.stderr, r.stderr
     assert not out.exists()
