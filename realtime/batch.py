@@ -15,6 +15,7 @@ from ser_live import process
 process.pin_blas_threads()  # before numpy is first imported
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -27,7 +28,9 @@ from ser_live.arguments import EXIT_USAGE, OneLineParser  # noqa: E402
 from ser_live.cli import MODEL_HELP, _positive, add_segmenter_arguments, segmenter_config  # noqa: E402
 
 EXIT_INTERRUPTED = 130
-UNIT_RETRIES = 2  # times a unit whose actor died is tried again
+UNIT_RETRIES = 2  # times a block of work whose actor died is tried again
+BLOCK_BYTES = 4 << 20  # audio file bytes in a block of work: about 2 min of 16 kHz WAV, 10 of FLAC
+BLOCKS_PER_ACTOR = 4
 INSTALL_HINT = "ser-batch needs Ray Data and pyarrow: pip install 'ser-live[scale]'"
 
 
@@ -178,8 +181,8 @@ def _start_ray(address: str | None, cpus: int | None) -> tuple[bool, int]:
 
     import ray
 
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ("ray", "ray.data"):  # what goes wrong reaches the user as ser-batch's own lines; Ray's logs keep the rest
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     started = not ray.is_initialized()
     if started:
         # "local": a Ray of its own, even where a cluster started with ``ray start`` is running on this machine
@@ -189,7 +192,15 @@ def _start_ray(address: str | None, cpus: int | None) -> tuple[bool, int]:
     return started, max(1, min(cpus or available, available))
 
 
-def _dataset(todo: list[list], model: str, segmenter: dict, actors: int):
+def blocks(todo: list[list], actors: int) -> int:
+    """How many blocks (pieces of work an actor takes at once) to cut the units into: about BLOCK_BYTES of
+    audio files each, so that scheduling costs little beside scoring even for archives of short clips, but at
+    least BLOCKS_PER_ACTOR per actor (the actors share the work evenly) and at most one per unit."""
+    size = sum(max(j.size, 0) for unit in todo for j in unit)
+    return max(1, min(len(todo), max(math.ceil(size / BLOCK_BYTES), BLOCKS_PER_ACTOR * actors)))
+
+
+def _dataset(todo: list[list], model: str, segmenter: dict, actors: int, n_blocks: int):
     import ray.data
 
     from ser_live.batch_scorer import Scorer
@@ -198,14 +209,15 @@ def _dataset(todo: list[list], model: str, segmenter: dict, actors: int):
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.max_errored_blocks = len(todo)  # a unit whose actor crashed is reported, the others still scored
-    ds = ray.data.from_items([{"files": [asdict(j) for j in unit]} for unit in todo], override_num_blocks=len(todo))
-    # An actor that dies (a crash in a native decoder) is restarted and its unit tried UNIT_RETRIES more times,
+    ds = ray.data.from_items([{"files": [asdict(j) for j in unit]} for unit in todo],
+                             override_num_blocks=n_blocks)
+    # An actor that dies (a crash in a native decoder) is restarted and its block tried UNIT_RETRIES more times,
     # then given up: Ray Data's default retries forever, which one crashing file would turn into a hang. Ray Data
     # takes these actor options only as extra keyword arguments, deprecated in favour of named parameters that do
     # not cover them yet (hence the pin below 2.64 in pyproject.toml).
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args. is deprecated")
-        return ds.map_batches(Scorer, fn_constructor_kwargs={"model": model, "segmenter": segmenter}, batch_size=1,
+        return ds.map_batches(Scorer, fn_constructor_kwargs={"model": model, "segmenter": segmenter}, batch_size=None,
                               batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
                               max_restarts=-1, max_task_retries=UNIT_RETRIES)
 
@@ -283,8 +295,13 @@ def _score(args, store, jobs, all_units, spec, segmenter, problems) -> int:
             _err(f"cannot start Ray: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
             return 1
         progress.t0 = time.monotonic()
-        seen = _collect(_dataset(todo, spec, segmenter, min(actors, len(todo))), store, progress, stop,
+        actors = min(actors, len(todo))
+        seen = _collect(_dataset(todo, spec, segmenter, actors, blocks(todo, actors)), store, progress, stop,
                         args.checkpoint_s)
+        lost = [u for u in todo if any(j.key not in seen for j in u)]
+        if lost and not stop.requested:  # a block given up after crashes: its units again, one per block
+            seen |= _collect(_dataset(lost, spec, segmenter, min(actors, len(lost)), len(lost)), store, progress,
+                             stop, args.checkpoint_s)
     except _EngineFailed as e:
         failure, seen = e.reason, set()
     finally:
@@ -296,7 +313,7 @@ def _score(args, store, jobs, all_units, spec, segmenter, problems) -> int:
             ray.shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if not stop.requested and not failure:  # a unit whose actor died gave no rows: its files failed
+    if not stop.requested and not failure:  # a unit whose actor died even alone gave no rows: its files failed
         lost = [FileOutcome(j, error="the worker scoring it stopped (a crash in a decoder?)")
                 for u in todo for j in u if j.key not in seen]
         for o in lost:

@@ -187,6 +187,31 @@ def test_bad_files_go_to_the_errors_table_and_the_rest_is_scored(tmp_path, local
     assert set(parquet_rows(tmp_path / "out")) == {str(p) for p in good}
 
 
+def test_a_file_that_crashes_its_actor_goes_to_errors_and_the_rest_is_scored(tmp_path, local_ray, monkeypatch, capsys):
+    """A file whose scoring kills the actor's process (as a crash in a native decoder would): Ray restarts the
+    actor and retries, then ser-batch scores the block's units one by one, so only that file is lost."""
+    import ser_live.batch_scorer as scorer
+
+    class CrashingScorer(scorer.Scorer):  # defined here, so Ray ships it to the actors by value
+        def __call__(self, batch):
+            if any(Path(f["key"]).name == "0-crash.flac" for unit in batch.column("files").to_pylist() for f in unit):
+                os.kill(os.getpid(), signal.SIGSEGV)
+            return super().__call__(batch)
+
+    monkeypatch.setattr(scorer, "Scorer", CrashingScorer)
+    src = tmp_path / "src"
+    good = copy_clips(src, real_clips(3, 3))
+    shutil.copy(good[0], src / "0-crash.flac")
+    # one actor: four blocks of about two files; the crashing file sorts first, so its block holds another
+    code, printed, err = run_batch([str(src), "--out", str(tmp_path / "out"), "--model", "fast", "--cpus", "1"], capsys)
+    assert code == 1, err
+    assert err.count("\n") == 1 and "0-crash.flac: the worker scoring it stopped" in err, err
+    assert "scored 6 files" in printed and "1 failed" in printed
+    scored = {r["source"] for r in pq.read_table(tmp_path / "out" / "files.parquet").to_pylist()}
+    assert scored == {str(p) for p in good}
+    assert [Path(e["source"]).name for e in pq.read_table(tmp_path / "out" / "errors.parquet").to_pylist()] == ["0-crash.flac"]
+
+
 def test_an_output_folder_of_other_settings_is_refused(tmp_path, local_ray, capsys):
     src = copy_clips(tmp_path / "src", real_clips(1, 0))[0].parent
     assert run_batch([str(src), "--out", str(tmp_path / "out"), "--model", "fast"], capsys)[0] == 0
