@@ -3,10 +3,11 @@ the start-up cost of Ray, and the capacity plan that follows from them.
 
     python -m benchmarks.batch [--quick] [--models default fast] [--out reports/batch-benchmark]
 
-The archive: recordings of real speech with pauses (clips of both corpora joined over a -60 dBFS floor, as
-the other benchmarks' streams), written as FLAC. Every command runs twice, alternating, on a fresh output
-folder; the table gives the faster run (the JSON has both). Writes OUT.json and OUT.md; the table also goes
-to stdout.
+Two archives: ``recordings``, long recordings of real speech with pauses (clips of both corpora joined over a
+-60 dBFS floor, as the other benchmarks' streams), written as FLAC; and ``clips``, real corpus clips of 2-5 s
+as they are (links to the FLAC files), where the cost per file shows. Every command runs twice, alternating,
+on a fresh output folder; the table gives the faster run (the JSON has both). The capacity plan is drawn from
+the recordings. Writes OUT.json and OUT.md; the table also goes to stdout.
 """
 
 from __future__ import annotations
@@ -51,6 +52,17 @@ def make_archive(folder: Path, files: int, minutes: float) -> float:
         audio, _ = join_with_pauses(order, rng, seconds=minutes * 60)
         write(folder / f"call-{i:03d}.flac", audio)
         total += audio.size / SAMPLE_RATE
+    return total
+
+
+def link_clips(folder: Path, per_corpus: int) -> float:
+    """Links to ``per_corpus`` real clips of each corpus; their total duration in seconds."""
+    import soundfile as sf
+
+    total = 0.0
+    for i, clip in enumerate(clip_paths(per_corpus)):
+        (folder / f"{i:05d}-{clip.name}").symlink_to(clip)
+        total += sf.info(str(clip)).duration
     return total
 
 
@@ -104,29 +116,52 @@ def plans(m: dict) -> tuple[dict, dict]:
 
 
 def report(r: dict) -> str:
+    a = r["archives"]
+    rec, clips = a["recordings"], a["clips"]
     lines = [f"ser-batch benchmark — {r['date']} — {r['machine']}" + (" — QUICK (not meaningful)" if r["quick"] else ""),
-             f"archive: {r['files']} recordings of {r['minutes']:g} min ({r['audio_s'] / 3600:.2f} h of speech with "
-             f"pauses, FLAC); load average at start {r['load_start']}, at end {r['load_end']}",
+             f"archives: recordings, {rec['files']} recordings of {rec['minutes']:g} min ({rec['audio_s'] / 3600:.2f} h of "
+             f"speech with pauses, FLAC); clips, {clips['files']} corpus clips ({clips['audio_s'] / 3600:.2f} h, FLAC); "
+             f"load average at start {r['load_start']}, at end {r['load_end']}",
              f"Ray: import {r['ray']['import_s']:.2f} s, ray.init of a local 2-CPU Ray {r['ray']['init_s']:.2f} s "
              "(median of 3)", "",
-             "| model | ser-live --speed 0, one core | ser-batch, 1 CPU | engine overhead (1 CPU / ser-live) "
+             "| archive | model | ser-live --speed 0, one core | ser-batch, 1 CPU | engine overhead (1 CPU / ser-live) "
              "| ser-batch, 2 CPUs | 2 CPUs / 1 CPU | ser-batch 2 CPUs with start-up |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, m in r["models"].items():
-        lines.append(f"| {name} | {m['live']['x_real_time']:.0f}x | {m['batch1']['x_real_time']:.0f}x | "
-                     f"{m['overhead_ratio']:.2f} | {m['batch2']['x_real_time']:.0f}x | {m['scaling']:.2f} | "
-                     f"{m['batch2']['x_real_time_with_startup']:.0f}x ({m['batch2']['process_wall_s']:.1f} s) |")
-    lines += ["", "Capacity plan, from the throughput per CPU of the 2-CPU run (low: the driver and Ray's processes share "
-              "the two cores) to that of the 1-CPU run (high: one actor, the driver on the other core); cost at "
-              f"{USD_PER_VCPU_HOUR} USD per vCPU-hour:", "",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for archive, info in a.items():
+        for name, m in info["models"].items():
+            lines.append(f"| {archive} | {name} | {m['live']['x_real_time']:.0f}x | {m['batch1']['x_real_time']:.0f}x | "
+                         f"{m['overhead_ratio']:.2f} | {m['batch2']['x_real_time']:.0f}x | {m['scaling']:.2f} | "
+                         f"{m['batch2']['x_real_time_with_startup']:.0f}x ({m['batch2']['process_wall_s']:.1f} s) |")
+    lines += ["", "Capacity plan (recordings), from the throughput per CPU of the 2-CPU run (low: the driver and Ray's "
+              "processes share the two cores) to that of the 1-CPU run (high: one actor, the driver on the other core); "
+              f"cost at {USD_PER_VCPU_HOUR} USD per vCPU-hour:", "",
               "| model | x real time per CPU | core-hours per 1,000 h of audio | cost per 1,000 h | cores to score "
               "10,000 h in 8 h |", "|---|---:|---:|---:|---:|"]
-    for name, m in r["models"].items():
+    for name, m in rec["models"].items():
         low, high = plans(m)
         lines.append(f"| {name} | {low['x_real_time_per_cpu']:.0f}-{high['x_real_time_per_cpu']:.0f}x | "
                      f"{high['core_hours_per_1000h']:.1f}-{low['core_hours_per_1000h']:.1f} | "
-                     f"{high['usd_per_1000h']:.2f}-{low['usd_per_1000h']:.2f} USD | {high['cores_for_10000h_in_8h']}-{low['cores_for_10000h_in_8h']} |")
+                     f"{high['usd_per_1000h']:.2f}-{low['usd_per_1000h']:.2f} USD | "
+                     f"{high['cores_for_10000h_in_8h']}-{low['cores_for_10000h_in_8h']} |")
     return "\n".join(lines)
+
+
+def measure(models: list[str], archive: Path, audio_s: float, tmp: Path) -> dict:
+    """Each model's runs on one archive: ser-live, ser-batch 1 CPU, 2 CPUs, twice, alternating."""
+    out = {}
+    for name in models:
+        runs: dict[str, list[dict]] = {"live": [], "batch1": [], "batch2": []}
+        for round_ in range(2):
+            log(f"{archive.name}, {name}: round {round_ + 1}: ser-live, ser-batch 1 CPU, ser-batch 2 CPUs")
+            runs["live"].append(run_live(name, archive, audio_s))
+            for cpus in (1, 2):
+                runs[f"batch{cpus}"].append(run_batch(name, archive, audio_s, cpus,
+                                                      tmp / f"out-{archive.name}-{name}-{cpus}-{round_}"))
+        best = {k: max(v, key=lambda x: x["x_real_time"] if x["x_real_time"] == x["x_real_time"] else -1)
+                for k, v in runs.items()}
+        out[name] = {**best, "runs": runs, "overhead_ratio": best["batch1"]["x_real_time"] / best["live"]["x_real_time"],
+                     "scaling": best["batch2"]["x_real_time"] / best["batch1"]["x_real_time"]}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,29 +176,21 @@ def main(argv: list[str] | None = None) -> int:
         args.out.with_suffix(".md").write_text(text + "\n")
         print(text)
         return 0
-    files, minutes = (4, 0.5) if args.quick else (24, 10.0)
+    files, minutes, per_corpus = (4, 0.5, 10) if args.quick else (24, 10.0, 600)
     r: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "quick": args.quick,
-               "files": files, "minutes": minutes, "load_start": round(os.getloadavg()[0], 2), "models": {}}
+               "load_start": round(os.getloadavg()[0], 2), "archives": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / "archive"
-        archive.mkdir()
-        log(f"writing {files} recordings of {minutes:g} min")
-        r["audio_s"] = make_archive(archive, files, minutes)
+        recordings, clips = Path(tmp) / "recordings", Path(tmp) / "clips"
+        recordings.mkdir()
+        clips.mkdir()
+        log(f"writing {files} recordings of {minutes:g} min, linking {2 * per_corpus} clips")
+        rec = {"files": files, "minutes": minutes, "audio_s": make_archive(recordings, files, minutes)}
+        short = {"files": 2 * per_corpus, "audio_s": link_clips(clips, per_corpus)}
         log("Ray start-up")
         r["ray"] = ray_start_up(3)
-        for name in args.models:
-            runs: dict[str, list[dict]] = {"live": [], "batch1": [], "batch2": []}
-            for round_ in range(2):
-                log(f"{name}: round {round_ + 1}: ser-live, ser-batch 1 CPU, ser-batch 2 CPUs")
-                runs["live"].append(run_live(name, archive, r["audio_s"]))
-                for cpus in (1, 2):
-                    out = Path(tmp) / f"out-{name}-{cpus}-{round_}"
-                    runs[f"batch{cpus}"].append(run_batch(name, archive, r["audio_s"], cpus, out))
-            best = {k: max(v, key=lambda x: x["x_real_time"] if x["x_real_time"] == x["x_real_time"] else -1)
-                    for k, v in runs.items()}
-            m = {**best, "runs": runs, "overhead_ratio": best["batch1"]["x_real_time"] / best["live"]["x_real_time"],
-                 "scaling": best["batch2"]["x_real_time"] / best["batch1"]["x_real_time"]}
-            r["models"][name] = m
+        for folder, info in ((recordings, rec), (clips, short)):
+            info["models"] = measure(args.models, folder, info["audio_s"], Path(tmp))
+            r["archives"][folder.name] = info
     r["load_end"] = round(os.getloadavg()[0], 2)
     text = report(r)
     print(text)
