@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from ser_live import features
-from ser_live.encoder import EncoderError, one_thread_session
+from ser_live.encoder import EncoderError, file_sha256, one_thread_session
 from ser_live.extractor import Extractor, ExtractorError
-from ser_live.speaker_norm import SpeakerNorm, SpeakerNormError
+from ser_live.speaker_norm import CentroidOffset, SpeakerNorm, SpeakerNormError
+from ser_live.speaker_norm import from_card as speaker_norm_from_card
 
 
 class ModelError(Exception):
@@ -57,20 +58,57 @@ def read_extractor(card: dict, model_path: Path) -> Extractor:
     return extractor
 
 
-def read_speaker_norm(card: dict, model_path: Path, size: int) -> SpeakerNorm | None:
-    """The card's causal speaker normalisation, or None when it has no ``speaker_norm`` field."""
+def read_speaker_norm(card: dict, model_path: Path, size: int) -> SpeakerNorm | CentroidOffset | None:
+    """The card's causal speaker adaptation, or None when it has no ``speaker_norm`` field."""
     if "speaker_norm" not in card:
         return None
     try:
-        return SpeakerNorm.from_card(card["speaker_norm"], size)
+        return speaker_norm_from_card(card["speaker_norm"], size, len(card["labels"]))
     except SpeakerNormError as e:
         raise ModelError(f"model card {card_path(model_path)}: {e}") from None
+
+
+class _Head:
+    """One ONNX classifier head (input ``features`` [N, size] -> ``probabilities`` [N, labels]) on one thread."""
+
+    def __init__(self, path: Path, card: dict, size: int, labels: int) -> None:
+        try:
+            self._session = one_thread_session(str(path))
+        except Exception as e:  # onnxruntime raises its own exception types for bad graphs
+            raise ModelError(f"{path} is not a loadable ONNX model: {str(e).splitlines()[0]}") from None
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        self._input = card.get("input_name", inputs[0].name)
+        self._output = card.get("output_name", outputs[-1].name)
+        if self._input not in {i.name for i in inputs} or self._output not in {o.name for o in outputs}:
+            raise ModelError(f"{path} does not have the input/output its card names")
+        shape = inputs[0].shape
+        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != size):
+            raise ModelError(f"{path} expects input shape {shape}, the model's input gives {size} values")
+        probs = self(np.zeros(size, np.float32))  # warm-up and check
+        if probs.shape != (labels,):
+            raise ModelError(f"{path} gives {probs.shape[0]} outputs but its card lists {labels} labels")
+
+    def __call__(self, vector: np.ndarray) -> np.ndarray:
+        x = np.asarray(vector, np.float32).reshape(1, -1)
+        return np.asarray(self._session.run([self._output], {self._input: x})[0], np.float32)[0]
+
+
+def read_unadapted(card: dict, model_path: Path, norm: CentroidOffset, size: int) -> _Head:
+    """The unadapted head the centroid offset names, beside ``model_path``, checked against its sha256."""
+    path = Path(model_path).parent / str(norm.unadapted_file)
+    where = f"model {Path(model_path).name}: its unadapted head {path.name}"
+    if not path.is_file():
+        raise ModelError(f"{where} is missing (it must sit beside the model)")
+    if file_sha256(path) != norm.unadapted_sha256:
+        raise ModelError(f"{where} does not match the sha256 in the card (altered or from another model)")
+    return _Head(path, card, size, len(card["labels"]))
 
 
 class EmotionModel:
     """An ONNX Runtime session pinned to one thread, created once, plus the card's labels, what the
     model hears (``extractor``: ``extract(audio)`` gives ``predict``'s input) and its speaker
-    normalisation (``speaker_norm``, None for a model without it)."""
+    adaptation (``speaker_norm``, None for a model without it; with the centroid offset, ``unadapted``
+    is the second head it needs, else None)."""
 
     def __init__(self, model_path: Path | str) -> None:
         self.path = Path(model_path)
@@ -80,30 +118,16 @@ class EmotionModel:
         self.labels: list[str] = list(self.card["labels"])
         self.extractor = read_extractor(self.card, self.path)
         self.speaker_norm = read_speaker_norm(self.card, self.path, self.extractor.size)
-        try:
-            self._session = one_thread_session(str(self.path))
-        except Exception as e:  # onnxruntime raises its own exception types for bad graphs
-            raise ModelError(f"{self.path} is not a loadable ONNX model: {str(e).splitlines()[0]}") from None
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        self._input = self.card.get("input_name", inputs[0].name)
-        self._output = self.card.get("output_name", outputs[-1].name)
-        if self._input not in {i.name for i in inputs} or self._output not in {o.name for o in outputs}:
-            raise ModelError(f"{self.path} does not have the input/output its card names")
-        shape = inputs[0].shape
-        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != self.extractor.size):
-            raise ModelError(
-                f"{self.path} expects input shape {shape}, its input ({self.extractor.kind}) "
-                f"gives {self.extractor.size} values"
-            )
-        probs = self.predict(np.zeros(self.extractor.size, np.float32))  # warm-up and check
-        if probs.shape != (len(self.labels),):
-            raise ModelError(f"{self.path} gives {probs.shape[0]} outputs but its card lists {len(self.labels)} labels")
+        self._head = _Head(self.path, self.card, self.extractor.size, len(self.labels))
+        self.unadapted: _Head | None = None
+        if isinstance(self.speaker_norm, CentroidOffset):
+            self.unadapted = read_unadapted(self.card, self.path, self.speaker_norm, self.extractor.size)
 
     def extract(self, audio: np.ndarray) -> np.ndarray:
         """The model's input vector for one mono 16 kHz utterance (before speaker normalisation)."""
         return self.extractor.extract(audio)
 
     def predict(self, vector: np.ndarray) -> np.ndarray:
-        """Class probabilities (in ``labels`` order) for one feature vector."""
-        x = np.asarray(vector, np.float32).reshape(1, -1)
-        return np.asarray(self._session.run([self._output], {self._input: x})[0], np.float32)[0]
+        """Class probabilities (in ``labels`` order) for one feature vector, by the model's head alone
+        (after any speaker adaptation)."""
+        return self._head(vector)

@@ -22,6 +22,7 @@ from ser_live.model import EmotionModel
 from ser_live.pipeline import Pipeline, Source
 from ser_live.replay import FileReplay, SessionMode
 from ser_live.segmenter import SegmenterConfig
+from ser_live.speaker_norm import CentroidOffset
 from ser_live.session_log import LogError, SessionLog
 from ser_live.stats import SessionStats
 from ser_live.view import JsonView, LineView, LiveView, summary_text
@@ -57,7 +58,8 @@ class Session:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
         norm = opts.model.speaker_norm
-        self.stats = SessionStats(opts.model.labels, norm_memory=norm.memory if norm is not None else None)
+        self.stats = SessionStats(opts.model.labels, norm_memory=getattr(norm, "memory", None),
+                                  norm_method="centroid offset" if isinstance(norm, CentroidOffset) else "running mean")
         batch = opts.files is not None and opts.speed == 0
         self.pipeline = Pipeline(opts.model, opts.segmenter, batch=batch, observer=opts.observer)
         self.files_failed = 0

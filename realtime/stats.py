@@ -36,6 +36,7 @@ class SessionStats:
     adapted_sources: int = 0  # sources the normaliser restarted for
     adapted_max: int = 0  # most final utterances one source's normaliser held
     norm_memory: float | None = None  # utterances the normaliser's running mean remembers (None: all)
+    norm_method: str = "running mean"  # the speaker adaptation in words
 
     def __post_init__(self) -> None:
         self.latency_ms = collections.deque(maxlen=self.window)

@@ -57,7 +57,7 @@ def summary_text(stats: SessionStats, status: Status, files_failed: int, elapsed
         lines.append("time per emotion: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(spoken.items(), key=lambda kv: -kv[1])))
     if stats.adapted is not None:
         span = f" of about the last {stats.norm_memory:g} utterances" if stats.norm_memory else ""
-        lines.append(f"speaker normalisation: running mean{span} per source, {stats.adapted_sources} source(s), "
+        lines.append(f"speaker adaptation: {stats.norm_method}{span} per source, {stats.adapted_sources} source(s), "
                      f"adapted on up to {stats.adapted_max} utterances of one source")
     lines.append(_latency_line(stats))
     lines.append(

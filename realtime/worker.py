@@ -11,7 +11,7 @@ import numpy as np
 from ser_live import features
 from ser_live.events import End, Job, Observer, Result
 from ser_live.model import EmotionModel
-from ser_live.speaker_norm import SourceState
+from ser_live.speaker_norm import CentroidState, SourceState
 
 
 class Worker:
@@ -24,8 +24,9 @@ class Worker:
     produces no result: its feature vector is kept, and the final job of the same span, arriving a
     hangover later, only normalises and classifies it. Speech that resumes makes it wasted work.
 
-    With a model that carries a speaker normaliser the worker keeps one state for the current speaker (``source_id``):
-    every job is normalised with it (plus its own vector); only a classified final utterance updates it.
+    With a model that adapts to the speaker the worker keeps one state for the current speaker (``source_id``):
+    every job, provisional or final, is classified with it (plus the job's own vector); only a classified final
+    utterance updates it.
     """
 
     def __init__(self, model: EmotionModel, emit: Observer, max_pending: int = 8) -> None:
@@ -35,7 +36,7 @@ class Worker:
         self.dropped_final = 0
         self.dropped_provisional = 0
         self.accepted_final = 0  # final jobs queued (written by the submitting thread only)
-        self._norm_state: SourceState | None = None
+        self._norm_state: SourceState | CentroidState | None = None
         self._norm_source = -1
         self._ahead: tuple[tuple, np.ndarray, float, float] | None = None  # span, vector, ms, CPU ms
         self._closing = False
@@ -97,8 +98,8 @@ class Worker:
             return None
         return self.classify(job)
 
-    def _state(self, job: Job) -> SourceState | None:
-        """The normaliser state of ``job``'s source (fresh at a new source), None without normalisation."""
+    def _state(self, job: Job) -> SourceState | CentroidState | None:
+        """The adaptation state of ``job``'s source (fresh at a new source), None without adaptation."""
         if self.model.speaker_norm is None:
             return None
         if self._norm_state is None or self._norm_source != job.source_id:
@@ -128,15 +129,17 @@ class Worker:
         try:
             if vector is None:
                 vector = self.model.extract(job.audio)
-            x = vector if state is None else state.apply(vector)
             t1 = time.perf_counter()
-            probs = self.model.predict(x)
+            if state is None:
+                probs = self.model.predict(vector)
+            else:
+                probs, added = state.predict(vector, self.model.predict, self.model.unadapted)
             t2 = time.perf_counter()
         except Exception as e:  # one bad utterance must not end the session
             return Result(job, None, f"{type(e).__name__}: {e}", ready=time.monotonic(), wall_time=time.time(),
                           adapted=adapted)
         if state is not None and job.final:
-            state.update(vector)
+            state.update(added)
         cpu = (time.thread_time() - c0) * 1e3 + ahead_cpu
         return Result(job, probs, "", (t1 - t0) * 1e3 + ahead_ms, (t2 - t1) * 1e3, time.monotonic(), time.time(), cpu,
                       adapted, early)

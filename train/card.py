@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ser_live.features import SAMPLE_RATE
-from ser_live.speaker_norm import SpeakerNorm
+from ser_live.speaker_norm import CentroidOffset, SpeakerNorm
 from ser_live.train import corpora as corp
 from ser_live.train.augment import Corruption
 from ser_live.train.export import INPUT_NAME, PROBA_NAME
@@ -58,7 +58,7 @@ def training_summary(
     alphas: Sequence[float],
     alphas_chosen: Sequence[float],
     corruptions: Sequence[Corruption],
-    norm: SpeakerNorm | None,
+    norm: SpeakerNorm | CentroidOffset | None,
     seed: int,
     folds: int,
     emotions: Sequence[str],
@@ -91,6 +91,17 @@ def training_summary(
                "(the VAD gain follows the clips before), each augmented clip alone",
         "speaker_norm": {"method": "none"} if norm is None else {
             "method": norm.to_card()["method"],
+            "shrink_clips": norm.to_card()["shrink_clips"],
+            "combine": norm.combine,
+            "sessions": "held-out speakers: each speaker's clips in a random order seeded by (seed, speaker), one session",
+            "centroids": "each class's mean over the training rows (clean and augmented copies); in CV of the training "
+                         "folds only",
+            "adapted_head": "trained on the training rows with each speaker's offset (the mean of row minus the "
+                            "centroid of its true class, per speaker and version of the clips) removed",
+            "unadapted_head": "trained on the training rows as they are (the recipe without adaptation); the same "
+                              "temperature",
+        } if isinstance(norm, CentroidOffset) else {
+            "method": norm.to_card()["method"],
             "prior_clips": norm.to_card()["prior_clips"],
             "memory_clips": norm.to_card().get("memory_clips"),
             "sessions": "each speaker's clips in a random order seeded by (seed, speaker), one session; each augmented "
@@ -112,7 +123,7 @@ def training_summary(
     }
 
 
-def runtime_card(labels: Sequence[str], extractor_fields: dict, speaker_norm: SpeakerNorm | None = None) -> dict:
+def runtime_card(labels: Sequence[str], extractor_fields: dict, speaker_norm: SpeakerNorm | CentroidOffset | None = None) -> dict:
     """The fields the runtime reads, alone (a fold's model replayed by ``ser-evaluate``): format, labels,
     ``extractor_fields`` (``Extractor.card()``: input, feature version and size, encoder) and the normaliser."""
     card = {"format": CARD_FORMAT, "format_version": CARD_FORMAT_VERSION, "labels": list(labels), **extractor_fields}
@@ -129,7 +140,7 @@ def make_card(
     corpora: dict,
     metrics: dict,
     training: dict,
-    speaker_norm: SpeakerNorm | None = None,
+    speaker_norm: SpeakerNorm | CentroidOffset | None = None,
 ) -> dict:
     """The JSON card (``feature``: ``dataset.feature_info``; ``corpora``: :func:`corpora_summary`, whose
     corpora also give the licence and credits; ``training``: :func:`training_summary`); ``speaker_norm``

@@ -8,6 +8,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -23,11 +24,24 @@ from ser_live.train import needs_extra
 with needs_extra("ser-train"):  # without the train extra: one line saying what to install, exit 1
     from sklearn.pipeline import Pipeline
 
-    from ser_live.speaker_norm import SpeakerNorm
+    from ser_live.speaker_norm import COMBINES, CentroidOffset, SpeakerNorm
     from ser_live.train import augment, dataset, encoders, evaluate, export, recipe
     from ser_live.train import card as model_card
     from ser_live.train import corpora as corp
     from ser_live.train.model import Hyperparameters
+
+
+SPEAKER_NORMS = ("none", "causal", "centroid")
+
+
+def adaptation(args, groups: np.ndarray, rank: np.ndarray) -> evaluate.Adaptation | None:
+    """The trainer's side of the speaker adaptation ``args`` ask for (None: none): each speaker's clips one
+    session in arrival order ``rank``."""
+    if args.speaker_norm == "causal":
+        return evaluate.SessionNorm(args.norm_prior, groups, rank, memory=args.norm_memory or None)
+    if args.speaker_norm == "centroid":
+        return evaluate.CentroidSessions(args.shrink_clips, groups, rank, args.combine)
+    return None
 
 
 class TrainError(Exception):
@@ -101,15 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"the encoder's transformer block whose frames are pooled (default {recipe.ENCODER_BLOCK})")
     p.add_argument("--with-features", action="store_true",
                    help="with an encoder: join the handcrafted features to its description")
-    p.add_argument("--speaker-norm", choices=("none", "causal"), default=recipe.SPEAKER_NORM,
-                   help=f"per-speaker normalisation (default {recipe.SPEAKER_NORM}): 'causal' subtracts the running "
+    p.add_argument("--speaker-norm", choices=SPEAKER_NORMS, default=recipe.SPEAKER_NORM,
+                   help=f"per-speaker adaptation (default {recipe.SPEAKER_NORM}): 'causal' subtracts the running "
                    "mean of the speaker's clips so far (seeded arrival order), shrunk to the training mean, as the "
-                   "runtime does per source; the card records it")
+                   "runtime does per source; 'centroid' subtracts the speaker's offset from the training centroids of "
+                   "the classes an unadapted head predicts, shrunk for short sources, and ships that head beside the "
+                   "model (NAME.unadapted.onnx); the card records it")
     p.add_argument("--norm-prior", type=float, default=recipe.NORM_PRIOR, metavar="N",
                    help=f"weight of the training mean in the running mean, in clips (default {recipe.NORM_PRIOR:g})")
     p.add_argument("--norm-memory", type=float, default=recipe.NORM_MEMORY, metavar="N",
                    help=f"the running mean forgets older clips, remembering about N (default {recipe.NORM_MEMORY:g}; "
                    "0 = never forgets)")
+    p.add_argument("--shrink-clips", type=float, default=recipe.CENTROID_SHRINK, metavar="N",
+                   help=f"centroid offset: a source's residuals are summed over its utterances + N (default "
+                   f"{recipe.CENTROID_SHRINK:g})")
+    p.add_argument("--combine", choices=COMBINES, default=recipe.CENTROID_COMBINE,
+                   help=f"centroid offset: the result is the mean of the adapted and unadapted heads' logits "
+                   f"(mean_logits) or the adapted head's alone (default {recipe.CENTROID_COMBINE})")
     p.add_argument("--hidden", type=_parse_hidden, default=d.hidden, metavar="N[,N...]",
                    help=f"MLP hidden layer sizes (default {','.join(map(str, d.hidden))})")
     p.add_argument("--alpha", type=_parse_alphas, default=(d.alpha,), metavar="A[,A...]",
@@ -153,6 +175,8 @@ def _check_inputs(args) -> tuple[list[Path], Path, tuple[str, ...]]:
         raise TrainError("--norm-prior must be a finite number >= 0")
     if not (args.norm_memory == 0 or 1 <= args.norm_memory < float("inf")):
         raise TrainError("--norm-memory must be 0 (never forget) or a finite number >= 1")
+    if not 0 <= args.shrink_clips < float("inf"):
+        raise TrainError("--shrink-clips must be a finite number >= 0")
     return roots, out, emotions
 
 
@@ -204,11 +228,12 @@ class FinalModel:
 
     model: Pipeline
     hp: Hyperparameters
-    norm: SpeakerNorm | None
+    norm: SpeakerNorm | CentroidOffset | None
     temperature: float
     onnx_bytes: bytes
     parity: float
     seconds: float
+    unadapted_bytes: bytes | None = None  # the centroid offset's unadapted head
 
 
 def discover(roots: list[Path], emotions: tuple[str, ...], args, console) -> corp.Discovery:
@@ -267,7 +292,7 @@ def build_training_data(found: corp.Discovery, roots: list[Path], extractor, arg
                         np.array([c.corpus for c in fs.clips]), np.array([arrival[c.path] for c in fs.clips]), seconds)
 
 
-def evaluate_recipe(data: TrainingData, hp: Hyperparameters, sn: evaluate.SessionNorm | None,
+def evaluate_recipe(data: TrainingData, hp: Hyperparameters, sn: evaluate.Adaptation | None,
                     search: evaluate.AlphaSearch, args, console) -> tuple[dict, float]:
     """Speaker-grouped CV and cross-corpus tests of the recipe (empty with ``--no-eval``), and their seconds."""
     if args.no_eval:
@@ -292,7 +317,7 @@ def evaluate_recipe(data: TrainingData, hp: Hyperparameters, sn: evaluate.Sessio
     return {"cross_validation": cv, "cross_corpus": xc}, time.perf_counter() - t0
 
 
-def fit_final(data: TrainingData, sn: evaluate.SessionNorm | None, search: evaluate.AlphaSearch, metrics: dict,
+def fit_final(data: TrainingData, sn: evaluate.Adaptation | None, search: evaluate.AlphaSearch, metrics: dict,
               feature_size: int, args, console) -> FinalModel:
     """The model on every clip, its temperature fitted on the pooled out-of-fold CV probabilities (1 without
     evaluation), exported to ONNX and checked against scikit-learn."""
@@ -308,11 +333,22 @@ def fit_final(data: TrainingData, sn: evaluate.SessionNorm | None, search: evalu
         final = evaluate.fit_fold(data.X, data.y, everyone, everyone, hp, args.seed, augmented=data.augmented, sn=sn)
         temperature = metrics["cross_validation"]["calibration"]["temperature"] if metrics else 1.0
         model = apply_temperature(final.model, temperature)
+        unadapted = None if final.unadapted is None else apply_temperature(final.unadapted, temperature)
     onnx_bytes = export.to_onnx_bytes(model, feature_size)
     diff = export.parity(model, onnx_bytes, final.rows(data.X))
+    norm, unadapted_bytes = final.norm, None
+    if unadapted is not None:  # the same temperature: with mean_logits, exactly the temperature of the mean
+        unadapted_bytes = export.to_onnx_bytes(unadapted, feature_size)
+        diff = max(diff, export.parity(unadapted, unadapted_bytes, data.X))
+        norm = norm.with_unadapted(unadapted_name(args.out), hashlib.sha256(unadapted_bytes).hexdigest())
     if not diff < export.PARITY_TOL:
         raise TrainError(f"ONNX Runtime differs from scikit-learn by {diff:.2e} (limit {export.PARITY_TOL:g}); nothing written")
-    return FinalModel(model, hp, final.norm, temperature, onnx_bytes, diff, time.perf_counter() - t0)
+    return FinalModel(model, hp, norm, temperature, onnx_bytes, diff, time.perf_counter() - t0, unadapted_bytes)
+
+
+def unadapted_name(out: Path) -> str:
+    """The file name of the unadapted head beside model ``out``."""
+    return export.sidecar(out, ".unadapted.onnx").name
 
 
 def write_model(out: Path, card: dict, final: FinalModel, metrics: dict, extractor, folds: int) -> list[Path]:
@@ -325,6 +361,10 @@ def write_model(out: Path, card: dict, final: FinalModel, metrics: dict, extract
         encoder_path = out.with_name(card["encoder"]["file"])
         export.write_atomic(encoder_path, extractor.encoder.path.read_bytes())
         written.append(encoder_path)
+    if final.unadapted_bytes is not None:
+        unadapted_path = out.with_name(card["speaker_norm"]["unadapted_model"]["file"])
+        export.write_atomic(unadapted_path, final.unadapted_bytes)
+        written.append(unadapted_path)
     export.write_atomic(out, final.onnx_bytes)
     export.write_atomic(export.sidecar(out, ".json"), export.dumps(card))
     written += [out, export.sidecar(out, ".json")]
@@ -376,9 +416,7 @@ def run(args, console, out_console) -> int:
     info = dataset.feature_info(extractor)
     data = build_training_data(found, roots, extractor, args, console)
 
-    sn = None  # causal speaker normalisation: every speaker one session, in a seeded arrival order
-    if args.speaker_norm == "causal":
-        sn = evaluate.SessionNorm(args.norm_prior, data.groups, data.rank, memory=args.norm_memory or None)
+    sn = adaptation(args, data.groups, data.rank)
     search = evaluate.AlphaSearch(data.X, data.y, data.groups, data.corpora, hp, args.alpha, seed=args.seed,
                                   augmented=data.augmented, sn=sn)
     metrics, t_eval = evaluate_recipe(data, hp, sn, search, args, console)

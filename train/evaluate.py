@@ -5,14 +5,14 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 
-from ser_live.speaker_norm import SpeakerNorm
+from ser_live.speaker_norm import CentroidOffset, SpeakerNorm
 from ser_live.train.model import Hyperparameters, fit_model
 
 
@@ -119,6 +119,40 @@ class SessionNorm:
         return out
 
 
+@dataclass(frozen=True)
+class CentroidSessions:
+    """How the trainer applies the runtime's centroid offset (``ser_live.speaker_norm.CentroidOffset``):
+    the centroids come from the rows a model is trained on (clean and augmented), the adapted head is
+    trained on rows with each training speaker's offset removed (per version of the clips: the mean of
+    (row - centroid of its true class) over the speaker's rows), and held-out speakers are heard as the
+    runtime hears a source: every speaker's clips one session in arrival order ``rank``."""
+
+    shrink: float
+    groups: np.ndarray
+    rank: np.ndarray
+    combine: str = "mean_logits"
+
+    def fit(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray, augmented: Sequence[np.ndarray] = ()) -> CentroidOffset:
+        """The centroid offset of a model trained on rows ``idx``: each class's mean over them (classes sorted)."""
+        rows = np.concatenate([X[idx]] + [a[idx] for a in augmented]).astype(np.float64)
+        labels = np.tile(y[idx], 1 + len(augmented))
+        return CentroidOffset(np.stack([rows[labels == c].mean(axis=0) for c in np.unique(labels)]), self.shrink,
+                              self.combine)
+
+    def offset_free(self, off: CentroidOffset, A: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Rows ``idx`` of ``A`` minus their speaker's offset, measured with the true labels."""
+        classes = np.unique(y[idx])
+        out = A[idx].astype(np.float64)
+        cls = np.searchsorted(classes, y[idx])
+        for s in np.unique(self.groups[idx]):
+            m = self.groups[idx] == s
+            out[m] -= (out[m] - off.centroids[cls[m]]).mean(axis=0)
+        return out.astype(np.float32)
+
+
+Adaptation = Union[SessionNorm, CentroidSessions]
+
+
 def fold_rows(X: np.ndarray, y: np.ndarray, idx: np.ndarray, augmented: Sequence[np.ndarray] = (),
               sn: SessionNorm | None = None) -> tuple[np.ndarray, np.ndarray, SpeakerNorm | None]:
     """Training rows of ``idx`` (as :func:`training_rows`), normalised per speaker with a normaliser fitted
@@ -137,34 +171,86 @@ def held_out_rows(A: np.ndarray, idx: np.ndarray, sn: SessionNorm | None, norm: 
 
 @dataclass(frozen=True)
 class FoldModel:
-    """A model fitted on rows ``train`` and meant for rows ``test``, with the normaliser it was trained with."""
+    """A model fitted on rows ``train`` and meant for rows ``test``, with the speaker adaptation it was trained
+    with (``sn``, its fitted ``norm``; with the centroid offset, the ``unadapted`` head as well)."""
 
     model: Pipeline
     train: np.ndarray
     test: np.ndarray
-    sn: SessionNorm | None
-    norm: SpeakerNorm | None
+    sn: Adaptation | None
+    norm: SpeakerNorm | CentroidOffset | None
+    unadapted: Pipeline | None = None
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.model.classes_
+
+    def _heads(self) -> tuple[Callable, Callable | None]:
+        return self.model.predict_proba, None if self.unadapted is None else self.unadapted.predict_proba
+
+    def session_proba(self, rows: np.ndarray) -> np.ndarray:
+        """Probabilities (columns ``classes_``) of the rows of one source in arrival order, as the runtime gives them."""
+        if self.norm is None:
+            return self.model.predict_proba(rows)
+        return self.norm.sequence_proba(rows, *self._heads())
+
+    def alone_proba(self, rows: np.ndarray) -> np.ndarray:
+        """Probabilities of each row heard as the first utterance of its own source."""
+        if self.norm is None:
+            return self.model.predict_proba(rows)
+        return self.norm.alone_proba(rows, *self._heads())
+
+    def _by_session(self, A: np.ndarray, idx: np.ndarray | None, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """``fn`` of rows ``idx`` (default: the test rows) of ``A``, each speaker's rows one session in arrival order."""
+        idx = self.test if idx is None else idx
+        if self.sn is None:
+            return fn(A[idx])
+        g, r = self.sn.groups[idx], self.sn.rank[idx]
+        out = None
+        for s in np.unique(g):
+            pos = np.flatnonzero(g == s)
+            pos = pos[np.argsort(r[pos], kind="stable")]
+            part = fn(A[idx[pos]])
+            if out is None:
+                out = np.empty((len(idx), part.shape[1]), part.dtype)
+            out[pos] = part
+        return out
 
     def rows(self, A: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``idx`` (default: the test rows) of ``A``, a version of the features, as the model sees them."""
+        """Rows ``idx`` (default: the test rows) of ``A``, a version of the features, as the model's head sees them."""
+        if isinstance(self.norm, CentroidOffset):
+            return self._by_session(A, idx, lambda r: self.norm.sequence(r, self.unadapted.predict_proba(r)))
         return held_out_rows(A, self.test if idx is None else idx, self.sn, self.norm)
+
+    def proba(self, A: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """The probabilities (columns ``classes_``) of rows ``idx`` (default: the test rows) of ``A``."""
+        return self._by_session(A, idx, self.session_proba)
 
     def predict(self, A: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """The model's labels for rows ``idx`` (default: the test rows) of ``A``."""
-        return self.model.predict(self.rows(A, idx))
+        return self.classes_[self.proba(A, idx).argmax(axis=1)]
 
 
 def fit_fold(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, hp: Hyperparameters, seed: int, *,
-             augmented: Sequence[np.ndarray] = (), sn: SessionNorm | None = None,
+             augmented: Sequence[np.ndarray] = (), sn: Adaptation | None = None,
              choose: Callable[[np.ndarray], Hyperparameters] | None = None) -> FoldModel:
-    """Fit a model on rows ``train`` (clean and ``augmented``, normalised per speaker with ``sn``, see
-    :func:`fold_rows`) with ``hp``, or with ``choose(train)`` when given (a nested search), for rows ``test``."""
+    """Fit a model on rows ``train`` (clean and ``augmented``, normalised per speaker with a running mean
+    ``sn``, see :func:`fold_rows`) with ``hp``, or with ``choose(train)`` when given (a nested search), for
+    rows ``test``. With the centroid offset, two heads: the unadapted one on the rows as they are, the
+    adapted one on the rows with each training speaker's offset removed."""
+    h = hp if choose is None else choose(train)
+    if isinstance(sn, CentroidSessions):
+        Xt, yt = training_rows(X, y, train, augmented)
+        unadapted = fit_model(Xt, yt, h, seed)
+        off = sn.fit(X, y, train, augmented)
+        Xa = np.concatenate([sn.offset_free(off, A, y, train) for A in (X, *augmented)])
+        return FoldModel(fit_model(Xa, yt, h, seed), train, test, sn, off, unadapted)
     Xt, yt, norm = fold_rows(X, y, train, augmented, sn)
-    return FoldModel(fit_model(Xt, yt, hp if choose is None else choose(train), seed), train, test, sn, norm)
+    return FoldModel(fit_model(Xt, yt, h, seed), train, test, sn, norm)
 
 
 def fit_folds(X: np.ndarray, y: np.ndarray, splits: Iterable[tuple[np.ndarray, np.ndarray]], hp: Hyperparameters,
-              seed: int, *, augmented: Sequence[np.ndarray] = (), sn: SessionNorm | None = None,
+              seed: int, *, augmented: Sequence[np.ndarray] = (), sn: Adaptation | None = None,
               choose: Callable[[np.ndarray], Hyperparameters] | None = None) -> Iterator[FoldModel]:
     """:func:`fit_fold` for each (train, test) pair of ``splits``, in order, fitted as it is asked for:
     the one fold loop of the speaker-grouped evaluation (CV, cross-corpus, the nested search)."""
@@ -180,7 +266,7 @@ class AlphaSearch:
 
     def __init__(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray, corpora: np.ndarray,
                  hp: Hyperparameters, alphas: Sequence[float], *, seed: int, augmented: Sequence[np.ndarray] = (),
-                 sn: SessionNorm | None = None, inner_folds: int = 3) -> None:
+                 sn: Adaptation | None = None, inner_folds: int = 3) -> None:
         self.X, self.y, self.groups, self.corpora = X, y, groups, corpora
         self.hp, self.alphas, self.seed, self.inner_folds = hp, list(alphas), seed, inner_folds
         self.augmented, self.sn = augmented, sn
@@ -215,7 +301,7 @@ def new_text_predictions(
     folds: int,
     seed: int,
     augmented: Sequence[np.ndarray] = (),
-    sn: SessionNorm | None = None,
+    sn: Adaptation | None = None,
     choose: Callable[[np.ndarray], Hyperparameters] | None = None,
 ) -> np.ndarray:
     """Speaker-grouped CV in which no model has heard the held-out clip's sentence either (the corpora
@@ -253,7 +339,7 @@ def cross_validate(
     seed: int,
     on_fold: Callable[[int], None] | None = None,
     augmented: Sequence[np.ndarray] = (),
-    sn: SessionNorm | None = None,
+    sn: Adaptation | None = None,
     choose: Callable[[np.ndarray], Hyperparameters] | None = None,
 ) -> dict:
     """Pooled out-of-fold predictions of speaker-grouped CV, scored overall and per corpus.
@@ -268,10 +354,10 @@ def cross_validate(
     fold_acc = []
     splits = grouped_splits(y, groups, folds, seed)
     for k, fold in enumerate(fit_folds(X, y, splits, hp, seed, augmented=augmented, sn=sn, choose=choose)):
-        model, te, Xte = fold.model, fold.test, fold.rows(X)
-        cols = [labels.index(c) for c in model.classes_]
-        proba[np.ix_(te, cols)] = model.predict_proba(Xte)
-        pred[te] = model.predict(Xte)
+        te, p = fold.test, fold.proba(X)
+        cols = [labels.index(c) for c in fold.classes_]
+        proba[np.ix_(te, cols)] = p
+        pred[te] = fold.classes_[p.argmax(axis=1)]
         fold_acc.append(float(np.mean(pred[te] == y[te])))
         if on_fold:
             on_fold(k)
@@ -308,7 +394,7 @@ def cross_corpus(
     seed: int,
     on_pair: Callable[[str, str], None] | None = None,
     augmented: Sequence[np.ndarray] = (),
-    sn: SessionNorm | None = None,
+    sn: Adaptation | None = None,
     choose: Callable[[np.ndarray], Hyperparameters] | None = None,
 ) -> dict:
     """Train on one corpus, test on another, on their shared labels; every ordered pair.

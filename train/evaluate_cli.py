@@ -11,12 +11,13 @@ Robustness: each condition (``ser_live.train.augment.test_conditions``) corrupts
 before ``speech_span`` and ``extract``; the fold models are the ones trained for the clean CV row, so
 "cost" is clean UAR minus corrupted UAR on exactly the same clips and models.
 
-Speaker normalisation (``--speaker-norm causal``, the ser-train default): every fold fits the normaliser's
-mean on its training rows only; each held-out speaker is one session in a seeded arrival order, under every
-condition. "Speaker changes" rescores the same held-out clips as if a source mixed speakers: without any
-adaptation (every clip normalised as the first of its source), with two speakers of a corpus
-interleaved in one source, and after another speaker's whole session in the same source (a microphone
-handed on: what ``--norm-memory`` is for).
+Speaker adaptation (``--speaker-norm causal|centroid``, as ser-train's): every fold fits the running mean or
+the centroids on its training rows only; each held-out speaker is one session in a seeded arrival order, under
+every condition, heard causally as the runtime hears a source (only utterances already heard, and the current
+one). "Speaker changes" rescores the same held-out clips as if a source mixed speakers: every clip as the first
+of its source, with two speakers of a corpus interleaved in one source, and after another speaker's whole
+session in the same source (a microphone handed on: what ``--norm-memory`` is for). With the centroid offset the
+evaluation also scores each head alone (``heads``): the unadapted one is the recipe without adaptation.
 
 Stream vs clip: every fold's held-out clips (or a seeded sample of ``--stream-clips`` per fold) are joined,
 one WAV file per speaker in the speaker's arrival order, with 0.8-1.6 s pauses over a white noise floor
@@ -29,6 +30,8 @@ normalised per speaker in the same order; the gap is compared per corpus, as the
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import shlex
 import sys
@@ -40,13 +43,13 @@ import numpy as np
 
 from ser_live.arguments import OneLineParser
 from ser_live.features import SAMPLE_RATE
-from ser_live.speaker_norm import SpeakerNorm
+from ser_live.speaker_norm import COMBINES, CentroidOffset
 from ser_live.train import needs_extra
 
 with needs_extra("ser-evaluate"):  # without the train extra: one line saying what to install, exit 1
     from ser_live.train import augment, corpora as corp, dataset, evaluate, export, recipe, streams
     from ser_live.train import card as model_card
-    from ser_live.train.cli import TrainError, make_extractor
+    from ser_live.train.cli import SPEAKER_NORMS, TrainError, adaptation, make_extractor
     from ser_live.train.model import Hyperparameters
 
 TARGETS = {
@@ -76,10 +79,11 @@ def _features(clips, roots, args, corruption=None, label="", rank=None):
     return fs.X
 
 
-def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, seed: int,
-                        norm: SpeakerNorm | None = None, extractor=None) -> tuple[list[str], dict]:
+def _stream_predictions(fold: evaluate.FoldModel, sessions: list[list], floor_dbfs: float, seed: int,
+                        extractor=None) -> tuple[list[str], dict]:
     """Run one joined WAV file per session (a list of clips) through the live pipeline as consecutive
-    sources; one label (or "none") per clip, sessions concatenated."""
+    sources, with the fold's model exported as ser-train exports one; one label (or "none") per clip,
+    sessions concatenated."""
     import soundfile as sf
 
     from ser_live.model import EmotionModel
@@ -87,9 +91,14 @@ def _stream_predictions(model, labels, sessions: list[list], floor_dbfs: float, 
     from ser_live.worker import Result
 
     extractor = extractor or dataset.handcrafted()
+    labels, norm = list(fold.classes_), fold.norm
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "fold.onnx"
-        onnx_path.write_bytes(export.to_onnx_bytes(model, extractor.size))
+        onnx_path.write_bytes(export.to_onnx_bytes(fold.model, extractor.size))
+        if isinstance(norm, CentroidOffset):
+            head = export.to_onnx_bytes(fold.unadapted, extractor.size)
+            (Path(tmp) / "fold.unadapted.onnx").write_bytes(head)
+            norm = norm.with_unadapted("fold.unadapted.onnx", hashlib.sha256(head).hexdigest())
         card = model_card.runtime_card(labels, extractor.card(), norm)
         if extractor.encoder is not None:
             (Path(tmp) / card["encoder"]["file"]).write_bytes(extractor.encoder.path.read_bytes())
@@ -157,13 +166,13 @@ def _stream_vs_clips(fold_models: list[evaluate.FoldModel], clips, X, X_floor, y
     stream_pred, clip_pred, clip_floor_pred, picked = [], [], [], []
     stats: dict = {}
     for k, fold in enumerate(fold_models):
-        model, te, norm = fold.model, fold.test, fold.norm
+        te = fold.test
         pick = te if args.stream_clips <= 0 else rng.choice(te, size=min(args.stream_clips, te.size), replace=False)
         sessions = [pick[groups[pick] == s] for s in sorted(set(groups[pick]))]
         sessions = [s[np.argsort(rank[s], kind="stable")] for s in sessions]  # each speaker's arrival order
         pick = np.concatenate(sessions)
-        pred, st = _stream_predictions(model, list(model.classes_), [[clips[i] for i in s] for s in sessions],
-                                       args.stream_floor, args.seed + 1000 * k, norm, args.extractor)
+        pred, st = _stream_predictions(fold, [[clips[i] for i in s] for s in sessions], args.stream_floor,
+                                       args.seed + 1000 * k, args.extractor)
         for key, v in st.items():
             stats[key] = v if key == "floor_dbfs" else stats.get(key, 0) + v
         stream_pred += pred
@@ -183,6 +192,25 @@ def _stream_vs_clips(fold_models: list[evaluate.FoldModel], clips, X, X_floor, y
                                 "gap": u_clips - u_stream,
                                 "uar_clips_floor60": evaluate.uar(y[pick][m], clip_floor_pred[m], labels)}
     return out
+
+
+def _labels(fold: evaluate.FoldModel, proba: np.ndarray) -> np.ndarray:
+    return fold.classes_[proba.argmax(axis=1)]
+
+
+def _heads(sn) -> list[str]:
+    """The ways of scoring besides the recipe's that the evaluation reports: with the centroid offset, the
+    other way of combining the heads and the unadapted head alone (the recipe without adaptation)."""
+    if not isinstance(sn, evaluate.CentroidSessions):
+        return []
+    return [f"combine {c}" for c in COMBINES if c != sn.combine] + ["unadapted head alone"]
+
+
+def _head_alone(fold: evaluate.FoldModel, name: str) -> evaluate.FoldModel:
+    """``fold`` scored the way ``name`` (one of :func:`_heads`) says."""
+    if name == "unadapted head alone":
+        return evaluate.FoldModel(fold.unadapted, fold.train, fold.test, None, None)
+    return dataclasses.replace(fold, norm=dataclasses.replace(fold.norm, combine=name.removeprefix("combine ")))
 
 
 def _unbalanced_sessions(groups: np.ndarray, y: np.ndarray, idx: np.ndarray, seed: int) -> list[np.ndarray]:
@@ -233,40 +261,44 @@ def run(args) -> dict:
     y = np.array([c.label for c in clips])
     corpus = np.array([c.corpus for c in clips])
     names = sorted(set(corpus))
-    sn = evaluate.SessionNorm(args.norm_prior, groups, rank, memory=args.norm_memory or None) \
-        if args.speaker_norm == "causal" else None
+    sn = adaptation(args, groups, rank)
 
     # ---- grouped CV, every condition predicted by the same fold models
     t0 = time.perf_counter()
     pred = {k: np.empty(len(y), dtype=object) for k in ["clean", *Xc]}
     changes = {k: np.empty(len(y), dtype=object)
                for k in ("unadapted", "two speakers per source", "after another speaker's session")} if sn else {}
-    unbalanced: dict[str, list] = {"true": [], "pred": [], "corpus": []}  # clips scored once per session they are in
+    unbalanced: dict[str, list] = {"true": [], "corpus": []}  # clips scored once per session they are in
+    ub_pred: dict[str, list] = {}  # per way of scoring (the recipe's; with the centroid offset each head alone too)
+    heads = {k: np.empty(len(y), dtype=object) for k in _heads(sn)}
     proba = None
     splits = evaluate.grouped_splits(y, groups, args.folds, args.seed)
     fold_models = []
     for k, fold in enumerate(evaluate.fit_folds(X, y, splits, hp, args.seed, augmented=aug, sn=sn)):
-        model, te, norm = fold.model, fold.test, fold.norm
-        p = model.predict_proba(fold.rows(X))
+        te = fold.test
+        p = fold.proba(X)
         if proba is None:
             proba = np.zeros((len(y), p.shape[1]))
-            classes = list(model.classes_)
+            classes = list(fold.classes_)
         proba[te] = p
-        pred["clean"][te] = model.classes_[p.argmax(axis=1)]
+        pred["clean"][te] = _labels(fold, p)
         for name, Xn in Xc.items():
             pred[name][te] = fold.predict(Xn)
         if sn is not None:
-            changes["unadapted"][te] = model.predict(np.stack([norm.state().apply(x) for x in X[te]]))
+            changes["unadapted"][te] = _labels(fold, fold.alone_proba(X[te]))
             for session in _mixed_sessions(groups, corpus, te, args.seed + k):
-                changes["two speakers per source"][session] = model.predict(norm.sequence(X[session]))
+                changes["two speakers per source"][session] = _labels(fold, fold.session_proba(X[session]))
             for first, second in _switch_sessions(groups, corpus, te, rank, args.seed + k):
-                both = model.predict(norm.sequence(X[np.concatenate([first, second])]))
+                both = _labels(fold, fold.session_proba(X[np.concatenate([first, second])]))
                 changes["after another speaker's session"][second] = both[first.size:]
+        variants = {"": fold, **{name: _head_alone(fold, name) for name in heads}}
+        for name in heads:
+            heads[name][te] = variants[name].predict(X)
         for session in _unbalanced_sessions(groups, y, te, args.seed + k):
-            rows = X[session] if sn is None else norm.sequence(X[session])
             unbalanced["true"] += list(y[session])
-            unbalanced["pred"] += list(model.predict(rows))
             unbalanced["corpus"] += list(corpus[session])
+            for name, f in variants.items():
+                ub_pred.setdefault(name, []).extend(_labels(f, f.session_proba(X[session])))
         fold_models.append(fold)
         print(f"fold {k + 1}/{len(splits)} done", file=sys.stderr, flush=True)
     y_idx = np.array([classes.index(v) for v in y])
@@ -276,12 +308,17 @@ def run(args) -> dict:
                                **({"encoder": {k: v for k, v in info["encoder"].items() if k != "file"}}
                                   if "encoder" in info else {}),
                                "speaker_norm": args.speaker_norm,
-                               **({"norm_prior": args.norm_prior, "norm_memory": args.norm_memory} if sn else {})},
+                               **({"norm_prior": args.norm_prior, "norm_memory": args.norm_memory}
+                                  if args.speaker_norm == "causal" else {}),
+                               **({"shrink_clips": args.shrink_clips, "combine": args.combine}
+                                  if args.speaker_norm == "centroid" else {})},
                     "cv": {}, "by_position": {}, "robustness": {}, "cross_corpus": {}, "calibration": {}}
     if sn is not None:
         result["speaker_changes"] = {}
     result["unbalanced"] = {}
-    ub_true, ub_pred, ub_corpus = (np.array(unbalanced[k]) for k in ("true", "pred", "corpus"))
+    if heads:
+        result["heads"] = {}
+    ub_true, ub_corpus = np.array(unbalanced["true"]), np.array(unbalanced["corpus"])
     positions = {"1-5": rank < 5, "6-20": (rank >= 5) & (rank < 20), "21+": rank >= 20}
     for c in names:
         m = corpus == c
@@ -293,8 +330,13 @@ def run(args) -> dict:
         for name in Xc:
             u = evaluate.uar(y[m], pred[name][m], labels)
             result["robustness"].setdefault(name, {})[c] = {"uar": u, "cost": result["cv"][c]["uar"] - u}
-        u = evaluate.uar(ub_true[ub_corpus == c], ub_pred[ub_corpus == c], labels)
+        ub = ub_corpus == c
+        u = evaluate.uar(ub_true[ub], np.array(ub_pred[""])[ub], labels)
         result["unbalanced"][c] = {"uar": u, "cost": result["cv"][c]["uar"] - u}
+        for name, hp_pred in heads.items():
+            result["heads"].setdefault(name, {})[c] = {
+                "cv": evaluate.uar(y[m], hp_pred[m], labels),
+                "unbalanced": evaluate.uar(ub_true[ub], np.array(ub_pred[name])[ub], labels)}
         for name, pc in changes.items():
             result["speaker_changes"].setdefault(name, {})[c] = evaluate.uar(y[m], pc[m], labels)
     t = evaluate.fit_temperature(proba, y_idx)
@@ -343,6 +385,18 @@ def _input(rec: dict) -> str:
     return words + (f" joined with the {hand}" if "handcrafted" in rec.get("input", "") else "")
 
 
+def _adaptation(rec: dict) -> str:
+    """The recipe's speaker adaptation in words."""
+    if rec.get("speaker_norm") == "causal":
+        return (f"causal (running mean per speaker, prior {rec['norm_prior']:g} clips, "
+                + (f"memory {rec['norm_memory']:g} clips, " if rec.get("norm_memory") else "never forgets, ")
+                + "mean from the training folds only)")
+    if rec.get("speaker_norm") == "centroid":
+        return (f"centroid offset (per speaker, causal, shrink {rec['shrink_clips']:g} clips, heads combined by "
+                f"{rec['combine']}, centroids from the training folds only)")
+    return "none"
+
+
 def _ok(flag: bool) -> str:
     return "met" if flag else "**not met**"
 
@@ -354,11 +408,8 @@ def render(r: dict) -> str:
         "# ser-live evaluation",
         "",
         f"Input: {_input(rec)}; MLP {rec['hyperparameters']['hidden']} alpha "
-        f"{rec['hyperparameters']['alpha']}, augmentation copies {rec['augment']}, speaker normalisation "
-        + (f"causal (running mean per speaker, prior {rec['norm_prior']:g} clips, "
-           + (f"memory {rec['norm_memory']:g} clips, " if rec.get("norm_memory") else "never forgets, ")
-           + "mean from the training folds only)"
-           if rec.get("speaker_norm") == "causal" else "none")
+        f"{rec['hyperparameters']['alpha']}, augmentation copies {rec['augment']}, speaker adaptation "
+        + _adaptation(rec)
         + f", {rec['folds']}-fold CV grouped by speaker (seed {rec['seed']}). Produced by `{r['command']}`.",
         "",
         "| target | measured | goal | |",
@@ -407,13 +458,20 @@ def render(r: dict) -> str:
             "speaker's clips of that emotion, about three quarters of the session, plus a third as many of its other "
             "clips, in a seeded order), one session per emotion, scored by the same fold models with the same speaker "
             "adaptation as the CV rows; the cost is the CV UAR minus the UAR over these sessions"
-            + (" (UAR with no adaptation at all, every clip normalised as the first of its source: "
+            + (" (UAR with every clip heard as the first of its source: "
                + ", ".join(f"{c} {pct(u)}" for c, u in r["speaker_changes"]["unadapted"].items())
                + ")" if "speaker_changes" in r else "; a model without speaker adaptation scores every clip alone, so "
                "the order and make-up of a session cannot change its result")
             + ".",
             "",
         ] if r.get("unbalanced") else []),
+        *([
+            "Each head alone (the same fold models; CV UAR balanced / unbalanced sessions; the unadapted head is the "
+            "recipe without adaptation): "
+            + "; ".join(f"{name}: " + ", ".join(f"{c} {pct(v['cv'])} / {pct(v['unbalanced'])}" for c, v in per.items())
+                        for name, per in r["heads"].items()) + ".",
+            "",
+        ] if r.get("heads") else []),
         "Robustness costs are clean CV UAR minus UAR on the same held-out clips corrupted before the runtime's cut, "
         "scored by the same fold models. The stream rows replay each fold's held-out clips through the live pipeline "
         "with that fold's model and compare with the same model on the same clips one by one.",
@@ -527,7 +585,9 @@ def _parser() -> OneLineParser:
     p.add_argument("--encoder", default=recipe.ENCODER, help="as ser-train's --encoder")
     p.add_argument("--encoder-block", type=int, default=recipe.ENCODER_BLOCK)
     p.add_argument("--with-features", action="store_true", help="as ser-train's --with-features")
-    p.add_argument("--speaker-norm", choices=("none", "causal"), default=recipe.SPEAKER_NORM)
+    p.add_argument("--speaker-norm", choices=SPEAKER_NORMS, default=recipe.SPEAKER_NORM)
+    p.add_argument("--shrink-clips", type=float, default=recipe.CENTROID_SHRINK, help="as ser-train's --shrink-clips")
+    p.add_argument("--combine", choices=COMBINES, default=recipe.CENTROID_COMBINE, help="as ser-train's --combine")
     p.add_argument("--norm-prior", type=float, default=recipe.NORM_PRIOR)
     p.add_argument("--norm-memory", type=float, default=recipe.NORM_MEMORY, help="0 = never forgets")
     p.add_argument("--folds", type=int, default=5)

@@ -15,6 +15,10 @@ ENCODER_BLOCK = 2
 #: in clips (``--norm-prior``); see reports/ablation.md
 SPEAKER_NORM = "none"
 NORM_PRIOR = 3.0
+#: the centroid offset (``--speaker-norm centroid``): its shrink constant in clips (``--shrink-clips``: the offset
+#: is the sum of a source's residuals over n + 10) and how the adapted and unadapted heads combine (``--combine``)
+CENTROID_SHRINK = 10.0
+CENTROID_COMBINE = "mean_logits"
 #: the running mean weights about the last 30 clips (``--norm-memory``): a product choice, not tuned on the
 #: folds, so that a source whose speaker changes is re-learned within tens of utterances
 NORM_MEMORY = 30.0

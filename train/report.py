@@ -29,7 +29,18 @@ def render(card: dict, png_name: str | None = None) -> str:
             "",
         ]
     norm = card.get("speaker_norm")
-    if norm:
+    if norm and norm.get("method") == "centroid_offset":
+        lines += [
+            f"Speaker adaptation: centroid offset (`{norm['method']}`, shrink {norm['shrink_clips']} clips, heads combined "
+            f"by `{norm['combine']}`): an unadapted head (`{norm['unadapted_model']['file']}`) predicts each utterance's "
+            "class; the source's offset is the sum of (utterance minus that class's training centroid) over its "
+            "utterances so far, this one included, divided by their number plus the shrink; the model's head, trained "
+            "on rows with each training speaker's offset removed, classifies the utterance minus the offset. "
+            "Evaluation treats every speaker's clips as one session in a seeded arrival order; in CV the centroids "
+            "come from the training folds only.",
+            "",
+        ]
+    elif norm:
         lines += [
             f"Speaker normalisation: causal running mean (`{norm['method']}`, prior {norm['prior_clips']} clips): the "
             "runtime subtracts the running mean of the current source's utterances so far (this one included), shrunk "
