@@ -608,7 +608,9 @@ def test_stream_vs_clip_runs_the_live_path(feats):
     y = _labels(feats)
     model = fit_model(feats.X, y, TINY, seed=0)
     picks = [feats.clips[i] for i in (0, 9, 30, 45)]
-    pred, stats = evaluate_cli._stream_predictions(model, list(model.classes_), [picks], -60.0, seed=0)
+    everyone = np.arange(len(y))
+    fold = evaluate.FoldModel(model, everyone, everyone, None, None)
+    pred, stats = evaluate_cli._stream_predictions(fold, [picks], -60.0, seed=0)
     assert len(pred) == 4 and stats["missed"] == 0 and stats["utterances"] >= 4
     assert set(pred) <= set(model.classes_)
     # the stream's labels are (mostly) those the same model gives the clips one by one
