@@ -408,7 +408,7 @@ def render(r: dict) -> str:
         "# ser-live evaluation",
         "",
         f"Input: {_input(rec)}; MLP {rec['hyperparameters']['hidden']} alpha "
-        f"{rec['hyperparameters']['alpha']}, augmentation copies {rec['augment']}, speaker adaptation "
+        f"{rec['hyperparameters']['alpha']}, augmentation copies {rec['augment']}, speaker normalisation "
         + _adaptation(rec)
         + f", {rec['folds']}-fold CV grouped by speaker (seed {rec['seed']}). Produced by `{r['command']}`.",
         "",
@@ -458,7 +458,8 @@ def render(r: dict) -> str:
             "speaker's clips of that emotion, about three quarters of the session, plus a third as many of its other "
             "clips, in a seeded order), one session per emotion, scored by the same fold models with the same speaker "
             "adaptation as the CV rows; the cost is the CV UAR minus the UAR over these sessions"
-            + (" (UAR with every clip heard as the first of its source: "
+            + (" (UAR " + ("with no adaptation at all, every clip normalised" if r["recipe"].get("speaker_norm") == "causal"
+                           else "with every clip heard") + " as the first of its source: "
                + ", ".join(f"{c} {pct(u)}" for c, u in r["speaker_changes"]["unadapted"].items())
                + ")" if "speaker_changes" in r else "; a model without speaker adaptation scores every clip alone, so "
                "the order and make-up of a session cannot change its result")
