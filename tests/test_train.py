@@ -691,13 +691,14 @@ def test_evaluation_report_names_the_command_that_reproduces_it():
         "ser-evaluate --data ../d/ravdess ../d/crema-d --out '/tmp/seed 1' --norm-memory 0.0 --seed 1"
 
 
-def test_evaluation_report_renders_from_its_json_with_a_stream_row_per_corpus():
-    """The committed report is what ``render`` makes of the committed JSON (the figures have one source)."""
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "reports").glob("evaluation*.json")))
+def test_evaluation_report_renders_from_its_json_with_a_stream_row_per_corpus(name):
+    """Each committed report is what ``render`` makes of the committed JSON (the figures have one source)."""
     from ser_live.train import evaluate_cli
 
-    r = json.loads((REPO / "reports" / "evaluation.json").read_text())
+    r = json.loads((REPO / "reports" / f"{name}.json").read_text())
     md = evaluate_cli.render(r)
-    assert md == (REPO / "reports" / "evaluation.md").read_text()
+    assert md == (REPO / "reports" / f"{name}.md").read_text()
     for c, v in r["stream"]["per_corpus"].items():
         assert f"| stream vs clip, {c} ({v['clips']} held-out clips of {r['stream']['folds']} folds" in md
     assert sum(v["clips"] for v in r["stream"]["per_corpus"].values()) == r["stream"]["clips"]
