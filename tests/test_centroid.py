@@ -222,14 +222,14 @@ def test_session_one_carries_the_offset_from_file_to_file(centroid_model, tmp_pa
 # ------------------------------------------------------------------------------------ the trainer
 
 
-def _synthetic(seed: int = 0):
-    """Three classes around fixed centroids, 12 speakers each shifted by its own offset (5 clips a class)."""
+def _synthetic(seed: int = 0, speakers: int = 12, per_class: int = 5):
+    """Three classes around fixed centroids, each speaker shifted by its own offset."""
     rng = np.random.default_rng(seed)
-    cents = rng.normal(scale=1.0, size=(3, 6))
-    y = np.tile(np.repeat(["a", "b", "c"], 5), 12)
-    groups = np.repeat([f"s{i:02d}" for i in range(12)], 15)
-    shift = {s: rng.normal(scale=1.5, size=6) for s in set(groups)}
-    X = np.stack([cents["abc".index(c)] + shift[g] + rng.normal(scale=0.4, size=6) for c, g in zip(y, groups)])
+    cents = rng.normal(scale=3.0, size=(3, 6))
+    y = np.tile(np.repeat(["a", "b", "c"], per_class), speakers)
+    groups = np.repeat([f"s{i:02d}" for i in range(speakers)], 3 * per_class)
+    shift = {s: rng.normal(scale=2.0, size=6) for s in sorted(set(groups))}
+    X = np.stack([cents["abc".index(c)] + shift[g] + rng.normal(scale=1.0, size=6) for c, g in zip(y, groups)])
     return X.astype(np.float32), y, groups
 
 
@@ -259,9 +259,9 @@ def test_the_trainer_fits_two_heads_and_its_centroids_on_the_training_rows_only(
 def test_an_unbalanced_session_does_not_collapse():
     """Held-out speakers heard in sessions of one class plus a few others: the centroid offset keeps close
     to its balanced accuracy and above no adaptation; the running mean of the same sessions does not."""
-    X, y, groups = _synthetic(3)
+    X, y, groups = _synthetic(0, speakers=16, per_class=8)
     rank = evaluate.arrival_rank(groups, 0)
-    tr, te = np.flatnonzero(groups < "s08"), np.flatnonzero(groups >= "s08")
+    tr, te = np.flatnonzero(groups < "s10"), np.flatnonzero(groups >= "s10")
     cen = evaluate.fit_fold(X, y, tr, te, TINY, 0, sn=evaluate.CentroidSessions(10.0, groups, rank))
     run = evaluate.fit_fold(X, y, tr, te, TINY, 0, sn=evaluate.SessionNorm(3.0, groups, rank))
     balanced = np.mean(cen.predict(X) == y[te])
@@ -274,7 +274,7 @@ def test_an_unbalanced_session_does_not_collapse():
             hits["running mean"] += list(run.classes_[run.session_proba(X[session]).argmax(axis=1)] == y[session])
             hits["none"] += list(cen.unadapted.predict(X[session]) == y[session])
     acc = {k: np.mean(v) for k, v in hits.items()}
-    assert acc["centroid"] >= balanced - 0.05 and acc["centroid"] >= acc["none"]
+    assert acc["centroid"] >= balanced - 0.03 and acc["centroid"] >= acc["none"] - 0.01, (balanced, acc)
     assert acc["running mean"] < acc["centroid"] - 0.1, acc
 
 
