@@ -69,6 +69,16 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     return exit_info.value.code, out, err
 
 
+def assert_cli_refuses_model(onnx: Path, prefix: str, needle: str, tmp_path: Path, capsys) -> None:
+    """ser-live given the model file ``onnx`` exits 2 with one line starting ``prefix`` that holds ``needle``."""
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, np.zeros(16000, np.float32), 16000)
+    code, _, err = run_cli(["--file", str(clip), "--model", str(onnx)], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(prefix) and needle in lines[0], err
+    assert "Traceback" not in err
+
+
 def logged_rows(paths: list[Path], log: Path, capsys, *options: str) -> list[dict]:
     """The log rows of ``ser-live --file PATHS --speed 0 --plain --log LOG OPTIONS`` run in-process (exit 0 asserted)."""
     import csv

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import logged_rows, real_clips, run_cli
+from conftest import assert_cli_refuses_model, logged_rows, real_clips
 from ser_live import Detector, features
 from ser_live.events import Job
 from ser_live.model import EmotionModel, ModelError
@@ -142,11 +142,7 @@ def test_a_malformed_or_mismatched_card_is_refused_in_one_line(change, needle, t
     onnx = _centroid_dir(tmp_path, fast_model, **change)
     with pytest.raises(ModelError, match=needle.replace("(", r"\(")):
         EmotionModel(onnx)
-    clip = tmp_path / "clip.wav"
-    sf.write(clip, np.zeros(16000, np.float32), 16000)
-    code, _, err = run_cli(["--file", str(clip), "--model", str(onnx)], capsys)
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("ser-live: model ") and needle in lines[0], err
+    assert_cli_refuses_model(onnx, "ser-live: model ", needle, tmp_path, capsys)
 
 
 def test_an_unadapted_head_of_another_shape_is_refused(tmp_path, fast_model, default_model):
