@@ -31,7 +31,7 @@ EXIT_INTERRUPTED = 130
 UNIT_RETRIES = 2  # times a block of work whose actor died is tried again
 BLOCK_BYTES = 4 << 20  # audio file bytes in a block of work: about 2 min of 16 kHz WAV, 10 of FLAC
 BLOCKS_PER_ACTOR = 4
-INSTALL_HINT = "ser-batch needs Ray Data and pyarrow: pip install 'ser-live[scale]'"
+INSTALL_HINT = "needs Ray Data and pyarrow: pip install 'ser-live[scale]'"
 
 
 def build_parser() -> argparse.ArgumentParser:
