@@ -200,7 +200,9 @@ def blocks(todo: list[list], actors: int) -> int:
     return max(1, min(len(todo), max(math.ceil(size / BLOCK_BYTES), BLOCKS_PER_ACTOR * actors)))
 
 
-def _dataset(todo: list[list], model: str, segmenter: dict, actors: int, n_blocks: int):
+def _dataset(todo: list[list], model: str, segmenter: dict, actors: int, n_blocks: int, isolate: bool = False):
+    """The scoring of ``todo`` in ``n_blocks`` blocks on ``actors`` actors; ``isolate``: one block at a time on
+    each actor, so that an actor's crash fails only the block that caused it."""
     import ray.data
 
     from ser_live.batch_scorer import Scorer
@@ -215,11 +217,12 @@ def _dataset(todo: list[list], model: str, segmenter: dict, actors: int, n_block
     # then given up: Ray Data's default retries forever, which one crashing file would turn into a hang. Ray Data
     # takes these actor options only as extra keyword arguments, deprecated in favour of named parameters that do
     # not cover them yet (hence the pin below 2.64 in pyproject.toml).
+    pool = ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1 if isolate else None)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args. is deprecated")
         return ds.map_batches(Scorer, fn_constructor_kwargs={"model": model, "segmenter": segmenter}, batch_size=None,
-                              batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
-                              max_restarts=-1, max_task_retries=UNIT_RETRIES)
+                              batch_format="pyarrow", compute=pool, num_cpus=1, max_restarts=-1,
+                              max_task_retries=UNIT_RETRIES)
 
 
 def model_identity(spec: str | None) -> tuple[str, str, object]:
@@ -300,8 +303,8 @@ def _score(args, store, jobs, all_units, spec, segmenter, problems) -> int:
                         args.checkpoint_s)
         lost = [u for u in todo if any(j.key not in seen for j in u)]
         if lost and not stop.requested:  # a block given up after crashes: its units again, one per block
-            seen |= _collect(_dataset(lost, spec, segmenter, min(actors, len(lost)), len(lost)), store, progress,
-                             stop, args.checkpoint_s)
+            seen |= _collect(_dataset(lost, spec, segmenter, min(actors, len(lost)), len(lost), isolate=True), store,
+                             progress, stop, args.checkpoint_s)
     except _EngineFailed as e:
         failure, seen = e.reason, set()
     finally:

@@ -28,6 +28,8 @@ from ser_live.events import Result  # noqa: E402
 from ser_live.replay import replay_files  # noqa: E402
 
 SAMPLE = REPO / "examples" / "sample.flac"
+#: no commit (and so no progress line on stderr) before the end, however slow the machine: stderr holds only errors
+QUIET = ["--checkpoint-s", "3600"]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def test_batch_gives_the_live_paths_utterances(tmp_path, local_ray, default_mode
     """Per file, ser-batch's utterances are those the live pipeline gives at --speed 0 (to 1e-5) and those
     ser-live --log writes (to its 4 decimals), for clips of both corpora and a multi-utterance recording."""
     files = copy_clips(tmp_path / "calls" / "a", real_clips(3, 3)) + copy_clips(tmp_path / "calls" / "b", [SAMPLE])
-    code, out, err = run_batch([str(tmp_path / "calls"), "--out", str(tmp_path / "out"), "--cpus", "2"], capsys)
+    code, out, err = run_batch([str(tmp_path / "calls"), "--out", str(tmp_path / "out"), "--cpus", "2", *QUIET], capsys)
     assert code == 0, err
     assert "scored 7 files" in out and err == ""
     rows = parquet_rows(tmp_path / "out")
@@ -174,7 +176,7 @@ def test_bad_files_go_to_the_errors_table_and_the_rest_is_scored(tmp_path, local
     good = copy_clips(src, real_clips(2, 1))
     (src / "garbage.wav").write_bytes(os.urandom(3000))
     (src / "empty.flac").write_bytes(b"")
-    code, printed, err = run_batch([str(src), "--out", str(tmp_path / "out"), "--model", "fast"], capsys)
+    code, printed, err = run_batch([str(src), "--out", str(tmp_path / "out"), "--model", "fast", *QUIET], capsys)
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("ser-batch: ") and "(skipped)" in line for line in lines), err
@@ -203,7 +205,8 @@ def test_a_file_that_crashes_its_actor_goes_to_errors_and_the_rest_is_scored(tmp
     good = copy_clips(src, real_clips(3, 3))
     shutil.copy(good[0], src / "0-crash.flac")
     # one actor: four blocks of about two files; the crashing file sorts first, so its block holds another
-    code, printed, err = run_batch([str(src), "--out", str(tmp_path / "out"), "--model", "fast", "--cpus", "1"], capsys)
+    code, printed, err = run_batch([str(src), "--out", str(tmp_path / "out"), "--model", "fast", "--cpus", "1",
+                                    *QUIET], capsys)
     assert code == 1, err
     assert err.count("\n") == 1 and "0-crash.flac: the worker scoring it stopped" in err, err
     assert "scored 6 files" in printed and "1 failed" in printed
