@@ -35,6 +35,8 @@ INSTALL_HINT = "needs Ray Data and pyarrow: pip install 'ser-live[scale]'"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ser_live.replay import SESSIONS
+
     p = OneLineParser(
         prog="ser-batch",
         description="Score every audio file under the sources on Ray (this machine, or a cluster with --address): "
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR",
                    help="output folder: utterances/ (Parquet, by source folder), utterances.csv, files.*, errors.*")
     p.add_argument("--model", metavar="NAME|ONNX", help=MODEL_HELP)
-    p.add_argument("--session", choices=("per-file", "per-folder", "one"), default="per-file",
+    p.add_argument("--session", choices=SESSIONS, default="per-file",
                    help="which files are one speaker, as ser-live --session: per-file (default), per-folder, one "
                    "(one speaker's files are scored in order by one actor)")
     ray = p.add_argument_group("Ray")
@@ -65,6 +67,12 @@ def _err(message: str) -> None:
     sys.stderr.flush()
 
 
+def _one_line(e: Exception) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(e)
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def inventory(sources: list[str]) -> tuple[list, list[str]]:
     """The files to score (:class:`FileJob`, each file once, in ``ser-live --file`` order) and a message
     for each source that gives none."""
@@ -77,12 +85,13 @@ def inventory(sources: list[str]) -> tuple[list, list[str]]:
         problems += [f"{m.source}: {m.message}" for m in missing]
         root = Path(raw)
         base = root if root.is_dir() else root.parent
+        name = Path(base.resolve().name)  # folders are named from the source's own folder down
         for path in found:
             key = os.path.abspath(path)
             if key in seen:
                 continue
             seen.add(key)
-            folder = Path(base.resolve().name) / path.parent.relative_to(base) if root.is_dir() else Path(base.resolve().name)
+            folder = name / path.parent.relative_to(base)  # a file given alone: its own folder
             try:
                 st = os.stat(path)
                 size, mtime = st.st_size, st.st_mtime_ns
@@ -295,7 +304,7 @@ def _score(args, store, jobs, all_units, spec, segmenter, problems) -> int:
         try:
             started, actors = _start_ray(args.address, args.cpus)
         except Exception as e:  # no cluster at --address, no room for Ray's processes, ...
-            _err(f"cannot start Ray: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            _err(f"cannot start Ray: {_one_line(e)}")
             return 1
         progress.t0 = time.monotonic()
         actors = min(actors, len(todo))
@@ -305,8 +314,15 @@ def _score(args, store, jobs, all_units, spec, segmenter, problems) -> int:
         if lost and not stop.requested:  # a block given up after crashes: its units again, one per block
             seen |= _collect(_dataset(lost, spec, segmenter, min(actors, len(lost)), len(lost), isolate=True), store,
                              progress, stop, args.checkpoint_s)
+        if not stop.requested:  # a unit whose actor died even alone gave no rows: its files failed
+            gone = [FileOutcome(j, error="the worker scoring it stopped (a crash in a decoder?)")
+                    for u in todo for j in u if j.key not in seen]
+            for o in gone:
+                _err(f"{o.job.source}: {o.error} (skipped)")
+                progress.add(o)
+            store.commit(gone)
     except _EngineFailed as e:
-        failure, seen = e.reason, set()
+        failure = e.reason
     finally:
         progress.stop()
         store.export()
@@ -316,15 +332,6 @@ def _score(args, store, jobs, all_units, spec, segmenter, problems) -> int:
             ray.shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if not stop.requested and not failure:  # a unit whose actor died even alone gave no rows: its files failed
-        lost = [FileOutcome(j, error="the worker scoring it stopped (a crash in a decoder?)")
-                for u in todo for j in u if j.key not in seen]
-        for o in lost:
-            _err(f"{o.job.source}: {o.error} (skipped)")
-            progress.add(o)
-        if lost:
-            store.commit(lost)
-            store.export()
     already = f"; {skipped} already scored" if skipped else ""
     failed = f"; {progress.failed} failed (see {Path(args.out) / 'errors.csv'})" if progress.failed else ""
     print(f"ser-batch: scored {progress.done - progress.failed} files ({progress.audio_s / 3600:.2f} h of audio, "
@@ -359,7 +366,7 @@ def _collect(dataset, store, progress: Progress, stop: _Interrupt, checkpoint_s:
             except KeyboardInterrupt:
                 break
             except Exception as e:  # the engine failed: keep what is scored, a rerun goes on from there
-                raise _EngineFailed(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+                raise _EngineFailed(_one_line(e)) from None
             finally:
                 stop.waiting = False
             if table is None:

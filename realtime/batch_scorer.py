@@ -10,7 +10,7 @@ between speakers, so each file's utterances are those ``ser-live --file ... --sp
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +110,7 @@ class Scorer:
         rows = []
         for unit in batch.column("files").to_pylist():
             for o in score_unit(self.detector, [FileJob(**job) for job in unit]):
-                rows.append({**o.job.__dict__, "duration_s": o.duration_s, "start_s": o.start_s, "end_s": o.end_s,
+                rows.append({**asdict(o.job), "duration_s": o.duration_s, "start_s": o.start_s, "end_s": o.end_s,
                              "latency_ms": o.latency_ms, "wall_time": o.wall_time,
                              "probs": [np.asarray(p, np.float32).tolist() for p in o.probs],
                              "error": o.error, "truncated": o.truncated})
