@@ -90,7 +90,7 @@ def main() -> None:
     roots = [d.resolve() for d in args.data]
     clips = corpora.discover(roots, corpora.resolve_emotions(None)).clips
     groups = np.array([c.speaker for c in clips])
-    extractor = make_extractor(recipe.ENCODER, recipe.ENCODER_BLOCK, False, args.cache_dir)
+    extractor = make_extractor(recipe.ENCODER, recipe.ENCODER_BLOCKS, False, args.cache_dir)
     fs = dataset.build_features(clips, roots=roots, cache_dir=args.cache_dir, jobs=args.jobs,
                                 rank=evaluate.arrival_rank(groups, 0), extractor=extractor)
     X = fs.X.astype(np.float64)

@@ -1,6 +1,7 @@
 """A pretrained speech encoder under the classifier: an utterance's Whisper log-mel frames go through
 the first blocks of a Whisper-style transformer encoder (an ONNX graph shipped beside the model), and
-the mean and standard deviation of the chosen block's output frames describe the utterance.
+the mean and standard deviation of the chosen blocks' output frames describe the utterance. The graph
+has one output per chosen block; their frames are read side by side, in the graph's output order.
 
 The log-mel is Whisper's (25 ms periodic Hann window, 10 ms hop, 80 Slaney mel bands, log10, floored
 8 decades under the loudest value, scaled by (x + 4) / 4) computed on the utterance alone after its
@@ -69,7 +70,8 @@ def file_sha256(path: Path) -> str:
 
 class Encoder:
     """An ONNX Runtime session of the encoder, pinned to one thread; ``embed(audio)`` gives the
-    pooled description (float32, ``2 * width`` values: frame mean, then frame standard deviation)."""
+    pooled description (float32, ``2 * width`` values: frame mean, then frame standard deviation, where
+    a frame is every output's frame side by side and ``width`` the sum of their widths)."""
 
     def __init__(self, path: Path | str, sha256: str | None = None) -> None:
         self.path = Path(path)
@@ -83,8 +85,12 @@ class Encoder:
         except Exception as e:  # onnxruntime raises its own exception types for bad graphs
             raise EncoderError(f"{self.path} is not a loadable ONNX encoder: {str(e).splitlines()[0]}") from None
         self._input = self._session.get_inputs()[0].name
-        self._output = self._session.get_outputs()[0].name
-        self.width = int(self._session.get_outputs()[0].shape[-1])
+        outputs = self._session.get_outputs()
+        self._outputs = [o.name for o in outputs]
+        try:
+            self.width = sum(int(o.shape[-1]) for o in outputs)
+        except (TypeError, ValueError):
+            raise EncoderError(f"{self.path}: an output's frame width is not fixed in the graph") from None
         self.size = 2 * self.width
 
     def frames(self, mel: np.ndarray) -> np.ndarray:
@@ -109,7 +115,7 @@ class Encoder:
         return np.concatenate(parts)
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
-        """Frame mean and standard deviation of the encoder block over the utterance (edges trimmed)."""
+        """Frame mean and standard deviation of the encoder's output frames over the utterance (edges trimmed)."""
         x = np.asarray(audio)
         if x.ndim != 1:
             raise ValueError(f"expected 1-D mono audio, got shape {x.shape}")
@@ -121,4 +127,5 @@ class Encoder:
         return np.concatenate([h.mean(axis=0), h.std(axis=0)]).astype(np.float32)
 
     def _run(self, mel: np.ndarray) -> np.ndarray:
-        return self._session.run([self._output], {self._input: mel[None]})[0][0]
+        outs = self._session.run(self._outputs, {self._input: mel[None]})
+        return outs[0][0] if len(outs) == 1 else np.concatenate([o[0] for o in outs], axis=-1)

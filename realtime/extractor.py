@@ -28,7 +28,7 @@ class Extractor:
             raise ExtractorError("a model needs the handcrafted features, an encoder, or both")
         self.encoder = encoder
         self.handcrafted = handcrafted
-        self.encoder_info = dict(encoder_info or {})  # name, block, source: what the card records
+        self.encoder_info = dict(encoder_info or {})  # name, blocks, source: what the card records
         self.size = (encoder.size if encoder is not None else 0) + (features.FEATURE_SIZE if handcrafted else 0)
 
     @property
@@ -79,7 +79,7 @@ class Extractor:
             if encoder.width != info.get("width"):
                 raise ExtractorError(f"encoder {info['file']} gives {encoder.width} values a frame, the card says {info.get('width')}")
         return cls(encoder, "handcrafted" in kind, {k: v for k, v in (info or {}).items()
-                                                    if k in ("name", "block", "source")})
+                                                    if k in ("name", "blocks", "block", "source")})
 
     def __getstate__(self) -> dict:  # worker processes reload the encoder from its file
         path = None if self.encoder is None else str(self.encoder.path)

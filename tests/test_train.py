@@ -17,7 +17,7 @@ import soundfile as sf
 from conftest import REPO, data_dir
 from ser_live import features
 from ser_live.train import corpora as corp
-from ser_live.train import dataset, evaluate, export
+from ser_live.train import dataset, evaluate, export, recipe
 from ser_live.train.cli import main
 from ser_live.train.model import Hyperparameters, fit_model
 
@@ -766,13 +766,14 @@ def test_ser_train_with_the_encoder_writes_a_model_the_runtime_hears_the_same_wa
     shipped = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["encoder"]
     cache = tmp_path / "cache"
     (cache / "encoders").mkdir(parents=True)  # the derived encoder, as a first run would leave it: no download here
-    shutil.copy(DEFAULT_MODEL.with_name(shipped["file"]), cache / "encoders" / "smart-turn-v3.2-block2.encoder.onnx")
+    blocks = "+".join(map(str, recipe.ENCODER_BLOCKS))
+    shutil.copy(DEFAULT_MODEL.with_name(shipped["file"]), cache / "encoders" / f"smart-turn-v3.2-block{blocks}.encoder.onnx")
     out = tmp_path / "enc.onnx"
     rc = main(["--data", str(small_data / "ravdess"), "--out", str(out), "--no-eval", "--augment", "0", "--jobs", "1",
                "--hidden", "8", "--max-iter", "30", "--members", "1", "--cache-dir", str(cache)])
     assert rc == 0, capsys.readouterr().err
     card = json.loads(out.with_suffix(".json").read_text())
-    assert card["input"] == "encoder" and card["feature_size"] == 768 and "speaker_norm" not in card
+    assert card["input"] == "encoder" and card["feature_size"] == 2 * 384 * len(recipe.ENCODER_BLOCKS) and "speaker_norm" not in card
     assert card["encoder"]["sha256"] == shipped["sha256"] and (tmp_path / card["encoder"]["file"]).is_file()
     assert "BSD-2-Clause" in card["licence"] and any("Smart Turn" in c for c in card["credits"])
     model = EmotionModel(out)

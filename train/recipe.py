@@ -7,9 +7,10 @@ from __future__ import annotations
 AUGMENT = 1
 
 #: the pretrained encoder under the classifier (``--encoder``; none: the handcrafted features alone) and the
-#: transformer block whose frames are pooled (``--encoder-block``); see models/README.md for how they were chosen
+#: transformer blocks whose frames, side by side, are pooled (``--encoder-blocks``); see models/README.md for how
+#: they were chosen
 ENCODER = "smart-turn-v3.2"
-ENCODER_BLOCK = 2
+ENCODER_BLOCKS = (1, 2, 3)
 
 #: causal per-speaker normalisation (``--speaker-norm``) and the training mean's weight in its running mean,
 #: in clips (``--norm-prior``); see reports/ablation.md

@@ -1,0 +1,154 @@
+"""Which encoder block(s), pooling and head size, chosen by nested speaker-grouped cross-validation?
+
+    python -m experiments.encoder_nested --data ../shared/data/ravdess ../shared/data/crema-d
+
+Every choice is made inside the training speakers only, so no test fold ever takes part in one:
+- outer: 5 folds grouped by speaker (split seeds 0 and 1), per corpus;
+- inner, on the outer fold's training speakers (4 folds grouped by speaker): first the input, among
+  blocks 1, 2, 3 alone and joined (mean + sd; block 2 also as the mean alone), scored with a plain
+  logistic-regression head; then, on that input, the head's hidden units (64, 128, 256), scored with the
+  recipe's MLP (one member);
+- the chosen input and head (three members, the recipe's other settings) are fitted on the outer training
+  speakers and scored on the outer test speakers, beside a fixed reference choice (``REFERENCE``: block 2
+  alone, 128 units) fitted the same way.
+Clean clips, cut by the runtime's segmenter with each speaker heard as one source; no augmentation (the
+question is which input and head, not the final figure). Prints each fold's choice and both UARs and
+writes them to ``--out`` (JSON) with a summary table beside it (.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ser_live.train import corpora, dataset, evaluate, model, recipe
+from ser_live.train.cli import make_extractor
+
+BLOCKS = (1, 2, 3)
+WIDTH = 384
+INPUTS = {"1": (1,), "2": (2,), "3": (3,), "1+2": (1, 2), "2+3": (2, 3), "1+2+3": (1, 2, 3), "2 mean": (2,)}
+HIDDEN = (64, 128, 256)
+REFERENCE = ("2", 128)
+
+
+def _columns(name: str) -> np.ndarray:
+    half = WIDTH * len(BLOCKS)
+    cols = [np.arange((b - 1) * WIDTH, b * WIDTH) for b in INPUTS[name]]
+    if not name.endswith("mean"):
+        cols += [half + c for c in cols]
+    return np.concatenate(cols)
+
+
+def _uar(fit, X, y, splits) -> float:
+    true, pred = [], []
+    for tr, te in splits:
+        true.append(y[te])
+        pred.append(fit(X[tr], y[tr]).predict(X[te]))
+    return 100 * evaluate.uar(np.concatenate(true), np.concatenate(pred))
+
+
+def _linear(X, y):
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=3000)).fit(X, y)
+
+
+def _mlp(hidden: int, members: int, seed: int):
+    hp = model.Hyperparameters(hidden=(hidden,), members=members)
+    return lambda X, y: model.fit_model(X, y, hp, seed)
+
+
+def _outer_fold(X, y, groups, tr, te, seed: int) -> dict:
+    inner = [(tr[a], tr[b]) for a, b in evaluate.grouped_splits(y[tr], groups[tr], 4, seed)]
+    inner = [(np.searchsorted(tr, a), np.searchsorted(tr, b)) for a, b in inner]
+    Xtr, ytr = X[tr], y[tr]
+    inputs = {k: _uar(_linear, Xtr[:, _columns(k)], ytr, inner) for k in INPUTS}
+    best_input = max(inputs, key=inputs.get)
+    cols = _columns(best_input)
+    heads = {h: _uar(_mlp(h, 1, seed), Xtr[:, cols], ytr, inner) for h in HIDDEN}
+    best_head = max(heads, key=heads.get)
+    out = {"inner_inputs": inputs, "inner_heads": heads, "chosen": [best_input, best_head]}
+    for tag, (name, hidden) in (("chosen", (best_input, best_head)), ("reference", REFERENCE)):
+        c = _columns(name)
+        if tag == "reference" and [name, hidden] == out["chosen"]:
+            out["reference_pred"] = out["chosen_pred"]
+        else:
+            out[f"{tag}_pred"] = _mlp(hidden, recipe.MEMBERS, seed)(Xtr[:, c], ytr).predict(X[te][:, c]).tolist()
+        out[f"{tag}_uar"] = 100 * evaluate.uar(y[te], out[f"{tag}_pred"])
+    out["true"] = y[te].tolist()
+    return out
+
+
+def render(results: dict) -> str:
+    """The summary table: per corpus and split, the inner folds' mean UAR of each input and of each head size,
+    how often each head was chosen, and the outer folds' pooled UAR of the choice and of the reference."""
+    head = ["corpus, split seed", *(f"inner: {k}" for k in INPUTS), *(f"inner: {h} units" for h in HIDDEN),
+            "chosen (input × folds; units × folds)", "outer: chosen", "outer: reference"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, folds in results.items():
+        inputs = [np.mean([f["inner_inputs"][k] for f in folds]) for k in INPUTS]
+        heads = [np.mean([f["inner_heads"][str(h)] for f in folds]) for h in HIDDEN]
+        picks = [tuple(f["chosen"]) for f in folds]
+        chosen = ", ".join(f"{k} × {n}" for k, n in sorted(Counter(p[0] for p in picks).items())) + "; " + \
+            ", ".join(f"{k} × {n}" for k, n in sorted(Counter(p[1] for p in picks).items()))
+        true = sum((f["true"] for f in folds), [])
+        outer = [100 * evaluate.uar(true, sum((f[f"{t}_pred"] for f in folds), [])) for t in ("chosen", "reference")]
+        lines.append("| " + " | ".join([key, *(f"{v:.1f}" for v in inputs + heads), chosen, *(f"{v:.1f}" for v in outer)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", nargs="+", type=Path, required=True)
+    p.add_argument("--cache-dir", type=Path, default=Path(".cache/features"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--out", type=Path, default=Path("encoder_nested.json"), help="the results (JSON) and beside it "
+                   "their summary table (.md)")
+    p.add_argument("--render", action="store_true", help="only write the summary table of an existing --out")
+    args = p.parse_args()
+    if args.render:
+        args.out.with_suffix(".md").write_text(render(json.loads(args.out.read_text())))
+        return
+    roots = [d.resolve() for d in args.data]
+    clips = corpora.discover(roots, corpora.resolve_emotions(None)).clips
+    groups = np.array([c.speaker for c in clips])
+    extractor = make_extractor(recipe.ENCODER, BLOCKS, False, args.cache_dir)
+    t0 = time.time()
+    fs = dataset.build_features(clips, roots=roots, cache_dir=args.cache_dir, jobs=1,
+                                rank=evaluate.arrival_rank(groups, 0), extractor=extractor)
+    print(f"embeddings of {len(fs.clips)} clips: {time.time() - t0:.0f} s", flush=True)
+    X = fs.X.astype(np.float32)
+    y = np.array([c.label for c in fs.clips])
+    groups = np.array([c.speaker for c in fs.clips])
+    corpus = np.array([c.corpus for c in fs.clips])
+    results: dict = {}
+    for c in sorted(set(corpus)):
+        idx = np.flatnonzero(corpus == c)
+        for seed in args.seeds:
+            folds = []
+            for k, (tr, te) in enumerate(evaluate.grouped_splits(y[idx], groups[idx], 5, seed)):
+                t0 = time.time()
+                r = _outer_fold(X[idx], y[idx], groups[idx], tr, te, seed)
+                folds.append(r)
+                print(f"{c} seed {seed} fold {k}: chose {r['chosen']}, UAR {r['chosen_uar']:.1f} "
+                      f"(reference {r['reference_uar']:.1f}); inner inputs "
+                      + ", ".join(f"{n} {v:.1f}" for n, v in r["inner_inputs"].items())
+                      + "; inner heads " + ", ".join(f"{h} {v:.1f}" for h, v in r["inner_heads"].items())
+                      + f" [{time.time() - t0:.0f} s]", flush=True)
+            results[f"{c} seed {seed}"] = folds
+            true = sum((f["true"] for f in folds), [])
+            pooled = {t: 100 * evaluate.uar(true, sum((f[f"{t}_pred"] for f in folds), [])) for t in ("chosen", "reference")}
+            print(f"{c} seed {seed}: nested-CV UAR {pooled['chosen']:.1f}, reference {pooled['reference']:.1f} "
+                  "(pooled over the outer folds)", flush=True)
+            args.out.write_text(json.dumps(results, indent=1))
+            args.out.with_suffix(".md").write_text(render(results))
+
+
+if __name__ == "__main__":
+    main()
