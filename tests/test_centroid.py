@@ -94,15 +94,14 @@ def test_a_speakers_constant_offset_is_removed_whatever_the_emotions_of_the_sess
 
 
 def _centroid_dir(tmp_path, fast_model, **changes):
-    """A model with the centroid offset built from the fast model's graph: the adapted head is its ONNX, the
-    unadapted head a copy beside it; the centroids are clip-like vectors. ``changes`` alter the card field."""
+    """A copy of the shipped fast model (which adapts by the centroid offset) under another name, its
+    unadapted head beside it; ``changes`` alter the card field."""
     onnx = tmp_path / "c.onnx"
     shutil.copy(fast_model.path, onnx)
-    shutil.copy(fast_model.path, tmp_path / "c.unadapted.onnx")
     card = json.loads(fast_model.path.with_suffix(".json").read_text())
-    mean = np.array(card.pop("speaker_norm")["mean"])
-    cents = mean + np.random.default_rng(2).normal(scale=0.5 * np.abs(mean) + 1e-3, size=(len(card["labels"]), mean.size))
-    off = CentroidOffset(cents, 10.0, "mean_logits").with_unadapted(
+    field = card["speaker_norm"]
+    shutil.copy(fast_model.path.with_name(field["unadapted_model"]["file"]), tmp_path / "c.unadapted.onnx")
+    off = CentroidOffset.from_card(field, fast_model.extractor.size, len(card["labels"])).with_unadapted(
         "c.unadapted.onnx", hashlib.sha256((tmp_path / "c.unadapted.onnx").read_bytes()).hexdigest())
     card["speaker_norm"] = off.to_card() | changes
     onnx.with_suffix(".json").write_text(json.dumps(card))
