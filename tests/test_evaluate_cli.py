@@ -40,3 +40,13 @@ def test_the_default_output_is_under_the_current_folder_not_the_shipped_reports(
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "evaluation" / "evaluation.md").read_text().strip() == r.stdout.strip()
     assert {p: p.read_bytes() for p in (REPO / "reports").glob("evaluation*")} == shipped
+
+
+def test_the_recorded_command_reproduces_the_options_as_they_are_typed():
+    from ser_live.train.evaluate_cli import _command, _parser
+
+    p = _parser()
+    args = p.parse_args(["--data", "a", "b", "--out", "reports/x", "--encoder-blocks", "1,3", "--seed", "1", "--jobs", "1"])
+    command = _command(p, args)
+    assert command == "ser-evaluate --data a b --out reports/x --encoder-blocks 1,3 --seed 1"
+    assert p.parse_args(command.split()[1:]).encoder_blocks == (1, 3)

@@ -568,7 +568,8 @@ def _command(parser: OneLineParser, args) -> str:
         dest = action.dest
         if dest in ("help", "version", "data", "out", "jobs", "cache_dir") or getattr(args, dest) == action.default:
             continue
-        words += [action.option_strings[0], str(getattr(args, dest))]
+        value = getattr(args, dest)
+        words += [action.option_strings[0], ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
     return shlex.join(words)
 
 
