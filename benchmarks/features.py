@@ -24,11 +24,15 @@ def on_worker_thread(fn, *args):
 
 
 def bench_features(model, utts: dict[float, list[np.ndarray]], repeats: int) -> dict:
-    """The model's input (whatever it hears: ``model.extract``) and its inference, timed per utterance."""
+    """The model's input (whatever it hears: ``model.extract``) and its inference, timed per utterance;
+    a model that adapts by the centroid offset runs its unadapted head too, as the worker does."""
     out = {}
     warm = utts[3.0][0]
+    heads = [h for h in (model.predict, model.unadapted) if h is not None]
     for _ in range(20):
-        model.predict(model.extract(warm))
+        v = model.extract(warm)
+        for head in heads:
+            head(v)
     for seconds, items in utts.items():
         total, feat, inf, cpu = [], [], [], []
         for _ in range(repeats):
@@ -37,7 +41,8 @@ def bench_features(model, utts: dict[float, list[np.ndarray]], repeats: int) -> 
                 t0 = time.perf_counter()
                 v = model.extract(x)
                 t1 = time.perf_counter()
-                model.predict(v)
+                for head in heads:
+                    head(v)
                 t2 = time.perf_counter()
                 cpu.append((time.thread_time() - c0) * 1e3)
                 total.append((t2 - t0) * 1e3)
