@@ -65,8 +65,7 @@ def _mlp(hidden: int, members: int, seed: int):
 
 
 def _outer_fold(X, y, groups, tr, te, seed: int) -> dict:
-    inner = [(tr[a], tr[b]) for a, b in evaluate.grouped_splits(y[tr], groups[tr], 4, seed)]
-    inner = [(np.searchsorted(tr, a), np.searchsorted(tr, b)) for a, b in inner]
+    inner = evaluate.grouped_splits(y[tr], groups[tr], 4, seed)  # positions within the outer training rows
     Xtr, ytr = X[tr], y[tr]
     inputs = {k: _uar(_linear, Xtr[:, _columns(k)], ytr, inner) for k in INPUTS}
     best_input = max(inputs, key=inputs.get)

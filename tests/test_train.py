@@ -17,7 +17,7 @@ import soundfile as sf
 from conftest import REPO, data_dir
 from ser_live import features
 from ser_live.train import corpora as corp
-from ser_live.train import dataset, evaluate, export, recipe
+from ser_live.train import dataset, encoders, evaluate, export, recipe
 from ser_live.train.cli import main
 from ser_live.train.model import Hyperparameters, fit_model
 
@@ -766,8 +766,9 @@ def test_ser_train_with_the_encoder_writes_a_model_the_runtime_hears_the_same_wa
     shipped = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["encoder"]
     cache = tmp_path / "cache"
     (cache / "encoders").mkdir(parents=True)  # the derived encoder, as a first run would leave it: no download here
-    blocks = "+".join(map(str, recipe.ENCODER_BLOCKS))
-    shutil.copy(DEFAULT_MODEL.with_name(shipped["file"]), cache / "encoders" / f"smart-turn-v3.2-block{blocks}.encoder.onnx")
+    name = encoders.derived_file_name(recipe.ENCODER, recipe.ENCODER_BLOCKS)
+    assert name == shipped["file"]  # the shipped encoder is the recipe's, under the trainer's name for it
+    shutil.copy(DEFAULT_MODEL.with_name(shipped["file"]), cache / "encoders" / name)
     out = tmp_path / "enc.onnx"
     rc = main(["--data", str(small_data / "ravdess"), "--out", str(out), "--no-eval", "--augment", "0", "--jobs", "1",
                "--hidden", "8", "--max-iter", "30", "--members", "1", "--cache-dir", str(cache)])

@@ -200,7 +200,7 @@ def make_extractor(name: str, blocks: tuple[int, ...], with_features: bool, cach
         return Extractor()
     try:
         src = encoders.source(name)
-        path = Path(cache_dir) / "encoders" / f"{name}-block{'+'.join(map(str, blocks))}.encoder.onnx"
+        path = Path(cache_dir) / "encoders" / encoders.derived_file_name(name, blocks)
         if not path.is_file():
             derived = encoders.derive(name, encoders.obtain(name, cache_dir), blocks)
             path.parent.mkdir(parents=True, exist_ok=True)

