@@ -59,26 +59,26 @@ def _linear(X, y):
     return make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=3000)).fit(X, y)
 
 
-def _mlp(hidden: int, members: int, seed: int):
-    hp = model.Hyperparameters(hidden=(hidden,), members=members)
+def _mlp(hidden: int, members: int, seed: int, max_iter: int):
+    hp = model.Hyperparameters(hidden=(hidden,), members=members, max_iter=max_iter)
     return lambda X, y: model.fit_model(X, y, hp, seed)
 
 
-def _outer_fold(X, y, groups, tr, te, seed: int) -> dict:
+def _outer_fold(X, y, groups, tr, te, seed: int, max_iter: int) -> dict:
     inner = evaluate.grouped_splits(y[tr], groups[tr], 4, seed)  # positions within the outer training rows
     Xtr, ytr = X[tr], y[tr]
     inputs = {k: _uar(_linear, Xtr[:, _columns(k)], ytr, inner) for k in INPUTS}
     best_input = max(inputs, key=inputs.get)
     cols = _columns(best_input)
-    heads = {h: _uar(_mlp(h, 1, seed), Xtr[:, cols], ytr, inner) for h in HIDDEN}
-    best_head = max(heads, key=heads.get)
+    heads = {str(h): _uar(_mlp(h, 1, seed, max_iter), Xtr[:, cols], ytr, inner) for h in HIDDEN}  # str keys, as JSON has them
+    best_head = int(max(heads, key=heads.get))
     out = {"inner_inputs": inputs, "inner_heads": heads, "chosen": [best_input, best_head]}
     for tag, (name, hidden) in (("chosen", (best_input, best_head)), ("reference", REFERENCE)):
         c = _columns(name)
         if tag == "reference" and [name, hidden] == out["chosen"]:
             out["reference_pred"] = out["chosen_pred"]
         else:
-            out[f"{tag}_pred"] = _mlp(hidden, recipe.MEMBERS, seed)(Xtr[:, c], ytr).predict(X[te][:, c]).tolist()
+            out[f"{tag}_pred"] = _mlp(hidden, recipe.MEMBERS, seed, max_iter)(Xtr[:, c], ytr).predict(X[te][:, c]).tolist()
         out[f"{tag}_uar"] = 100 * evaluate.uar(y[te], out[f"{tag}_pred"])
     out["true"] = y[te].tolist()
     return out
@@ -107,6 +107,7 @@ def main() -> None:
     p.add_argument("--data", nargs="+", type=Path, required=True)
     p.add_argument("--cache-dir", type=Path, default=Path(".cache/features"))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--max-iter", type=int, default=recipe.MAX_ITER, help="the MLP's epochs at most (default: the recipe's)")
     p.add_argument("--out", type=Path, default=Path("encoder_nested.json"), help="the results (JSON) and beside it "
                    "their summary table (.md)")
     p.add_argument("--render", action="store_true", help="only write the summary table of an existing --out")
@@ -133,7 +134,7 @@ def main() -> None:
             folds = []
             for k, (tr, te) in enumerate(evaluate.grouped_splits(y[idx], groups[idx], 5, seed)):
                 t0 = time.time()
-                r = _outer_fold(X[idx], y[idx], groups[idx], tr, te, seed)
+                r = _outer_fold(X[idx], y[idx], groups[idx], tr, te, seed, args.max_iter)
                 folds.append(r)
                 print(f"{c} seed {seed} fold {k}: chose {r['chosen']}, UAR {r['chosen_uar']:.1f} "
                       f"(reference {r['reference_uar']:.1f}); inner inputs "

@@ -114,8 +114,8 @@ class Encoder:
             done = end
         return np.concatenate(parts)
 
-    def embed(self, audio: np.ndarray) -> np.ndarray:
-        """Frame mean and standard deviation of the encoder's output frames over the utterance (edges trimmed)."""
+    def utterance_frames(self, audio: np.ndarray) -> np.ndarray:
+        """The encoder's output frames (frames, width) of an utterance's 16 kHz audio, its quiet edges trimmed."""
         x = np.asarray(audio)
         if x.ndim != 1:
             raise ValueError(f"expected 1-D mono audio, got shape {x.shape}")
@@ -123,7 +123,11 @@ class Encoder:
         x = features.trim_edges(x)
         if x.size < 2 * HOP:
             x = np.concatenate([x, np.zeros(2 * HOP - x.size)])
-        h = self.frames(log_mel(x))
+        return self.frames(log_mel(x))
+
+    def embed(self, audio: np.ndarray) -> np.ndarray:
+        """Frame mean and standard deviation of the encoder's output frames over the utterance (edges trimmed)."""
+        h = self.utterance_frames(audio)
         return np.concatenate([h.mean(axis=0), h.std(axis=0)]).astype(np.float32)
 
     def _run(self, mel: np.ndarray) -> np.ndarray:

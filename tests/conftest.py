@@ -42,6 +42,25 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture(scope="session")
+def small_corpora(tmp_path_factory):
+    """Five RAVDESS actors and five CREMA-D actors, eight clips each (links to the real files; the CREMA-D
+    folder holds the odd-numbered actors)."""
+    d = data_dir()
+    root = tmp_path_factory.mktemp("corpora")
+    for actor in ("01", "02", "03", "04", "05"):
+        (root / "ravdess" / f"Actor_{actor}").mkdir(parents=True)
+        for f in sorted((d / "ravdess" / f"Actor_{actor}").glob("*.flac"))[::8][:8]:
+            (root / "ravdess" / f"Actor_{actor}" / f.name).symlink_to(f)
+    (root / "crema-d").mkdir()
+    for actor in ("1001", "1003", "1005", "1007", "1009"):
+        found = sorted((d / "crema-d").glob(f"{actor}_*.flac"))[::10][:8]
+        assert len(found) == 8, f"CREMA-D actor {actor}: {len(found)} clips"
+        for f in found:
+            (root / "crema-d" / f.name).symlink_to(f)
+    return root
+
+
 def real_clips(n_ravdess: int = 6, n_crema: int = 6) -> list[Path]:
     """A fixed, varied handful of real clips from both corpora."""
     return streams.sample_clips(data_dir(), n_ravdess, n_crema)

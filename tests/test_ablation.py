@@ -6,28 +6,9 @@ import sys
 
 import pytest
 
-from conftest import REPO, data_dir
+from conftest import REPO
 
 HARNESS = [sys.executable, "-m", "experiments.ablation"]
-
-
-@pytest.fixture(scope="module")
-def small_corpora(tmp_path_factory):
-    """Five RAVDESS actors and five CREMA-D actors, eight clips each (links to the real files; the CREMA-D
-    folder holds the odd-numbered actors)."""
-    d = data_dir()
-    root = tmp_path_factory.mktemp("corpora")
-    for actor in ("01", "02", "03", "04", "05"):
-        (root / "ravdess" / f"Actor_{actor}").mkdir(parents=True)
-        for f in sorted((d / "ravdess" / f"Actor_{actor}").glob("*.flac"))[::8][:8]:
-            (root / "ravdess" / f"Actor_{actor}" / f.name).symlink_to(f)
-    (root / "crema-d").mkdir()
-    for actor in ("1001", "1003", "1005", "1007", "1009"):
-        found = sorted((d / "crema-d").glob(f"{actor}_*.flac"))[::10][:8]
-        assert len(found) == 8, f"CREMA-D actor {actor}: {len(found)} clips"
-        for f in found:
-            (root / "crema-d" / f.name).symlink_to(f)
-    return root
 
 
 def test_a_variant_gives_one_row_with_every_figure(small_corpora, tmp_path):

@@ -86,9 +86,9 @@ def _stream_predictions(fold: evaluate.FoldModel, sessions: list[list], floor_db
     sessions concatenated."""
     import soundfile as sf
 
+    from ser_live.events import Result
     from ser_live.model import EmotionModel
     from ser_live.replay import replay_files
-    from ser_live.worker import Result
 
     extractor = extractor or dataset.handcrafted()
     labels, norm = list(fold.classes_), fold.norm
