@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "folder: one person's recordings per folder), one (all the files: one person's recordings)")
     out = p.add_argument_group("output")
     out.add_argument("--log", metavar="CSV", help="append one row per utterance to this CSV file")
+    out.add_argument("--report", metavar="HTML",
+                     help="when the session ends, write ser-report's page of its log (all of the --log file when "
+                     "given) to this file, and the PNG timeline beside it")
     out.add_argument("--json", action="store_true", help="print one JSON object per utterance (the summary goes to stderr)")
     out.add_argument("--plain", action="store_true",
                      help="print one tab-separated line per utterance even on a terminal, after a header line: "
@@ -130,11 +133,10 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, restore_signals: bool) -> int:
+    import tempfile
+
     from ser_live.capture import CaptureError
-    from ser_live.model import EmotionModel, ModelError
     from ser_live.replay import expand_paths
-    from ser_live.session import Options, Session
-    from ser_live.session_log import LogError, SessionLog
 
     if args.list_devices:
         try:
@@ -165,11 +167,40 @@ def _run(args: argparse.Namespace, restore_signals: bool) -> int:
     else:
         missing = []
 
+    report_png = None
+    if args.report is not None:  # before the session: a page that cannot be written is a usage error
+        from ser_live.report import ReportError, check_outputs, png_beside
+
+        report_png = png_beside(args.report)
+        try:
+            check_outputs([args.log] if args.log else [], args.report, report_png)
+        except ReportError as e:
+            return _fail(str(e))
+
+    # the report is ser-report's page of a log: without --log, of one in a folder removed at the end
+    scratch = tempfile.TemporaryDirectory(prefix="ser-live-") if args.report and not args.log else None
+    log_path = os.path.join(scratch.name, "session.csv") if scratch is not None else args.log
+    try:
+        code = _session(args, files, segmenter, log_path, report_png, restore_signals)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+    return max(code, 1 if missing else 0)
+
+
+def _session(args: argparse.Namespace, files, segmenter, log_path: str | None, report_png,
+             restore_signals: bool) -> int:
+    """Load the model, open the log at ``log_path`` (if any), run the session and write its report (if
+    asked); the exit code."""
+    from ser_live.capture import CaptureError
+    from ser_live.model import EmotionModel, ModelError
     from ser_live.models import resolve
+    from ser_live.session import Options, Session
+    from ser_live.session_log import LogError, SessionLog
 
     try:
         model = EmotionModel(resolve(args.model))
-        log = SessionLog(args.log, model.labels) if args.log else None
+        log = SessionLog(log_path, model.labels) if log_path else None
     except (ModelError, LogError) as e:
         return _fail(str(e))
 
@@ -187,7 +218,25 @@ def _run(args: argparse.Namespace, restore_signals: bool) -> int:
             log.close()
         return 130
     code = session.run(restore_signals=restore_signals)  # False run as a program: the process exits next
-    return max(code, 1 if missing else 0)
+    if args.report is not None:
+        code = max(code, _write_report(args.report, report_png, log_path, named=args.log is not None))
+    return code
+
+
+#: what the report calls the log of a session without --log (a temporary file)
+UNNAMED_LOG = "this session (no --log)"
+
+
+def _write_report(html_path: str, png_path, log_path: str, named: bool) -> int:
+    """Write the report of the log at ``log_path`` as ``ser-report`` does (the messages on stderr); its exit
+    status. ``named`` False: the log is temporary, the page and the messages call it UNNAMED_LOG."""
+    from ser_live import report
+
+    try:
+        logs = [log_path if named else report.read_log(log_path, name=UNNAMED_LOG)]
+    except report.ReportError as e:
+        return _fail(str(e), 1)
+    return report.write_and_tell(logs, html_path, png_path, prog="ser-live", tell=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -107,9 +107,10 @@ def parse_log(name: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -
     return Log(name, labels, tuple(utterances))
 
 
-def read_log(path: str | os.PathLike) -> Log:
-    """Read a ser-live CSV log; ReportError, with a one-line message, for anything else."""
-    name = str(path)
+def read_log(path: str | os.PathLike, name: str | None = None) -> Log:
+    """Read a ser-live CSV log; ReportError, with a one-line message, for anything else. ``name`` is what
+    the page and the messages call the log (default: its path)."""
+    name = str(path) if name is None else name
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device could block or never end
             raise ReportError(f"{name}: not a regular file")
@@ -393,6 +394,52 @@ def render_png(logs: Sequence[Log]) -> bytes:
 
 # ---- the public entry point and the command ------------------------------------------------------
 
+def png_beside(html_path: str | os.PathLike) -> Path | None:
+    """The PNG written when none is named: the page's name with ``.png``; None without matplotlib."""
+    return Path(html_path).with_suffix(".png") if _has_matplotlib() else None
+
+
+def check_outputs(logs: Iterable[Log | str | os.PathLike], html_path: str | os.PathLike,
+                  png_path: str | os.PathLike | None = None) -> None:
+    """ReportError, before any log is read, when an output is one of ``logs``, a folder, in a folder that
+    does not exist, or cannot be opened for writing (a file created to find that out is removed again)."""
+    inputs = {Path(p).resolve() for p in logs if not isinstance(p, Log)}
+    for out in (html_path, png_path):
+        if out is None:
+            continue
+        if Path(out).resolve() in inputs:
+            raise ReportError(f"{out} is one of the logs; choose another output file")
+        if Path(out).is_dir():
+            raise ReportError(f"cannot write {out}: it is a folder")
+        if not Path(out).parent.is_dir():
+            raise ReportError(f"cannot write {out}: folder {Path(out).parent} does not exist")
+        existed = os.path.lexists(out)
+        try:  # O_NONBLOCK: a FIFO without a reader fails here instead of waiting
+            os.close(os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666))
+        except OSError as e:
+            raise ReportError(f"cannot write {out}: {e.strerror or e}") from None
+        if not existed:
+            Path(out).unlink(missing_ok=True)
+
+
+def write_and_tell(logs: Sequence[Log | str | os.PathLike], html_path: str | os.PathLike,
+                   png_path: str | os.PathLike | None, prog: str = PROG, tell=None) -> int:
+    """:func:`write_report` with ``prog``'s messages: problems on stderr, one line each, and what was written
+    on ``tell`` (default stdout). Without ``png_path`` and without matplotlib, one line says why there is no
+    PNG. Returns ser-report's exit status: 0, or 1 when a log was left out or nothing could be written."""
+    if png_path is None and not _has_matplotlib():  # the page alone, and say why
+        sys.stderr.write(f"{prog}: no PNG timeline: it needs matplotlib ({INSTALL})\n")
+    try:
+        problems = write_report(logs, html_path, png_path)
+    except ReportError as e:
+        sys.stderr.write(f"{prog}: {e}\n")
+        return 1
+    for problem in problems:
+        sys.stderr.write(f"{prog}: {problem} (left out)\n")
+    (tell or sys.stdout).write(f"{prog}: wrote {html_path}" + (f" and {png_path}" if png_path is not None else "") + "\n")
+    return 1 if problems else 0
+
+
 def write_report(logs: Iterable[Log | str | os.PathLike], html_path: str | os.PathLike,
                  png_path: str | os.PathLike | None = None) -> list[str]:
     """Write the report of ``logs`` to ``html_path``, and the timelines to ``png_path`` when given.
@@ -400,14 +447,11 @@ def write_report(logs: Iterable[Log | str | os.PathLike], html_path: str | os.Pa
     ``logs`` are paths of ser-live CSV logs or :class:`Log` objects (e.g. from :func:`parse_log`, for
     rows held in memory). A log that cannot be read is left out; the return value has one message per
     log left out. Raises ReportError (before reading any log) when ``png_path`` is given and matplotlib,
-    which only the PNG needs, is not installed, or an output is one of the logs; and when no log can be
-    read (nothing is written then) or an output cannot be written.
+    which only the PNG needs, is not installed, or :func:`check_outputs` refuses an output; and when no
+    log can be read (nothing is written then) or an output cannot be written.
     """
     logs = list(logs)
-    inputs = {Path(p).resolve() for p in logs if not isinstance(p, Log)}
-    for out in (html_path, png_path):
-        if out is not None and Path(out).resolve() in inputs:
-            raise ReportError(f"{out} is one of the logs; choose another output file")
+    check_outputs(logs, html_path, png_path)
     if png_path is not None:
         _require_matplotlib()
     problems, usable = [], []
@@ -441,19 +485,7 @@ def build_parser() -> OneLineParser:
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     html_path = Path(args.out or Path(args.logs[0]).with_suffix(".html"))
-    png_path: Path | None = Path(args.png or html_path.with_suffix(".png"))
-    if args.png is None and not _has_matplotlib():  # the page alone, and say why
-        sys.stderr.write(f"{PROG}: no PNG timeline: it needs matplotlib ({INSTALL})\n")
-        png_path = None
-    try:
-        problems = write_report(args.logs, html_path, png_path)
-    except ReportError as e:
-        sys.stderr.write(f"{PROG}: {e}\n")
-        return 1
-    for problem in problems:
-        sys.stderr.write(f"{PROG}: {problem} (left out)\n")
-    print(f"{PROG}: wrote {html_path}" + (f" and {png_path}" if png_path is not None else ""))
-    return 1 if problems else 0
+    return write_and_tell(args.logs, html_path, Path(args.png) if args.png else png_beside(html_path))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -139,6 +139,42 @@ def test_log_in_missing_folder(tmp_path, clip, capsys):
     assert_one_line_error(code, err, "does not exist")
 
 
+@pytest.mark.parametrize("make, needle", [
+    (lambda folder: folder / "no" / "page.html", "does not exist"),
+    (lambda folder: folder, "it is a folder"),
+    (lambda folder: folder / "out.csv", "is one of the logs"),
+], ids=["missing-folder", "folder", "the-log"])
+def test_report_that_cannot_be_written_is_refused_before_the_session(make, needle, tmp_path, clip, capsys):
+    log = tmp_path / "out.csv"
+    code, out, err = run(["--file", str(clip), "--speed", "0", "--log", str(log), "--report", str(make(tmp_path))], capsys)
+    assert_one_line_error(code, err, needle)
+    assert code == 2 and out == "" and not log.exists()  # no session: nothing classified, no log opened
+
+
+def test_report_that_cannot_be_written_at_the_end_keeps_the_log(tmp_path, clip, capsys):
+    """The disk is full when the session ends (the page's path leads to /dev/full): one line, exit 1, the log whole."""
+    page, log = tmp_path / "page.html", tmp_path / "out.csv"
+    page.symlink_to("/dev/full")
+    code, out, err = run(["--file", str(clip), "--speed", "0", "--plain", "--log", str(log), "--report", str(page)], capsys)
+    assert code == 1 and "Traceback" not in err, err
+    assert err.splitlines()[-1] == f"ser-live: cannot write {page}: No space left on device", err
+    assert len(list(csv.DictReader(log.open()))) == len(out.splitlines()) - 1 >= 1
+    assert not page.with_suffix(".png").exists()
+
+
+@pytest.mark.parametrize("logged", [True, False], ids=["log", "no-log"])
+def test_report_of_a_session_without_utterances_is_one_line(logged, tmp_path, capsys):
+    """As ser-report says of a log without utterances; the log (a header only) is kept."""
+    quiet, log, page = tmp_path / "silence.wav", tmp_path / "out.csv", tmp_path / "page.html"
+    sf.write(quiet, np.zeros(3 * 16000, np.float32), 16000)
+    code, _, err = run(["--file", str(quiet), "--speed", "0", "--plain", "--report", str(page)]
+                       + (["--log", str(log)] if logged else []), capsys)
+    name = str(log) if logged else "this session (no --log)"
+    assert code == 1 and err.splitlines()[-1] == f"ser-live: {name}: the log has no utterances", err
+    assert not page.exists() and not page.with_suffix(".png").exists()
+    assert len(log.read_text().splitlines()) == 1 if logged else not log.exists()
+
+
 def test_log_with_other_columns_is_refused(tmp_path, clip, capsys):
     log = tmp_path / "out.csv"
     log.write_text("x,y\n1,2\n")

@@ -255,3 +255,37 @@ def test_without_matplotlib_the_page_is_written_and_the_png_is_explained(session
     assert r.returncode == 1 and r.stdout == "", r.stdout
     assert r.stderr.count("\n") == 1 and "pip install 'ser-live[report]'" in r.stderr, r.stderr
     assert not out.exists()
+
+def _ser_live(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "ser-live"), *args], capture_output=True, text=True, timeout=180, **kwargs)
+
+
+def test_ser_live_report_is_ser_reports_page_of_the_log(session, tmp_path):
+    """ser-live --log L --report P: at the end of the replay, P and the PNG beside it are byte for byte what
+    ser-report makes of L."""
+    log, page = tmp_path / "session.csv", tmp_path / "live.html"
+    r = _ser_live("--file", str(session.with_name(AWKWARD_NAME)), "--speed", "0", "--plain", "--log", str(log),
+                  "--report", str(page))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.endswith(f"ser-live: wrote {page} and {page.with_suffix('.png')}\n"), r.stderr
+    assert len(_rows(log)) == len(r.stdout.splitlines()) - 1  # stdout: the header, then one line per utterance
+    offline = tmp_path / "offline.html"
+    assert _ser_report(str(log), "--out", str(offline)).returncode == 0
+    assert page.read_bytes() == offline.read_bytes()
+    assert page.with_suffix(".png").read_bytes() == offline.with_suffix(".png").read_bytes()
+
+
+def test_ser_live_report_without_a_log(session, tmp_path):
+    """Without --log, the page is of a temporary log written the same way, which is removed: the utterances of
+    the fixture's replay of the same file, and the log named as one that was not kept."""
+    scratch, page = tmp_path / "tmp", tmp_path / "live.html"
+    scratch.mkdir()
+    r = _ser_live("--file", str(session.with_name(AWKWARD_NAME)), "--speed", "0", "--plain", "--report", str(page),
+                  env={**os.environ, "TMPDIR": str(scratch)})
+    assert r.returncode == 0, r.stderr
+    shown = [[_text(td) for td in tr.findall("td")] for tr in _page(page).find(".//table[@class='utterances']/tbody")]
+    rows = _rows(session)
+    assert shown == [[str(i), r["start_s"], r["end_s"], r["emotion"], r["confidence"]] for i, r in enumerate(rows, start=1)]
+    assert f"{len(rows)} utterances from 1 source session(s); logs: this session (no --log)" in page.read_text()
+    assert page.with_suffix(".png").stat().st_size > 0
+    assert not list(scratch.glob("ser-live-*"))  # the temporary log's folder (other libraries leave files there)
