@@ -401,9 +401,11 @@ def png_beside(html_path: str | os.PathLike) -> Path | None:
 
 def check_outputs(logs: Iterable[Log | str | os.PathLike], html_path: str | os.PathLike,
                   png_path: str | os.PathLike | None = None) -> None:
-    """ReportError, before any log is read, when an output is one of ``logs``, a folder, in a folder that
-    does not exist, or cannot be opened for writing (a file created to find that out is removed again)."""
+    """ReportError, before any log is read, when the two outputs are one file, or an output is one of ``logs``, a
+    folder, in a folder that does not exist, or cannot be opened for writing (a file created to find that out is removed again)."""
     inputs = {Path(p).resolve() for p in logs if not isinstance(p, Log)}
+    if png_path is not None and Path(png_path).resolve() == Path(html_path).resolve():
+        raise ReportError(f"{html_path} would be both the page and the PNG; give the page an .html name")
     for out in (html_path, png_path):
         if out is None:
             continue

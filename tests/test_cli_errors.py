@@ -143,7 +143,8 @@ def test_log_in_missing_folder(tmp_path, clip, capsys):
     (lambda folder: folder / "no" / "page.html", "does not exist"),
     (lambda folder: folder, "it is a folder"),
     (lambda folder: folder / "out.csv", "is one of the logs"),
-], ids=["missing-folder", "folder", "the-log"])
+    (lambda folder: folder / "page.png", "both the page and the PNG"),
+], ids=["missing-folder", "folder", "the-log", "the-png"])
 def test_report_that_cannot_be_written_is_refused_before_the_session(make, needle, tmp_path, clip, capsys):
     log = tmp_path / "out.csv"
     code, out, err = run(["--file", str(clip), "--speed", "0", "--log", str(log), "--report", str(make(tmp_path))], capsys)
