@@ -23,13 +23,13 @@ results to ``--out`` (JSON) and a summary table beside it (.md).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from experiments import corpus_parser
 from ser_live.train import corpora, dataset, evaluate, recipe
 from ser_live.train.cli import make_extractor
 
@@ -197,10 +197,7 @@ def render(results: dict) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", nargs="+", type=Path, required=True)
-    p.add_argument("--cache-dir", type=Path, default=Path(".cache/features"))
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p = corpus_parser(__doc__, seeds=True)
     p.add_argument("--scorer", type=int, default=32, help="tanh units in the attention's scorer")
     p.add_argument("--max-epochs", type=int, default=100)
     p.add_argument("--patience", type=int, default=10, help="epochs without a better validation loss before stopping")

@@ -17,14 +17,13 @@ Prints UAR per corpus, split and session kind.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from experiments import corpus_parser
 from ser_live.train import corpora, dataset, evaluate, recipe
 from ser_live.train.cli import make_extractor
 
@@ -82,9 +81,7 @@ def _score(X, y, groups, idx, seed: int) -> dict[str, dict[str, float]]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", nargs="+", type=Path, required=True)
-    p.add_argument("--cache-dir", type=Path, default=Path(".cache/features"))
+    p = corpus_parser(__doc__)
     p.add_argument("--jobs", type=int, default=2)
     args = p.parse_args()
     roots = [d.resolve() for d in args.data]

@@ -18,7 +18,6 @@ writes them to ``--out`` (JSON) with a summary table beside it (.md).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from experiments import corpus_parser
 from ser_live.train import corpora, dataset, evaluate, model, recipe
 from ser_live.train.cli import make_extractor
 
@@ -103,10 +103,7 @@ def render(results: dict) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", nargs="+", type=Path, required=True)
-    p.add_argument("--cache-dir", type=Path, default=Path(".cache/features"))
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p = corpus_parser(__doc__, seeds=True)
     p.add_argument("--max-iter", type=int, default=recipe.MAX_ITER, help="the MLP's epochs at most (default: the recipe's)")
     p.add_argument("--out", type=Path, default=Path("encoder_nested.json"), help="the results (JSON) and beside it "
                    "their summary table (.md)")
