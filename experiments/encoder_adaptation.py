@@ -17,7 +17,6 @@ Prints UAR per corpus, split and session kind.
 
 from __future__ import annotations
 
-
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
