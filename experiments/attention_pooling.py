@@ -186,7 +186,11 @@ def fit_predict(frames, y: np.ndarray, tr: np.ndarray, te: np.ndarray, pooling: 
 def render(results: dict) -> str:
     """The summary table: each condition's UAR with each pooling, their difference, and how evenly the attention
     weighed the frames of the test utterances."""
-    lines = ["| condition | " + " | ".join(f"{p} UAR %" for p in POOLINGS)
+    lines = ["# Attentive statistics pooling against the frames' mean and sd", "",
+             "`python -m experiments.attention_pooling --data ../shared/data/ravdess ../shared/data/crema-d`: the encoder's "
+             "blocks 1+2+3 frames of the clean clips, the same head for both poolings (one member), per-corpus CV grouped by "
+             "speaker and cross-corpus on the shared labels; UAR %.", "",
+             "| condition | " + " | ".join(f"{p} UAR %" for p in POOLINGS)
              + " | attention − mean+sd | attention's evenness (1: every frame alike) |",
              "|---|" + "---|" * (len(POOLINGS) + 2)]
     for key, r in results.items():
