@@ -54,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     ray.add_argument("--cpus", type=int, metavar="N",
                      help="actors, one CPU each (default: every CPU of this machine, or of the cluster)")
     ray.add_argument("--address", metavar="ADDRESS",
-                     help="run on an existing Ray cluster: 'auto' or ray://HOST:10001 (default: start Ray on this "
-                     "machine); every node needs ser-live[scale] and the sources at the same paths")
+                     help="run on an existing Ray cluster, from one of its nodes: 'auto' (default: start Ray on this "
+                     "machine); every node needs ser-live[scale] and the sources at the same paths. Ray Client "
+                     "(ray://HOST:PORT) is refused: Ray Data does not run over it")
     p.add_argument("--checkpoint-s", type=_positive, default=30.0, metavar="SECONDS",
                    help="commit results to the output folder at least this often (default 30)")
     add_segmenter_arguments(p)
@@ -71,6 +72,18 @@ def _one_line(e: Exception) -> str:
     """An exception as one line: its type and the first line of its message."""
     text = str(e)
     return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _ray_client_problem(address: str | None) -> str | None:
+    """What is wrong with ``address`` if ``ray.init`` would reach the cluster through Ray Client (a ``ray://``
+    address, given or, for 'auto', in RAY_ADDRESS): Ray Data's executor needs a driver that is part of the
+    cluster."""
+    effective = (os.environ.get("RAY_ADDRESS") or address) if address == "auto" else address
+    if not effective or "://" not in effective:
+        return None
+    via, unset = (f" (RAY_ADDRESS={effective})", " and RAY_ADDRESS unset") if effective != address else ("", "")
+    return (f"--address {address}{via}: Ray Data does not run over Ray Client; run ser-batch on a node of the "
+            f"cluster with --address auto{unset}")
 
 
 def inventory(sources: list[str]) -> tuple[list, list[str]]:
@@ -259,6 +272,10 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.cpus is not None and args.cpus < 1:
         _err("--cpus must be 1 or more")
+        return EXIT_USAGE
+    client = _ray_client_problem(args.address)
+    if client:
+        _err(client)
         return EXIT_USAGE
     try:
         import pyarrow  # noqa: F401

@@ -1,5 +1,5 @@
 """ser-batch --address: the same job on a Ray cluster that was already running (a real one-node cluster
-started with ``ray start --head``), giving the rows a local run gives."""
+started with ``ray start --head``), giving the rows a local run gives; a Ray Client address refused."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import real_clips
+from conftest import REPO, real_clips
 
-pytest.importorskip("ray", reason="ser-batch needs the scale extra")
+ray = pytest.importorskip("ray", reason="ser-batch needs the scale extra")
 pq = pytest.importorskip("pyarrow.parquet")
+
+from ser_live import batch  # noqa: E402
 
 PORT = 6391
 
@@ -46,3 +48,17 @@ def test_the_same_job_runs_on_an_existing_cluster(tmp_path, cluster):
     rows = [sorted(pq.read_table(tmp_path / name / "utterances", columns=columns).to_pylist(),
                    key=lambda r: (r["source"], r["start_s"])) for name in ("remote", "local")]
     assert rows[0] == rows[1] and len(rows[0]) >= 3
+
+
+@pytest.mark.parametrize("address, env", [("ray://127.0.0.1:10001", None), ("auto", "ray://127.0.0.1:10001")])
+def test_ray_client_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys, address, env):
+    """Ray Data does not run over Ray Client (ray://, given or in RAY_ADDRESS): one line says what to do instead."""
+    if env:
+        monkeypatch.setenv("RAY_ADDRESS", env)
+    else:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    code = batch.run([str(REPO / "examples" / "sample.flac"), "--out", str(tmp_path / "out"), "--address", address])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "Ray Data does not run over Ray Client" in err and "on a node of the cluster with --address auto" in err
+    assert not (tmp_path / "out").exists() and not ray.is_initialized()
