@@ -57,8 +57,7 @@ def clip_frames(clips, encoder, rank: np.ndarray) -> list[np.ndarray | None]:
     for idx in by_speaker.values():
         memory = None
         for i in sorted(idx, key=lambda i: rank[i]):
-            h, _, err, memory = dataset.clip_features(str(clips[i].path), config, None, (), memory, extractor)
-            out[i] = h
+            out[i], _, _, memory = dataset.clip_features(str(clips[i].path), config, None, (), memory, extractor)
     return out
 
 

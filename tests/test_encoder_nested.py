@@ -15,8 +15,8 @@ def test_each_outer_fold_scores_the_choice_its_inner_folds_made(small_corpora, t
     cache = tmp_path / "cache"
     # the shipped encoder is the one ser-train derives from its pinned package: put it where that would go
     (cache / "encoders").mkdir(parents=True)
-    shutil.copy(REPO / "models" / encoders.derived_file_name(recipe.ENCODER, recipe.ENCODER_BLOCKS),
-                cache / "encoders" / encoders.derived_file_name(recipe.ENCODER, recipe.ENCODER_BLOCKS))
+    name = encoders.derived_file_name(recipe.ENCODER, recipe.ENCODER_BLOCKS)
+    shutil.copy(REPO / "models" / name, cache / "encoders" / name)
     out = tmp_path / "nested.json"
     proc = subprocess.run([sys.executable, "-m", "experiments.encoder_nested", "--data", str(small_corpora / "ravdess"),
                            str(small_corpora / "crema-d"), "--cache-dir", str(cache), "--seeds", "0",

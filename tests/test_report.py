@@ -256,6 +256,7 @@ def test_without_matplotlib_the_page_is_written_and_the_png_is_explained(session
     assert r.stderr.count("\n") == 1 and "pip install 'ser-live[report]'" in r.stderr, r.stderr
     assert not out.exists()
 
+
 def _ser_live(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "ser-live"), *args], capture_output=True, text=True, timeout=180, **kwargs)
 
