@@ -173,7 +173,7 @@ def _run(args: argparse.Namespace, restore_signals: bool) -> int:
 
         report_png = png_beside(args.report)
         try:
-            check_outputs([args.log] if args.log else [], args.report, report_png)
+            check_outputs([args.log] if args.log else [], args.report, report_png, files or ())
         except ReportError as e:
             return _fail(str(e))
 

@@ -400,10 +400,12 @@ def png_beside(html_path: str | os.PathLike) -> Path | None:
 
 
 def check_outputs(logs: Iterable[Log | str | os.PathLike], html_path: str | os.PathLike,
-                  png_path: str | os.PathLike | None = None) -> None:
-    """ReportError, before any log is read, when the two outputs are one file, or an output is one of ``logs``, a
-    folder, in a folder that does not exist, or cannot be opened for writing (a file created to find that out is removed again)."""
+                  png_path: str | os.PathLike | None = None, audio: Iterable[str | os.PathLike] = ()) -> None:
+    """ReportError, before any log is read, when the two outputs are one file, or an output is one of ``logs`` or of
+    the ``audio`` files the session replays, a folder, in a folder that does not exist, or cannot be opened for
+    writing (a file created to find that out is removed again)."""
     inputs = {Path(p).resolve() for p in logs if not isinstance(p, Log)}
+    recordings = {Path(p).resolve() for p in audio}
     if png_path is not None and Path(png_path).resolve() == Path(html_path).resolve():
         raise ReportError(f"{html_path} would be both the page and the PNG; give the page an .html name")
     for out in (html_path, png_path):
@@ -411,6 +413,8 @@ def check_outputs(logs: Iterable[Log | str | os.PathLike], html_path: str | os.P
             continue
         if Path(out).resolve() in inputs:
             raise ReportError(f"{out} is one of the logs; choose another output file")
+        if Path(out).resolve() in recordings:
+            raise ReportError(f"{out} is one of the audio files to replay; choose another output file")
         if Path(out).is_dir():
             raise ReportError(f"cannot write {out}: it is a folder")
         if not Path(out).parent.is_dir():

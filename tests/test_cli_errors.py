@@ -144,12 +144,15 @@ def test_log_in_missing_folder(tmp_path, clip, capsys):
     (lambda folder: folder, "it is a folder"),
     (lambda folder: folder / "out.csv", "is one of the logs"),
     (lambda folder: folder / "page.png", "both the page and the PNG"),
-], ids=["missing-folder", "folder", "the-log", "the-png"])
+    (lambda folder: folder / "clip.wav", "one of the audio files to replay"),
+], ids=["missing-folder", "folder", "the-log", "the-png", "the-recording"])
 def test_report_that_cannot_be_written_is_refused_before_the_session(make, needle, tmp_path, clip, capsys):
     log = tmp_path / "out.csv"
+    recording = clip.read_bytes()
     code, out, err = run(["--file", str(clip), "--speed", "0", "--log", str(log), "--report", str(make(tmp_path))], capsys)
     assert_one_line_error(code, err, needle)
     assert code == 2 and out == "" and not log.exists()  # no session: nothing classified, no log opened
+    assert clip.read_bytes() == recording
 
 
 def test_report_that_cannot_be_written_at_the_end_keeps_the_log(tmp_path, clip, capsys):
