@@ -90,3 +90,25 @@ def test_sigterm_mid_utterance_classifies_and_logs_it(vmic_env, tmp_path):
     assert len(rows) == 1  # the utterance in progress was classified and logged
     assert float(rows[0]["end_s"]) - float(rows[0]["start_s"]) > 1.0
     assert "session: 1 utterances" in err
+
+
+def test_microphone_session_stopped_by_ctrl_c_writes_its_report(vmic_env, tmp_path):
+    """ser-live --report without --log, from the microphone: Ctrl-C ends the session and the page shows the
+    utterance heard, as file replay labels it; the temporary log's folder is removed."""
+    clip, expected = _confident_clip(tmp_path, vmic_env)
+    scratch, page = tmp_path / "tmp", tmp_path / "mic.html"
+    scratch.mkdir()
+    proc = _start({**vmic_env, "TMPDIR": str(scratch)}, "--report", str(page))
+    time.sleep(0.5)
+    _play(vmic_env, clip)
+    time.sleep(1.0)  # past the hangover: the utterance is final
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert err.endswith(f"ser-live: wrote {page} and {page.with_suffix('.png')}\n"), err
+    html = page.read_text()
+    assert "1 utterances from 1 source session(s); logs: this session (no --log)" in html
+    assert out.splitlines()[1].split("\t")[3] == expected
+    assert f"</i>{expected}</span></td>" in html  # the utterance table's emotion cell
+    assert page.with_suffix(".png").stat().st_size > 0
+    assert not list(scratch.glob("ser-live-*"))
