@@ -95,6 +95,39 @@ def test_features_and_cache(feats, small_data, cache_dir):
             assert z["features"].shape[1] == features.FEATURE_SIZE
 
 
+def test_cache_survives_a_copy_of_the_corpus_but_not_a_changed_clip(tmp_path, monkeypatch):
+    """A corpus copied anew (same bytes, new mtimes) is served from the cache, which then takes the new mtimes;
+    a clip whose bytes changed, at the same size, is computed again."""
+    root = tmp_path / "ravdess"
+    root.mkdir()
+    for e in range(1, 5):
+        name = f"03-01-{e:02d}-01-01-01-01.flac"
+        audio, rate = sf.read(data_dir() / "ravdess" / "Actor_01" / name, dtype="int16")
+        sf.write(root / name.replace(".flac", ".wav"), audio, rate, subtype="PCM_16")  # WAV: same size if changed
+    cache = tmp_path / "cache"
+
+    def build():
+        clips = corp.discover([root], corp.resolve_emotions(None)).clips
+        return dataset.build_features(clips, roots=[root], cache_dir=cache, jobs=1)
+
+    first = build()
+    assert first.cached == 0 and len(first.clips) == 4
+    for f in root.iterdir():  # as cp without -p would leave them
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    again = build()
+    assert again.cached == 4
+    np.testing.assert_array_equal(again.X, first.X)
+    with monkeypatch.context() as m:  # the cache now holds the new mtimes: found without reading the files
+        m.setattr(dataset, "_digest", lambda path: pytest.fail(f"{path} was read to find it in the cache"))
+        assert build().cached == 4
+    changed = sorted(root.iterdir())[2]
+    audio, rate = sf.read(changed, dtype="int16")
+    sf.write(changed, -audio, rate, subtype="PCM_16")  # the same size, other bytes
+    third = build()
+    assert third.cached == 3
+    np.testing.assert_array_equal(np.delete(third.X, 2, axis=0), np.delete(first.X, 2, axis=0))
+
+
 def test_cache_key_follows_what_the_features_compute(monkeypatch):
     from ser_live import features as F
 

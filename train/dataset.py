@@ -209,6 +209,15 @@ def _stat(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+def _digest(path: Path | str) -> str:
+    """sha256 of a file's bytes: a cached clip whose copy changed its mtime but not its content is still found."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _group_root(clip: Clip, roots: Sequence[Path]) -> Path:
     for r in roots:
         try:
@@ -233,8 +242,9 @@ def build_features(
 ) -> FeatureSet:
     """Features for ``clips`` (order kept, failures dropped). One cache file per data root, keyed by a
     hash of (root, FEATURE_VERSION, feature_params, the features' output on probe signals and on two of the
-    root's clips, segmenter config and its cut of those two clips, corruption); entries
-    are checked by resolved path, size and mtime.
+    root's clips, segmenter config and its cut of those two clips, corruption). An entry is used when its
+    resolved path and size match and its mtime does too or, failing that (a copied corpus, a re-extracted
+    archive), the sha256 of the file's bytes.
 
     ``corruption`` (a ``ser_live.train.augment.Corruption``) is applied to each clip's raw audio before it is cut;
     babble takes its talkers from the other speakers among ``clips``.
@@ -266,6 +276,8 @@ def build_features(
         by_root.setdefault(_group_root(c, roots), []).append(i)
     cache_files: dict[Path, Path] = {}
     old_entries: dict[Path, dict[str, tuple]] = {}  # entries of other clips, kept when rewriting
+    digests = [""] * len(clips)  # sha256 of each clip's file, where known
+    refreshed = False  # an entry found by its content: rewrite the cache with today's mtimes
     cached = 0
     for root, idx in by_root.items():
         if cache_dir is None:
@@ -286,20 +298,25 @@ def build_features(
             with np.load(f, allow_pickle=False) as z:
                 paths, sizes, mtimes = z["paths"], z["sizes"], z["mtimes"]
                 feats, found = z["features"], z["speech"]
+                sums = z["digests"] if "digests" in z.files else np.full(len(paths), "")
         except Exception:  # noqa: BLE001 - a broken cache is just rebuilt
             continue
         if feats.ndim != 2 or feats.shape[1] != size:
             continue
         where = {p: k for k, p in enumerate(paths.tolist())}
         old_entries[root] = {
-            p: (int(sizes[k]), int(mtimes[k]), feats[k], bool(found[k])) for p, k in where.items()
+            p: (int(sizes[k]), int(mtimes[k]), feats[k], bool(found[k]), str(sums[k])) for p, k in where.items()
         }
         for i in idx:
             k = where.get(str(clips[i].path))
-            if k is not None and (int(sizes[k]), int(mtimes[k])) == stats[i]:
-                vecs[i] = feats[k]
-                speech[i] = bool(found[k])
-                cached += 1
+            if k is None or int(sizes[k]) != stats[i][0]:
+                continue
+            if int(mtimes[k]) != stats[i][1]:
+                if not sums[k] or _digest(clips[i].path) != sums[k]:
+                    continue
+                refreshed = True
+            vecs[i], speech[i], digests[i] = feats[k], bool(found[k]), str(sums[k])
+            cached += 1
 
     # -- compute the rest
     todo = [i for i in range(len(clips)) if vecs[i] is None]
@@ -344,13 +361,13 @@ def build_features(
                 take(chunk, fut.result())
 
     # -- write caches (current clips of each root that have features)
-    if cache_dir is not None and todo:
+    if cache_dir is not None and (todo or refreshed):
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         for root, idx in by_root.items():
             entries = dict(old_entries.get(root, {}))
             for i in idx:
                 if vecs[i] is not None:
-                    entries[str(clips[i].path)] = (*stats[i], vecs[i], speech[i])
+                    entries[str(clips[i].path)] = (*stats[i], vecs[i], speech[i], digests[i] or _digest(clips[i].path))
             if not entries:
                 continue
             keys = sorted(entries)
@@ -363,6 +380,7 @@ def build_features(
                 mtimes=np.array([entries[k][1] for k in keys], dtype=np.int64),
                 features=np.stack([entries[k][2] for k in keys]).astype(np.float32),
                 speech=np.array([entries[k][3] for k in keys], dtype=bool),
+                digests=np.array([entries[k][4] for k in keys], dtype="U64"),
             )
             os.replace(tmp, f)
 
