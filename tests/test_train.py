@@ -784,6 +784,8 @@ def test_side_by_side_puts_each_evaluation_in_its_own_column(tmp_path, capsys):
     assert row.split("|")[3:5] == [f" {100 * r['cv']['ravdess']['uar']:.1f} " for r in runs]
     assert evaluate_cli.main(["--side-by-side", *map(str, paths), "--out", str(tmp_path / "both")]) == 0
     assert (tmp_path / "both.md").read_text() == md
+    centroid = json.loads((REPO / "reports" / "evaluation-default-centroid.json").read_text())
+    assert "speaker adaptation centroid (shrink 10 clips), split seed 0;" in evaluate_cli.render_side_by_side([centroid])
     capsys.readouterr()
     assert evaluate_cli.main(["--side-by-side", str(tmp_path / "missing.json"), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err

@@ -543,8 +543,9 @@ def render_side_by_side(results: list[dict]) -> str:
     """One table of the figures of several evaluations (models or split seeds), a column each."""
     tables = [rows(r) for r in results]
     names = list(dict.fromkeys(k for t in tables for k in t))
-    heads = [f"{_input(r['recipe'])}, speaker adaptation {r['recipe'].get('speaker_norm', 'none')}, "
-             f"split seed {r['recipe']['seed']}" for r in results]
+    heads = [f"{_input(r['recipe'])}, speaker adaptation {r['recipe'].get('speaker_norm', 'none')}"
+             + (f" (shrink {r['recipe']['shrink_clips']:g} clips)" if r["recipe"].get("speaker_norm") == "centroid" else "")
+             + f", split seed {r['recipe']['seed']}" for r in results]
     lines = ["# ser-live models side by side", "",
              "Each column is one `ser-evaluate` run (speaker-independent, the same speakers, folds and test "
              "conditions); UAR and costs in %, costs in points against the clean clips. Produced by "
