@@ -11,6 +11,7 @@ process.keep_freed_memory()
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from ser_live.arguments import EXIT_OUTPUT_CLOSED, EXIT_USAGE, OneLineParser  # noqa: E402
 
@@ -166,6 +167,8 @@ def _run(args: argparse.Namespace, restore_signals: bool) -> int:
             return EXIT_USAGE
     else:
         missing = []
+    if args.log and files and Path(args.log).resolve() in {f.resolve() for f in files}:
+        return _fail(f"{args.log} is one of the audio files to replay; choose another log file")
 
     report_png = None
     if args.report is not None:  # before the session: a page that cannot be written is a usage error

@@ -134,6 +134,13 @@ def test_infinite_and_huge_samples_give_no_warning_lines(tmp_path):
     assert r.returncode == 0 and "replaying 1 file" in r.stderr and "Warning" not in r.stderr, r.stderr
 
 
+def test_log_that_is_one_of_the_recordings_is_refused(tmp_path, clip, capsys):
+    recording = clip.read_bytes()
+    code, out, err = run(["--file", str(tmp_path), "--speed", "0", "--log", str(clip)], capsys)
+    assert_one_line_error(code, err, f"{clip} is one of the audio files to replay")
+    assert code == 2 and out == "" and clip.read_bytes() == recording
+
+
 def test_log_in_missing_folder(tmp_path, clip, capsys):
     code, _, err = run(["--file", str(clip), "--log", str(tmp_path / "no" / "out.csv")], capsys)
     assert_one_line_error(code, err, "does not exist")
