@@ -6,7 +6,7 @@ Embeddings of the clean clips (the shipped encoder recipe, cut by the runtime's 
 cache), a plain logistic-regression head per corpus (5 folds grouped by speaker, split seeds 0 and 1), each
 held-out speaker heard causally (only utterances already heard) in a balanced session (all its clips, seeded
 order) and in unbalanced sessions (one per emotion: all its clips of that emotion plus a third as many others).
-Three ways to adapt:
+Four ways to adapt:
 - none: every utterance alone;
 - running mean: the utterance minus the session's running mean including itself, shrunk to the training mean
   with a weight of 3 utterances (the fast model's method);
