@@ -80,8 +80,9 @@ def _score(X, y, groups, idx, seed: int) -> dict[str, dict[str, float]]:
                 n = np.arange(1, len(session) + 1)[:, None]
                 preds = {"none": base.predict(x),
                          "running mean": running.predict(x - (3 * mean + np.cumsum(x, axis=0)) / (3 + n) + mean)}
-                preds["centroid offset"] = adapted.predict(shrink(x))
-                preds["centroid offset, head trained as it is used"] = as_used.predict(shrink(x))
+                xa = shrink(x)
+                preds["centroid offset"] = adapted.predict(xa)
+                preds["centroid offset, head trained as it is used"] = as_used.predict(xa)
                 for method, p in preds.items():
                     slot = out.setdefault(f"{method}, {kind}", {"true": [], "pred": []})
                     slot["true"] += list(y[session])
