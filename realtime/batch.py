@@ -15,6 +15,7 @@ from ser_live import process
 process.pin_blas_threads()  # before numpy is first imported
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -317,12 +318,17 @@ def _score(args, store, jobs, all_units, spec, segmenter, problems) -> int:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = Progress(sum(len(u) for u in todo), sum(max(j.size, 0) for u in todo for j in u))
     started, failure = False, ""
+    ray_chatter = contextlib.ExitStack()  # Ray prints the errors it hears of (a task retried, an actor lost) on stdout
+    if not os.environ.get("SER_LIVE_DEBUG"):
+        ray_chatter.enter_context(contextlib.redirect_stdout(ray_chatter.enter_context(open(os.devnull, "w"))))
     try:
         try:
             started, actors = _start_ray(args.address, args.cpus)
         except Exception as e:  # no cluster at --address, no room for Ray's processes, ...
             _err(f"cannot start Ray: {_one_line(e)}")
             return 1
+        for sig in previous:  # ray.init replaces SIGTERM's handler with its own, which exits at once (status 15)
+            signal.signal(sig, stop)
         progress.t0 = time.monotonic()
         actors = min(actors, len(todo))
         seen = _collect(_dataset(todo, spec, segmenter, actors, blocks(todo, actors)), store, progress, stop,
@@ -347,6 +353,7 @@ def _score(args, store, jobs, all_units, spec, segmenter, problems) -> int:
             import ray
 
             ray.shutdown()
+        ray_chatter.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     already = f"; {skipped} already scored" if skipped else ""
@@ -371,8 +378,11 @@ class _EngineFailed(Exception):
 def _collect(dataset, store, progress: Progress, stop: _Interrupt, checkpoint_s: float) -> set[str]:
     """Take the results as they come, committing them at least every ``checkpoint_s``, until the end or a
     stop request; the keys of the files seen. Whatever arrived is committed before this returns or raises."""
+    import threading
+
     from ser_live.batch_scorer import outcomes
 
+    before = set(threading.enumerate())
     batches = iter(dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0))
     pending, seen, last_commit = [], set(), time.monotonic()
     try:
@@ -399,8 +409,23 @@ def _collect(dataset, store, progress: Progress, stop: _Interrupt, checkpoint_s:
                 pending, last_commit = [], time.monotonic()
                 progress.checkpoint()
     finally:
+        _stop_reading(batches, before)
         store.commit(pending)
     return seen
+
+
+def _stop_reading(batches, before: set, timeout_s: float = 10.0) -> None:
+    """Close Ray Data's iterator (which stops its executor) and wait for the threads it started to read
+    results, all but its block prefetcher (idle with ``prefetch_batches=0``, and it never ends): a thread
+    still fetching a result when ``ray.shutdown()`` runs makes Ray's core worker end the whole process, with
+    status 1 and no word, before the driver can say what was saved."""
+    import threading
+
+    batches.close()
+    deadline = time.monotonic() + timeout_s
+    for t in set(threading.enumerate()) - before:
+        if t.name != "Prefetcher":
+            t.join(max(0.0, deadline - time.monotonic()))
 
 
 def main(argv: list[str] | None = None) -> None:
