@@ -310,22 +310,32 @@ def new_text_predictions(
     the fold's training speakers without that group's sentences predicts the fold's held-out clips of
     that group. Clips without a known sentence are used for training only (None in the result).
     ``choose`` (optional) gives the hyperparameters for a fold from its training rows (a nested search)."""
+    pred = np.full(len(y), None, dtype=object)
+    for tr, by_text in new_text_splits(y, groups, corpora, sentences, folds=folds, seed=seed):
+        h = hp if choose is None else choose(tr)
+        for fold in fit_folds(X, y, by_text, h, seed, augmented=augmented, sn=sn):
+            pred[fold.test] = fold.predict(X)
+    return pred
+
+
+def new_text_splits(y: np.ndarray, groups: np.ndarray, corpora: np.ndarray, sentences: Sequence[str | None], *,
+                    folds: int, seed: int) -> list[tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]]:
+    """The splits of :func:`new_text_predictions`: for each speaker-grouped fold, its training rows and its
+    (training rows without a group of sentences, held-out rows of that group) pairs."""
     sent = np.array(sentences, dtype=object)
     part = np.full(len(y), -1)
     for c in np.unique(corpora):
         known = sorted({s for s in sent[corpora == c] if s is not None})
         for k, s in enumerate(known):
             part[(corpora == c) & (sent == s)] = k % min(3, len(known))
-    pred = np.full(len(y), None, dtype=object)
+    out = []
     for tr, te in grouped_splits(y, groups, folds, seed):
-        h = hp if choose is None else choose(tr)
         by_text = [(tr[part[tr] != g], te[part[te] == g]) for g in range(part.max() + 1)]
         by_text = [(tr_g, te_g) for tr_g, te_g in by_text if te_g.size]
         for tr_g, te_g in by_text:
             assert not set(sent[tr_g]) & set(sent[te_g]) - {None}, "a held-out sentence was trained on"
-        for fold in fit_folds(X, y, by_text, h, seed, augmented=augmented, sn=sn):
-            pred[fold.test] = fold.predict(X)
-    return pred
+        out.append((tr, by_text))
+    return out
 
 
 def cross_validate(
@@ -399,24 +409,31 @@ def cross_corpus(
 ) -> dict:
     """Train on one corpus, test on another, on their shared labels; every ordered pair.
     ``augmented``, ``sn`` and ``choose`` as in :func:`cross_validate` (normaliser fitted on the training corpus)."""
-    names = sorted(np.unique(corpora))
     out = {}
+    for a, b, shared, tr, te in corpus_pairs(y, groups, corpora):
+        fold = fit_fold(X, y, tr, te, hp, seed, augmented=augmented, sn=sn, choose=choose)
+        m = metrics(y[te], fold.predict(X), shared)
+        m["train"], m["test"], m["train_n"] = str(a), str(b), int(tr.size)
+        out[f"{a}->{b}"] = m
+        if on_pair:
+            on_pair(a, b)
+    return out
+
+
+def corpus_pairs(y: np.ndarray, groups: np.ndarray, corpora: np.ndarray) -> list[tuple[str, str, list, np.ndarray, np.ndarray]]:
+    """Every ordered pair of corpora sharing at least two labels: (training corpus, test corpus, the shared
+    labels, training rows, test rows), the rows being those of the shared labels."""
+    names = sorted(np.unique(corpora))
+    out = []
     for a in names:
         for b in names:
-            if a == b:
-                continue
             shared = sorted(set(y[corpora == a]) & set(y[corpora == b]))
-            if len(shared) < 2:
+            if a == b or len(shared) < 2:
                 continue
             tr = np.flatnonzero((corpora == a) & np.isin(y, shared))
             te = np.flatnonzero((corpora == b) & np.isin(y, shared))
             assert not set(groups[tr]) & set(groups[te]), "speaker in both train and test corpus"
-            fold = fit_fold(X, y, tr, te, hp, seed, augmented=augmented, sn=sn, choose=choose)
-            m = metrics(y[te], fold.predict(X), shared)
-            m["train"], m["test"], m["train_n"] = str(a), str(b), int(tr.size)
-            out[f"{a}->{b}"] = m
-            if on_pair:
-                on_pair(a, b)
+            out.append((str(a), str(b), shared, tr, te))
     return out
 
 
