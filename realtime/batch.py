@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     ray.add_argument("--cpus", type=int, metavar="N",
                      help="actors, one CPU each (default: every CPU of this machine, or of the cluster)")
     ray.add_argument("--address", metavar="ADDRESS",
-                     help="run on an existing Ray cluster, from one of its nodes: 'auto' (default: start Ray on this "
+                     help="run on an existing Ray cluster, from one of its nodes: 'auto' or HOST:PORT of its head (with "
+                     "RAY_AUTH_MODE=token if the cluster uses token authentication) (default: start Ray on this "
                      "machine); every node needs ser-live[scale] and the sources at the same paths. Ray Client "
                      "(ray://HOST:PORT) is refused: Ray Data does not run over it")
     p.add_argument("--checkpoint-s", type=_positive, default=30.0, metavar="SECONDS",
@@ -215,6 +216,17 @@ def _start_ray(address: str | None, cpus: int | None) -> tuple[bool, int]:
     return started, max(1, min(cpus or available, available))
 
 
+def _token_hint(address: str | None, error: Exception) -> str:
+    """What to try when a cluster given by its address refused the connection: a cluster started with token
+    authentication (as ``ray start`` sets one up by default in recent Ray) turns away a driver that was not told
+    to send the token, and Ray sends it on its own only to the cluster that 'auto' finds. Ray says why in its
+    native log alone."""
+    if address in (None, "auto") or not isinstance(error, ConnectionError) or os.environ.get("RAY_AUTH_MODE"):
+        return ""
+    return ("; if the cluster uses token authentication, set RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN "
+            "(or a file named by RAY_AUTH_TOKEN_PATH; default ~/.ray/auth_token)")
+
+
 def blocks(todo: list[list], actors: int) -> int:
     """How many blocks (pieces of work an actor takes at once) to cut the units into: about BLOCK_BYTES of
     audio files each, so that scheduling costs little beside scoring even for archives of short clips, but at
@@ -325,7 +337,7 @@ def _score(args, store, jobs, all_units, spec, segmenter, problems) -> int:
         try:
             started, actors = _start_ray(args.address, args.cpus)
         except Exception as e:  # no cluster at --address, no room for Ray's processes, ...
-            _err(f"cannot start Ray: {_one_line(e)}")
+            _err(f"cannot start Ray: {_one_line(e)}{_token_hint(args.address, e)}")
             return 1
         for sig in previous:  # ray.init replaces SIGTERM's handler with its own, which exits at once (status 15)
             signal.signal(sig, stop)

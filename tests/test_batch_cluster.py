@@ -1,8 +1,10 @@
 """ser-batch --address: the same job on a Ray cluster that was already running (a real one-node cluster
-started with ``ray start --head``), giving the rows a local run gives; a Ray Client address refused."""
+started with ``ray start --head``), found by ``auto`` or given as HOST:PORT (with its token if it wants one),
+giving the rows a local run gives; a Ray Client address refused."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -23,10 +25,10 @@ PORT = 6391
 @pytest.fixture
 def cluster():
     ray = Path(sys.executable).parent / "ray"
-    subprocess.run([str(ray), "start", "--head", "--port", str(PORT), "--num-cpus", "2", "--include-dashboard", "false",
-                    "--disable-usage-stats"], check=True, capture_output=True, timeout=120)
+    started = subprocess.run([str(ray), "start", "--head", "--port", str(PORT), "--num-cpus", "2", "--include-dashboard",
+                              "false", "--disable-usage-stats"], check=True, capture_output=True, text=True, timeout=120)
     try:
-        yield "auto"  # the cluster this machine's Ray knows of
+        yield "Token authentication is enabled" in started.stdout + started.stderr
     finally:
         subprocess.run([str(ray), "stop", "--force"], capture_output=True, timeout=120)
 
@@ -37,17 +39,26 @@ def test_the_same_job_runs_on_an_existing_cluster(tmp_path, cluster):
     for clip in real_clips(2, 2):
         shutil.copy(clip, src / clip.name)
     command = [sys.executable, "-c", "from ser_live import batch; batch.main()", str(src), "--model", "fast"]
-    remote = subprocess.run([*command, "--out", str(tmp_path / "remote"), "--address", cluster], capture_output=True,
-                            text=True, timeout=300)
-    assert remote.returncode == 0, remote.stderr
-    assert "scored 4 files" in remote.stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    if cluster:  # it wants a token: given by its address, ser-batch is turned away unless told to send it
+        refused = subprocess.run([*command, "--out", str(tmp_path / "refused"), "--address", f"127.0.0.1:{PORT}"],
+                                 capture_output=True, text=True, timeout=300, env=env)
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+        assert refused.stderr.startswith("ser-batch: cannot start Ray: ") and "RAY_AUTH_MODE=token" in refused.stderr
+        env["RAY_AUTH_MODE"] = "token"  # the token: ~/.ray/auth_token, written by ray start
+    # the cluster this machine's Ray knows of, and the same cluster by its head's address
+    for name, address in (("remote", "auto"), ("by-address", f"127.0.0.1:{PORT}")):
+        remote = subprocess.run([*command, "--out", str(tmp_path / name), "--address", address], capture_output=True,
+                                text=True, timeout=300, env=env if name == "by-address" else None)
+        assert remote.returncode == 0, remote.stderr
+        assert "scored 4 files" in remote.stdout
     local = subprocess.run([*command, "--out", str(tmp_path / "local"), "--cpus", "1"], capture_output=True, text=True,
                            timeout=300)
     assert local.returncode == 0, local.stderr
     columns = ["source", "start_s", "end_s", "p_angry", "p_neutral", "p_sad"]
     rows = [sorted(pq.read_table(tmp_path / name / "utterances", columns=columns).to_pylist(),
-                   key=lambda r: (r["source"], r["start_s"])) for name in ("remote", "local")]
-    assert rows[0] == rows[1] and len(rows[0]) >= 3
+                   key=lambda r: (r["source"], r["start_s"])) for name in ("remote", "by-address", "local")]
+    assert rows[0] == rows[1] == rows[2] and len(rows[0]) >= 3
 
 
 @pytest.mark.parametrize("address, env", [("ray://127.0.0.1:10001", None), ("auto", "ray://127.0.0.1:10001")])
