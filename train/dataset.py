@@ -185,10 +185,12 @@ class FeatureSet:
     cached: int  # clips served from the cache
 
 
-def _cache_key(root: str, info: dict, seg: dict, corruption: dict | None = None, order: str | None = None) -> str:
+def _cache_key(root: str | None, info: dict, seg: dict, corruption: dict | None = None, order: str | None = None) -> str:
+    """The cache file's key; ``root`` (the data root's absolute path) only for a cache file written before
+    entries were keyed by their path within the root."""
     blob = json.dumps(
         {
-            "root": root,
+            **({"root": root} if root is not None else {}),
             "sessions": order,
             "corruption": corruption,
             "v": info["feature_version"],
@@ -241,10 +243,11 @@ def build_features(
     config: SegmenterConfig | None = None,
 ) -> FeatureSet:
     """Features for ``clips`` (order kept, failures dropped). One cache file per data root, keyed by a
-    hash of (root, FEATURE_VERSION, feature_params, the features' output on probe signals and on two of the
-    root's clips, segmenter config and its cut of those two clips, corruption). An entry is used when its
-    resolved path and size match and its mtime does too or, failing that (a copied corpus, a re-extracted
-    archive), the sha256 of the file's bytes.
+    hash of (FEATURE_VERSION, feature_params, the features' output on probe signals and on two of the root's
+    clips, segmenter config and its cut of those two clips, corruption), named after the root's folder. An entry
+    is used when its path within the root and its size match and its mtime does too or, failing that (a copied
+    corpus, a re-extracted archive), the sha256 of the file's bytes; a corpus moved or mounted at another path
+    keeps its cache.
 
     ``corruption`` (a ``ser_live.train.augment.Corruption``) is applied to each clip's raw audio before it is cut;
     babble takes its talkers from the other speakers among ``clips``.
@@ -277,25 +280,36 @@ def build_features(
     cache_files: dict[Path, Path] = {}
     old_entries: dict[Path, dict[str, tuple]] = {}  # entries of other clips, kept when rewriting
     digests = [""] * len(clips)  # sha256 of each clip's file, where known
-    refreshed = False  # an entry found by its content: rewrite the cache with today's mtimes
+    refreshed = False  # an entry found by its content, or an old cache file: rewrite the cache
+    legacy_files: list[Path] = []
     cached = 0
+    # an entry's name: the clip's path within its root, so that a corpus moved or mounted elsewhere keeps its cache
+    rel = {i: clips[i].path.relative_to(root).as_posix() for root, idx in by_root.items() for i in idx}
     for root, idx in by_root.items():
         if cache_dir is None:
             continue
         cdict = corruption.to_dict() if corruption is not None else None
         tag = f"-{corruption.name}{corruption.copy}" if corruption is not None else ""
         probe = _probe_audio([str(clips[i].path) for i in idx])  # real speech: pitch, voicing and level paths all run
-        order = None
-        if rank is not None:
-            order = hashlib.sha256(json.dumps(sorted((str(clips[i].path), int(rank[i])) for i in idx)).encode()).hexdigest()
-        key = _cache_key(str(root), dict(info, behaviour_sha256=_behaviour_sha256(probe, extractor)),
-                         dict(seg, cut_sha256=_cut_sha256(probe, config)), cdict, order)
-        f = Path(cache_dir) / f"{root.name or 'root'}{tag}-{key}.npz"
+        info_key = dict(info, behaviour_sha256=_behaviour_sha256(probe, extractor))
+        seg_key = dict(seg, cut_sha256=_cut_sha256(probe, config))
+
+        def order(name) -> str | None:  # the speakers' arrival order, over the clips' names given by ``name``
+            if rank is None:
+                return None
+            return hashlib.sha256(json.dumps(sorted((name(i), int(rank[i])) for i in idx)).encode()).hexdigest()
+
+        stem = f"{root.name or 'root'}{tag}"
+        f = Path(cache_dir) / f"{stem}-{_cache_key(None, info_key, seg_key, cdict, order(lambda i: rel[i]))}.npz"
         cache_files[root] = f
-        if not f.exists():
+        # a cache written when entries were keyed by absolute path: read, then rewritten under the new name
+        old_key = _cache_key(str(root), info_key, seg_key, cdict, order(lambda i: str(clips[i].path)))
+        legacy = f.with_name(f"{stem}-{old_key}.npz")
+        source = f if f.exists() else legacy
+        if not source.exists():
             continue
         try:
-            with np.load(f, allow_pickle=False) as z:
+            with np.load(source, allow_pickle=False) as z:
                 paths, sizes, mtimes = z["paths"], z["sizes"], z["mtimes"]
                 feats, found = z["features"], z["speech"]
                 sums = z["digests"] if "digests" in z.files else np.full(len(paths), "")
@@ -303,12 +317,17 @@ def build_features(
             continue
         if feats.ndim != 2 or feats.shape[1] != size:
             continue
-        where = {p: k for k, p in enumerate(paths.tolist())}
+        names = paths.tolist()
+        if source == legacy:
+            names = [Path(p).relative_to(root).as_posix() if Path(p).is_relative_to(root) else p for p in names]
+            legacy_files.append(legacy)
+            refreshed = True
+        where = {p: k for k, p in enumerate(names)}
         old_entries[root] = {
             p: (int(sizes[k]), int(mtimes[k]), feats[k], bool(found[k]), str(sums[k])) for p, k in where.items()
         }
         for i in idx:
-            k = where.get(str(clips[i].path))
+            k = where.get(rel[i])
             if k is None or int(sizes[k]) != stats[i][0]:
                 continue
             if int(mtimes[k]) != stats[i][1]:
@@ -367,7 +386,7 @@ def build_features(
             entries = dict(old_entries.get(root, {}))
             for i in idx:
                 if vecs[i] is not None:
-                    entries[str(clips[i].path)] = (*stats[i], vecs[i], speech[i], digests[i] or _digest(clips[i].path))
+                    entries[rel[i]] = (*stats[i], vecs[i], speech[i], digests[i] or _digest(clips[i].path))
             if not entries:
                 continue
             keys = sorted(entries)
@@ -383,6 +402,8 @@ def build_features(
                 digests=np.array([entries[k][4] for k in keys], dtype="U64"),
             )
             os.replace(tmp, f)
+        for f in legacy_files:
+            f.unlink(missing_ok=True)
 
     keep = [i for i in range(len(clips)) if vecs[i] is not None]
     X = np.stack([vecs[i] for i in keep]).astype(np.float32) if keep else np.zeros((0, size), np.float32)
