@@ -421,8 +421,10 @@ def _collect(dataset, store, progress: Progress, stop: _Interrupt, checkpoint_s:
                 pending, last_commit = [], time.monotonic()
                 progress.checkpoint()
     finally:
-        _stop_reading(batches, before)
-        store.commit(pending)
+        try:
+            store.commit(pending)
+        finally:
+            _stop_reading(batches, before)
     return seen
 
 
