@@ -4,7 +4,9 @@ giving the rows a local run gives; a Ray Client address refused."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -20,15 +22,22 @@ pq = pytest.importorskip("pyarrow.parquet")
 from ser_live import batch  # noqa: E402
 
 PORT = 6391
+TOKENS = importlib.util.find_spec("ray._private.authentication") is not None  # Ray with token authentication
 
 
 @pytest.fixture
-def cluster():
+def cluster(tmp_path_factory):
+    """A one-node cluster started with ``ray start --head``, with token authentication where Ray has it (a token
+    of its own, not the user's ``~/.ray/auth_token``); the environment a driver needs to send that token."""
     ray = Path(sys.executable).parent / "ray"
-    started = subprocess.run([str(ray), "start", "--head", "--port", str(PORT), "--num-cpus", "2", "--include-dashboard",
-                              "false", "--disable-usage-stats"], check=True, capture_output=True, text=True, timeout=120)
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}  # an earlier ray.init may set them
+    token = tmp_path_factory.mktemp("ray") / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = dict(plain, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token)) if TOKENS else plain
+    subprocess.run([str(ray), "start", "--head", "--port", str(PORT), "--num-cpus", "2", "--include-dashboard", "false",
+                    "--disable-usage-stats"], check=True, capture_output=True, timeout=120, env=env)
     try:
-        yield "Token authentication is enabled" in started.stdout + started.stderr
+        yield env
     finally:
         subprocess.run([str(ray), "stop", "--force"], capture_output=True, timeout=120)
 
@@ -39,17 +48,16 @@ def test_the_same_job_runs_on_an_existing_cluster(tmp_path, cluster):
     for clip in real_clips(2, 2):
         shutil.copy(clip, src / clip.name)
     command = [sys.executable, "-c", "from ser_live import batch; batch.main()", str(src), "--model", "fast"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    if cluster:  # it wants a token: given by its address, ser-batch is turned away unless told to send it
+    if TOKENS:  # the cluster wants its token: a driver not told to send it is turned away, and ser-batch says why
+        plain = {k: v for k, v in cluster.items() if not k.startswith("RAY_AUTH")}
         refused = subprocess.run([*command, "--out", str(tmp_path / "refused"), "--address", f"127.0.0.1:{PORT}"],
-                                 capture_output=True, text=True, timeout=300, env=env)
+                                 capture_output=True, text=True, timeout=300, env=plain)
         assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
         assert refused.stderr.startswith("ser-batch: cannot start Ray: ") and "RAY_AUTH_MODE=token" in refused.stderr
-        env["RAY_AUTH_MODE"] = "token"  # the token: ~/.ray/auth_token, written by ray start
     # the cluster this machine's Ray knows of, and the same cluster by its head's address
     for name, address in (("remote", "auto"), ("by-address", f"127.0.0.1:{PORT}")):
         remote = subprocess.run([*command, "--out", str(tmp_path / name), "--address", address], capture_output=True,
-                                text=True, timeout=300, env=env if name == "by-address" else None)
+                                text=True, timeout=300, env=cluster)
         assert remote.returncode == 0, remote.stderr
         assert "scored 4 files" in remote.stdout
     local = subprocess.run([*command, "--out", str(tmp_path / "local"), "--cpus", "1"], capture_output=True, text=True,
