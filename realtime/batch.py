@@ -218,8 +218,8 @@ def _start_ray(address: str | None, cpus: int | None) -> tuple[bool, int]:
 
 def _token_hint(address: str | None, error: Exception) -> str:
     """What to try when a cluster given by its address refused the connection: a cluster started with token
-    authentication (as ``ray start`` sets one up by default in recent Ray) turns away a driver that was not told
-    to send the token, and Ray sends it on its own only to the cluster that 'auto' finds. Ray says why in its
+    authentication (Ray 2.60's ``ray start`` turns it on when ``~/.ray/auth_token`` exists) turns away a driver that
+    was not told to send the token, and Ray sends it on its own only to the cluster that 'auto' finds. Ray says why in its
     native log alone."""
     if address in (None, "auto") or not isinstance(error, ConnectionError) or os.environ.get("RAY_AUTH_MODE"):
         return ""
