@@ -50,3 +50,21 @@ def test_the_recorded_command_reproduces_the_options_as_they_are_typed():
     command = _command(p, args)
     assert command == "ser-evaluate --data a b --out reports/x --encoder-blocks 1,3 --seed 1"
     assert p.parse_args(command.split()[1:]).encoder_blocks == (1, 3)
+
+
+def test_each_shipped_report_is_its_json_rendered_with_cross_corpus_recall_per_class():
+    """Every reports/evaluation*.md is what ser-evaluate renders from the JSON beside it, and it shows the recall of
+    each class across corpora (where cross-corpus UAR is lost), not only in CV."""
+    import json
+
+    from ser_live.train.evaluate_cli import render
+
+    jsons = sorted((REPO / "reports").glob("evaluation*.json"))
+    assert jsons
+    for f in jsons:
+        r = json.loads(f.read_text())
+        md = render(r)
+        assert md == f.with_suffix(".md").read_text(), f"{f.with_suffix('.md').name} is not its JSON rendered"
+        (line,) = [x for x in md.splitlines() if x.startswith("Per-class recall across corpora")]
+        for pair, m in r["cross_corpus"].items():
+            assert f"{pair}: " + ", ".join(f"{label} {100 * v:.1f}" for label, v in m["recall"].items()) in line

@@ -502,6 +502,10 @@ def render(r: dict) -> str:
         "Per-class recall (CV): "
         + "; ".join(f"{c}: " + ", ".join(f"{l} {pct(v)}" for l, v in cv[c]["recall"].items()) for c in cv) + ".",
         "",
+        "Per-class recall across corpora (trained on one, tested on the other): "
+        + "; ".join(f"{pair}: " + ", ".join(f"{l} {pct(v)}" for l, v in m["recall"].items())
+                    for pair, m in r["cross_corpus"].items()) + ".",
+        "",
         f"Run {r['run']['date']} on {r['run']['machine']} (load average {r['run']['load_average']:g} at the start). "
         f"Time (s): {r['timing_s']}; features are cached between runs.",
         "",
