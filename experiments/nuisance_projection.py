@@ -42,8 +42,6 @@ def nuisance_directions(Z: np.ndarray, y: np.ndarray, nuisance: np.ndarray, k: i
 
 def project_out(Z: np.ndarray, V: np.ndarray) -> np.ndarray:
     """``Z`` without its components along the rows of ``V`` (orthonormalised first)."""
-    if not len(V):
-        return Z
     Q = np.linalg.qr(V.T)[0]
     return Z - (Z @ Q) @ Q.T
 
@@ -52,7 +50,8 @@ def fit_predict(X, y, speakers, sentences, tr, te, k_speakers: int, k_sentences:
     """(test rows, their predictions) of a head trained on ``tr`` with the nuisance directions removed."""
     Z = StandardScaler().fit(X[tr]).transform(X)
     V = [nuisance_directions(Z[tr], y[tr], g[tr], k) for g, k in ((speakers, k_speakers), (sentences, k_sentences)) if k]
-    Z = project_out(Z, np.concatenate(V) if V else np.empty((0, Z.shape[1])))
+    if V:
+        Z = project_out(Z, np.concatenate(V))
     return te, LogisticRegression(C=0.01, max_iter=3000).fit(Z[tr], y[tr]).predict(Z[te])
 
 
