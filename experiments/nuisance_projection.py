@@ -16,14 +16,13 @@ training rows only. Prints one line per split seed and variant.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from experiments import corpus_parser
-from ser_live.train import corpora, dataset, evaluate, recipe
-from ser_live.train.cli import make_extractor
+from experiments import corpus_parser, probe
 
 #: variant name -> directions removed: speaker offsets' and sentence offsets' (at most groups - 1 each)
 VARIANTS = {"none": (0, 0), "speakers 10": (10, 0), "speakers 30": (30, 0), "sentences": (0, 99),
@@ -46,37 +45,14 @@ def project_out(Z: np.ndarray, V: np.ndarray) -> np.ndarray:
     return Z - (Z @ Q) @ Q.T
 
 
-def fit_predict(X, y, speakers, sentences, tr, te, k_speakers: int, k_sentences: int) -> tuple[np.ndarray, np.ndarray]:
-    """(test rows, their predictions) of a head trained on ``tr`` with the nuisance directions removed."""
+def fit_predict(X, y, speakers, sentences, k_speakers: int, k_sentences: int, tr, te) -> np.ndarray:
+    """The predictions for ``te`` of a head trained on ``tr`` with the nuisance directions removed (``sentences``:
+    each row's nuisance group of words)."""
     Z = StandardScaler().fit(X[tr]).transform(X)
     V = [nuisance_directions(Z[tr], y[tr], g[tr], k) for g, k in ((speakers, k_speakers), (sentences, k_sentences)) if k]
     if V:
         Z = project_out(Z, np.concatenate(V))
-    return te, LogisticRegression(C=0.01, max_iter=3000).fit(Z[tr], y[tr]).predict(Z[te])
-
-
-def score(X, y, speakers, sentences, corpus, seed: int, variant: tuple[int, int], jobs: int) -> dict[str, float]:
-    """UAR % per corpus in CV and with sentences never heard (``sentences``: each clip's, None where unknown);
-    with ``seed`` 0 also across corpora."""
-    splits = {"CV": evaluate.grouped_splits(y, speakers, 5, seed),
-              "sentences never heard": [p for _, by_text in evaluate.new_text_splits(
-                  y, speakers, corpus, sentences, folds=5, seed=seed) for p in by_text]}
-    sentences = np.array([f"{c}:{s}" for c, s in zip(corpus, sentences)])  # the nuisance groups
-    pairs = evaluate.corpus_pairs(y, speakers, corpus) if seed == 0 else []
-    splits["across"] = [(tr, te) for _, _, _, tr, te in pairs]
-    out = {}
-    for kind, sp in splits.items():
-        done = Parallel(n_jobs=jobs)(delayed(fit_predict)(X, y, speakers, sentences, tr, te, *variant) for tr, te in sp)
-        if kind == "across":
-            out.update({f"{a} -> {b}": 100 * evaluate.uar(y[te], p) for (a, b, *_), (te, p) in zip(pairs, done)})
-            continue
-        pred = np.full(len(y), None, dtype=object)
-        for te, p in done:
-            pred[te] = p
-        for c in sorted(set(corpus)):
-            m = (corpus == c) & (pred != None)  # noqa: E711 (an object array)
-            out[f"{kind} {c}"] = 100 * evaluate.uar(y[m], pred[m].astype(str))
-    return out
+    return LogisticRegression(C=0.01, max_iter=3000).fit(Z[tr], y[tr]).predict(Z[te])
 
 
 def main() -> None:
@@ -84,19 +60,12 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = p.parse_args()
-    roots = [d.resolve() for d in args.data]
-    clips = corpora.discover(roots, corpora.resolve_emotions(None)).clips
-    extractor = make_extractor(recipe.ENCODER, recipe.ENCODER_BLOCKS, False, args.cache_dir)
-    fs = dataset.build_features(clips, roots=roots, cache_dir=args.cache_dir, jobs=args.jobs,
-                                rank=evaluate.arrival_rank(np.array([c.speaker for c in clips]), 0), extractor=extractor)
-    X = fs.X.astype(np.float64)
-    y = np.array([c.label for c in fs.clips])
-    speakers = np.array([c.speaker for c in fs.clips])
-    corpus = np.array([c.corpus for c in fs.clips])
-    sentences = [corpora.sentence(c) for c in fs.clips]
+    e = probe.clean_embeddings(args.data, args.cache_dir, args.jobs)
+    groups = np.array([f"{c}:{s}" for c, s in zip(e.corpus, e.sentences)])  # the sentences' nuisance groups
     for seed in args.seeds:
         for name in args.variants:
-            scores = score(X, y, speakers, sentences, corpus, seed, VARIANTS[name], args.jobs)
+            fit = partial(fit_predict, e.X, e.y, e.speakers, groups, *VARIANTS[name])
+            scores = probe.score(fit, e.y, e.speakers, e.sentences, e.corpus, seed, args.jobs)
             print(f"split seed {seed}, {name}: " + "; ".join(f"{k} {v:.1f}" for k, v in scores.items()), flush=True)
 
 

@@ -1,9 +1,12 @@
 """The nuisance projection study (experiments/nuisance_projection.py): the projection removes what tells the
 training speakers apart and nothing else, and every variant is scored in each of the study's splits."""
 
+from functools import partial
+
 import numpy as np
 
-from experiments.nuisance_projection import VARIANTS, nuisance_directions, project_out, score
+from experiments.nuisance_projection import VARIANTS, fit_predict, nuisance_directions, project_out
+from experiments.probe import score
 
 
 def _offset_spread(Z, y, speakers) -> float:
@@ -44,6 +47,7 @@ def test_every_variant_is_scored_in_cv_on_new_sentences_and_across_corpora():
     X = np.eye(3)[np.searchsorted(["angry", "happy", "sad"], y)] @ rng.normal(size=(3, 24)) * 4
     X += rng.normal(size=(20, 24))[np.arange(n) // 24] + rng.normal(size=(n, 24)) * 0.3
     for variant in VARIANTS.values():
-        scores = score(X, y, speakers, list(sentences), corpus, 0, variant, jobs=1)
+        groups = np.array([f"{c}:{s}" for c, s in zip(corpus, sentences)])
+        scores = score(partial(fit_predict, X, y, speakers, groups, *variant), y, speakers, list(sentences), corpus, 0, jobs=1)
         assert sorted(scores) == ["CV a", "CV b", "a -> b", "b -> a", "sentences never heard a", "sentences never heard b"]
         assert min(scores.values()) > 90.0, (variant, scores)

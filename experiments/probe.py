@@ -1,0 +1,82 @@
+"""The logistic-regression probe's splits: one head per split, scored on held-out speakers per corpus in CV, in
+the "sentences never heard" split of ``ser-evaluate``, and across corpora both ways."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from ser_live.train import corpora, dataset, evaluate, recipe
+
+#: ``fit_predict(training rows, test rows)`` -> the test rows' predicted labels
+FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass
+class Embeddings:
+    """The clean clips' embeddings (float64) and what the probe groups them by."""
+
+    fs: dataset.FeatureSet
+    roots: list[Path]
+    extractor: object
+    X: np.ndarray
+    y: np.ndarray
+    speakers: np.ndarray
+    corpus: np.ndarray
+    sentences: list[str | None]
+
+
+def clean_embeddings(data: Sequence[Path], cache_dir: Path, jobs: int,
+                     blocks: tuple[int, ...] = recipe.ENCODER_BLOCKS) -> Embeddings:
+    """The shipped encoder recipe's embeddings (of ``blocks``) of every clean clip under ``data``, each speaker's
+    clips cut as one source in the arrival order of split seed 0, as ``ser-train`` cuts them (from the cache)."""
+    from ser_live.train.cli import make_extractor
+
+    roots = [Path(d).resolve() for d in data]
+    clips = corpora.discover(roots, corpora.resolve_emotions(None)).clips
+    extractor = make_extractor(recipe.ENCODER, blocks, False, cache_dir)
+    fs = dataset.build_features(clips, roots=roots, cache_dir=cache_dir, jobs=jobs,
+                                rank=evaluate.arrival_rank(np.array([c.speaker for c in clips]), 0), extractor=extractor)
+    return Embeddings(fs, roots, extractor, fs.X.astype(np.float64), np.array([c.label for c in fs.clips]),
+                      np.array([c.speaker for c in fs.clips]), np.array([c.corpus for c in fs.clips]),
+                      [corpora.sentence(c) for c in fs.clips])
+
+
+def head_predict(X: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray,
+                 extra: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """Predictions for the rows ``te`` of a standardised logistic-regression head (the probe's head) trained on the
+    rows ``tr`` and, with ``extra`` (other versions of ``X``'s rows, e.g. augmented copies), the same rows of each."""
+    Xtr = np.concatenate([X[tr]] + [e[tr] for e in extra])
+    scaler = StandardScaler().fit(Xtr)
+    head = LogisticRegression(C=0.01, max_iter=3000).fit(scaler.transform(Xtr), np.tile(y[tr], 1 + len(extra)))
+    return head.predict(scaler.transform(X[te]))
+
+
+def score(fit_predict: FitPredict, y: np.ndarray, speakers: np.ndarray, sentences: Sequence[str | None],
+          corpus: np.ndarray, seed: int, jobs: int) -> dict[str, float]:
+    """UAR % per corpus in speaker-grouped CV (5 folds) and with sentences never heard (``sentences``: each clip's,
+    None where unknown); with ``seed`` 0 also across corpora (the same split whatever the seed)."""
+    splits = {"CV": evaluate.grouped_splits(y, speakers, 5, seed),
+              "sentences never heard": [p for _, by_text in evaluate.new_text_splits(
+                  y, speakers, corpus, sentences, folds=5, seed=seed) for p in by_text]}
+    pairs = evaluate.corpus_pairs(y, speakers, corpus) if seed == 0 else []
+    splits["across"] = [(tr, te) for _, _, _, tr, te in pairs]
+    out = {}
+    for kind, sp in splits.items():
+        done = Parallel(n_jobs=jobs)(delayed(fit_predict)(tr, te) for tr, te in sp)
+        if kind == "across":
+            out.update({f"{a} -> {b}": 100 * evaluate.uar(y[te], p) for (a, b, *_), (_, te), p in zip(pairs, sp, done)})
+            continue
+        pred = np.full(len(y), None, dtype=object)
+        for (_, te), p in zip(sp, done):
+            pred[te] = p
+        for c in sorted(set(corpus)):
+            m = (corpus == c) & (pred != None)  # noqa: E711 (an object array)
+            out[f"{kind} {c}"] = 100 * evaluate.uar(y[m], pred[m].astype(str))
+    return out
