@@ -25,31 +25,40 @@ def on_worker_thread(fn, *args):
 
 def bench_features(model, utts: dict[float, list[np.ndarray]], repeats: int) -> dict:
     """The model's input (whatever it hears: ``model.extract``) and its inference, timed per utterance;
-    a model that adapts by the centroid offset runs its unadapted head too, as the worker does."""
-    out = {}
+    a model that adapts by the centroid offset runs its unadapted head too, as the worker does.
+
+    ``repeats`` passes; each pass times every utterance once, the lengths interleaved, so that a slowdown of the
+    host falls on every length alike. On a shared virtual machine the same work can take half as long again for a
+    second or two (another tenant on the same physical core; no steal time is recorded), so besides the times of
+    all passes pooled, each utterance's fastest pass is kept (``best_ms``): the work itself, with that noise
+    removed, its spread over the utterances still that of their content."""
     warm = utts[3.0][0]
     heads = [h for h in (model.predict, model.unadapted) if h is not None]
     for _ in range(20):
         v = model.extract(warm)
         for head in heads:
             head(v)
-    for seconds, items in utts.items():
-        total, feat, inf, cpu = [], [], [], []
-        for _ in range(repeats):
-            for x in items:
+    kinds = ("total_ms", "features_ms", "inference_ms", "cpu_ms")
+    t = {s: {k: np.empty((repeats, len(items))) for k in kinds} for s, items in utts.items()}
+    for r in range(repeats):
+        for i in range(max(len(items) for items in utts.values())):
+            for seconds, items in utts.items():
+                if i >= len(items):
+                    continue
                 c0 = time.thread_time()
                 t0 = time.perf_counter()
-                v = model.extract(x)
+                v = model.extract(items[i])
                 t1 = time.perf_counter()
                 for head in heads:
                     head(v)
                 t2 = time.perf_counter()
-                cpu.append((time.thread_time() - c0) * 1e3)
-                total.append((t2 - t0) * 1e3)
-                feat.append((t1 - t0) * 1e3)
-                inf.append((t2 - t1) * 1e3)
-        out[seconds] = {"total_ms": stats(total), "features_ms": stats(feat), "inference_ms": stats(inf), "cpu_ms": stats(cpu)}
-    return out
+                row = t[seconds]
+                row["cpu_ms"][r, i] = (time.thread_time() - c0) * 1e3
+                row["total_ms"][r, i] = (t2 - t0) * 1e3
+                row["features_ms"][r, i] = (t1 - t0) * 1e3
+                row["inference_ms"][r, i] = (t2 - t1) * 1e3
+    return {s: {**{k: stats(a.ravel()) for k, a in row.items()}, "best_ms": stats(row["total_ms"].min(axis=0))}
+            for s, row in t.items()}
 
 
 def librosa_way():

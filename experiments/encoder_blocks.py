@@ -15,21 +15,18 @@ from __future__ import annotations
 
 from functools import partial
 
-from experiments import corpus_parser, probe
+from experiments import probe
 
 
 def main() -> None:
-    p = corpus_parser(__doc__, seeds=True)
-    p.add_argument("--jobs", type=int, default=2)
+    p = probe.parser(__doc__)
     p.add_argument("--blocks", nargs="+", default=["1,2,3", "1,2,3,4"],
                    help="block sets, each comma-separated (default: the shipped 1,2,3 and 1,2,3,4)")
     args = p.parse_args()
     for blocks in args.blocks:
         e = probe.clean_embeddings(args.data, args.cache_dir, args.jobs, tuple(int(b) for b in blocks.split(",")))
         for seed in args.seeds:
-            scores = probe.score(partial(probe.head_predict, e.X, e.y), e.y, e.speakers, e.sentences, e.corpus, seed, args.jobs)
-            print(f"split seed {seed}, blocks {blocks}: " + "; ".join(f"{k} {v:.1f}" for k, v in scores.items()),
-                  flush=True)
+            probe.report(partial(probe.head_predict, e.X, e.y), e, seed, f"blocks {blocks}", args.jobs)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from experiments import corpus_parser, probe
+from experiments import probe
 
 #: variant name -> directions removed: speaker offsets' and sentence offsets' (at most groups - 1 each)
 VARIANTS = {"none": (0, 0), "speakers 10": (10, 0), "speakers 30": (30, 0), "sentences": (0, 99),
@@ -56,17 +56,12 @@ def fit_predict(X, y, speakers, sentences, k_speakers: int, k_sentences: int, tr
 
 
 def main() -> None:
-    p = corpus_parser(__doc__, seeds=True)
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    args = p.parse_args()
+    args = probe.parser(__doc__, VARIANTS).parse_args()
     e = probe.clean_embeddings(args.data, args.cache_dir, args.jobs)
     groups = np.array([f"{c}:{s}" for c, s in zip(e.corpus, e.sentences)])  # the sentences' nuisance groups
     for seed in args.seeds:
         for name in args.variants:
-            fit = partial(fit_predict, e.X, e.y, e.speakers, groups, *VARIANTS[name])
-            scores = probe.score(fit, e.y, e.speakers, e.sentences, e.corpus, seed, args.jobs)
-            print(f"split seed {seed}, {name}: " + "; ".join(f"{k} {v:.1f}" for k, v in scores.items()), flush=True)
+            probe.report(partial(fit_predict, e.X, e.y, e.speakers, groups, *VARIANTS[name]), e, seed, name, args.jobs)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from joblib import Parallel, delayed
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from experiments import corpus_parser
 from ser_live.train import corpora, dataset, evaluate, recipe
 
 #: ``fit_predict(training rows, test rows)`` -> the test rows' predicted labels
@@ -80,3 +81,19 @@ def score(fit_predict: FitPredict, y: np.ndarray, speakers: np.ndarray, sentence
             m = (corpus == c) & (pred != None)  # noqa: E711 (an object array)
             out[f"{kind} {c}"] = 100 * evaluate.uar(y[m], pred[m].astype(str))
     return out
+
+
+def parser(doc: str, variants: Sequence[str] = ()):
+    """A study's argument parser: the corpora, the cache, the split seeds, ``--jobs`` and, when it has
+    ``variants``, ``--variants`` (default: all of them)."""
+    p = corpus_parser(doc, seeds=True)
+    p.add_argument("--jobs", type=int, default=2)
+    if variants:
+        p.add_argument("--variants", nargs="+", choices=list(variants), default=list(variants))
+    return p
+
+
+def report(fit_predict: FitPredict, e: Embeddings, seed: int, name: str, jobs: int) -> None:
+    """Print one line: the scores of ``fit_predict`` on the splits of ``seed`` (see :func:`score`)."""
+    scores = score(fit_predict, e.y, e.speakers, e.sentences, e.corpus, seed, jobs)
+    print(f"split seed {seed}, {name}: " + "; ".join(f"{k} {v:.1f}" for k, v in scores.items()), flush=True)

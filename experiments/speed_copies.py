@@ -20,7 +20,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments import corpus_parser, probe
+from experiments import probe
 from ser_live.train import augment, dataset
 
 SPEED = (0.9, 1.1)
@@ -40,10 +40,7 @@ VARIANTS = {"noisy copy (shipped)": ("noisy",), "noisy copy sped": ("noisy sped"
 
 
 def main() -> None:
-    p = corpus_parser(__doc__, seeds=True)
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    args = p.parse_args()
+    args = probe.parser(__doc__, VARIANTS).parse_args()
     e = probe.clean_embeddings(args.data, args.cache_dir, args.jobs)
     needed = {name for v in args.variants for name in VARIANTS[v]}
     rows = {}
@@ -56,9 +53,8 @@ def main() -> None:
             rows[name] = fa.X.astype(np.float64)
     for seed in args.seeds:
         for name in args.variants:
-            fit = partial(probe.head_predict, e.X, e.y, extra=[rows[k] for k in VARIANTS[name]])
-            scores = probe.score(fit, e.y, e.speakers, e.sentences, e.corpus, seed, args.jobs)
-            print(f"split seed {seed}, {name}: " + "; ".join(f"{k} {v:.1f}" for k, v in scores.items()), flush=True)
+            probe.report(partial(probe.head_predict, e.X, e.y, extra=[rows[k] for k in VARIANTS[name]]), e, seed,
+                         name, args.jobs)
 
 
 if __name__ == "__main__":

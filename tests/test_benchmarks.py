@@ -44,3 +44,22 @@ def test_quick_benchmark_emits_every_figure(tmp_path):
     assert d["startup"]["exit_code"] == 0
     assert d["stop"]["exit_codes"] == [0] * len(d["stop"]["runs_s"])  # a stop is a clean exit, paced or batch
     assert d["cpu_silent"]["terminal_bytes_per_s"] > 0  # the live view really was drawn
+
+
+def test_feature_timing_keeps_every_pass_and_each_utterances_fastest():
+    """Every utterance of every length is timed once per pass; an utterance's fastest pass is never slower than
+    the times pooled over the passes, so its p95 is at most theirs."""
+    import numpy as np
+
+    from benchmarks.features import bench_features
+    from ser_live.model import EmotionModel
+    from ser_live.models import FAST_MODEL
+
+    rng = np.random.default_rng(0)
+    utts = {s: [rng.normal(0, 0.1, int(s * 16000)).astype(np.float32) for _ in range(4)] for s in (1.0, 3.0, 8.0)}
+    out = bench_features(EmotionModel(FAST_MODEL), utts, repeats=3)
+    assert set(out) == set(utts)
+    for s in utts:
+        assert out[s]["total_ms"]["n"] == out[s]["cpu_ms"]["n"] == 12 and out[s]["best_ms"]["n"] == 4
+        assert out[s]["best_ms"]["p95"] <= out[s]["total_ms"]["p95"]
+        assert out[s]["best_ms"]["median"] <= out[s]["total_ms"]["max"]
