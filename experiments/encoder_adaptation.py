@@ -6,7 +6,7 @@ Embeddings of the clean clips (the shipped encoder recipe, cut by the runtime's 
 cache), a plain logistic-regression head per corpus (5 folds grouped by speaker, split seeds 0 and 1), each
 held-out speaker heard causally (only utterances already heard) in a balanced session (all its clips, seeded
 order) and in unbalanced sessions (one per emotion: all its clips of that emotion plus a third as many others).
-Four ways to adapt:
+Five ways to adapt:
 - none: every utterance alone;
 - running mean: the utterance minus the session's running mean including itself, shrunk to the training mean
   with a weight of 3 utterances (the fast model's method);
@@ -14,7 +14,11 @@ Four ways to adapt:
   predicts for it), shrunk by n / (n + 10), removed before a head trained on speaker-offset-free rows;
 - centroid offset, head trained as it is used: the same offset, removed before a head trained on the training
   speakers' rows adapted the same way (causally, with the unadapted head's predicted classes, shrunk) in a
-  balanced session and in unbalanced ones of each speaker, so it learns on the partly adapted inputs it meets.
+  balanced session and in unbalanced ones of each speaker, so it learns on the partly adapted inputs it meets;
+  the unadapted head that predicts those classes was trained on the same speakers, so its predictions are
+  nearer the true classes than a new speaker's;
+- the same with those predictions cross-fitted: each training speaker's classes predicted by a head trained
+  on the other training speakers (4 folds), as the runtime's predictions for a speaker it never heard.
 Prints UAR per corpus, split and session kind.
 """
 
@@ -25,9 +29,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from experiments import corpus_parser
-from ser_live.train import corpora, dataset, evaluate, recipe
-from ser_live.train.cli import make_extractor
+from experiments import corpus_parser, probe
+from ser_live.train import evaluate
 
 
 def _head(X: np.ndarray, y: np.ndarray):
@@ -61,12 +64,21 @@ def _score(X, y, groups, idx, seed: int) -> dict[str, dict[str, float]]:
             offset_free[m] -= (X[tr][m] - centroids[np.searchsorted(classes, y[tr][m])]).mean(axis=0)
         adapted = _head(offset_free, y[tr])
 
-        def shrink(x: np.ndarray) -> np.ndarray:  # a session's rows minus its causal, shrunk centroid offset
-            resid = x - centroids[base.predict_proba(x).argmax(axis=1)]
-            return x - np.cumsum(resid, axis=0) / (np.arange(1, len(x) + 1)[:, None] + 10)
+        def offset_removed(x: np.ndarray, cls: np.ndarray) -> np.ndarray:
+            """A session's rows minus its causal, shrunk centroid offset, given each row's predicted class index."""
+            return x - np.cumsum(x - centroids[cls], axis=0) / (np.arange(1, len(x) + 1)[:, None] + 10)
+
+        def shrink(x: np.ndarray) -> np.ndarray:  # with the unadapted head's predictions
+            return offset_removed(x, base.predict_proba(x).argmax(axis=1))
 
         heard = [s for skewed in (False, True) for s in _sessions(groups, y, tr, skewed, np.random.default_rng(seed + 2))]
         as_used = _head(np.concatenate([shrink(X[s]) for s in heard]), np.concatenate([y[s] for s in heard]))
+        # the same, each training speaker's classes predicted by a head that did not hear that speaker
+        crossfit = np.zeros(len(y), dtype=int)
+        for itr, ite in evaluate.grouped_splits(y[tr], groups[tr], 4, seed):
+            crossfit[tr[ite]] = np.searchsorted(classes, _head(X[tr[itr]], y[tr[itr]]).predict(X[tr[ite]]))
+        as_used_cf = _head(np.concatenate([offset_removed(X[s], crossfit[s]) for s in heard]),
+                           np.concatenate([y[s] for s in heard]))
         mean = X[tr].mean(axis=0)
         centred = X[tr].copy()
         for s in set(groups[tr]):
@@ -83,6 +95,7 @@ def _score(X, y, groups, idx, seed: int) -> dict[str, dict[str, float]]:
                 xa = shrink(x)
                 preds["centroid offset"] = adapted.predict(xa)
                 preds["centroid offset, head trained as it is used"] = as_used.predict(xa)
+                preds["centroid offset, head trained as it is used, predictions cross-fitted"] = as_used_cf.predict(xa)
                 for method, p in preds.items():
                     slot = out.setdefault(f"{method}, {kind}", {"true": [], "pred": []})
                     slot["true"] += list(y[session])
@@ -94,16 +107,8 @@ def main() -> None:
     p = corpus_parser(__doc__)
     p.add_argument("--jobs", type=int, default=2)
     args = p.parse_args()
-    roots = [d.resolve() for d in args.data]
-    clips = corpora.discover(roots, corpora.resolve_emotions(None)).clips
-    groups = np.array([c.speaker for c in clips])
-    extractor = make_extractor(recipe.ENCODER, recipe.ENCODER_BLOCKS, False, args.cache_dir)
-    fs = dataset.build_features(clips, roots=roots, cache_dir=args.cache_dir, jobs=args.jobs,
-                                rank=evaluate.arrival_rank(groups, 0), extractor=extractor)
-    X = fs.X.astype(np.float64)
-    y = np.array([c.label for c in fs.clips])
-    groups = np.array([c.speaker for c in fs.clips])
-    corpus = np.array([c.corpus for c in fs.clips])
+    e = probe.clean_embeddings(args.data, args.cache_dir, args.jobs)
+    X, y, groups, corpus = e.X, e.y, e.speakers, e.corpus
     for c in sorted(set(corpus)):
         for seed in (0, 1):
             scores = _score(X, y, groups, np.flatnonzero(corpus == c), seed)

@@ -36,6 +36,7 @@ def test_every_method_scores_every_session_kind():
     X = np.eye(3)[np.searchsorted(["angry", "happy", "sad"], y)] @ rng.normal(size=(3, 16)) * 4
     X += rng.normal(size=(10, 16))[np.arange(300) // 30] + rng.normal(size=(300, 16)) * 0.3
     scores = _score(X, y, groups, np.arange(300), 0)
-    methods = ["none", "running mean", "centroid offset", "centroid offset, head trained as it is used"]
+    methods = ["none", "running mean", "centroid offset", "centroid offset, head trained as it is used",
+               "centroid offset, head trained as it is used, predictions cross-fitted"]
     assert sorted(scores) == sorted(f"{m}, {k}" for m in methods for k in ("balanced", "unbalanced"))
     assert min(scores.values()) > 90.0, scores
