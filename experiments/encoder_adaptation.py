@@ -25,16 +25,13 @@ Prints UAR per corpus, split and session kind.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from experiments import corpus_parser, probe
 from ser_live.train import evaluate
 
 
 def _head(X: np.ndarray, y: np.ndarray):
-    return make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=3000)).fit(X, y)
+    return probe.linear_head().fit(X, y)
 
 
 def _sessions(groups, y, idx, skewed: bool, rng) -> list[np.ndarray]:

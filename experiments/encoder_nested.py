@@ -24,11 +24,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from experiments import corpus_parser
+from experiments import corpus_parser, probe
 from ser_live.train import corpora, dataset, evaluate, model, recipe
 from ser_live.train.cli import make_extractor
 
@@ -56,7 +53,7 @@ def _uar(fit, X, y, splits) -> float:
 
 
 def _linear(X, y):
-    return make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=3000)).fit(X, y)
+    return probe.linear_head().fit(X, y)
 
 
 def _mlp(hidden: int, members: int, seed: int, max_iter: int):

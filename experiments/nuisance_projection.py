@@ -19,7 +19,6 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from experiments import probe
@@ -52,7 +51,7 @@ def fit_predict(X, y, speakers, sentences, k_speakers: int, k_sentences: int, tr
     V = [nuisance_directions(Z[tr], y[tr], g[tr], k) for g, k in ((speakers, k_speakers), (sentences, k_sentences)) if k]
     if V:
         Z = project_out(Z, np.concatenate(V))
-    return LogisticRegression(C=0.01, max_iter=3000).fit(Z[tr], y[tr]).predict(Z[te])
+    return probe.classifier().fit(Z[tr], y[tr]).predict(Z[te])
 
 
 def main() -> None:

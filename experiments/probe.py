@@ -1,5 +1,6 @@
-"""The logistic-regression probe's splits: one head per split, scored on held-out speakers per corpus in CV, in
-the "sentences never heard" split of ``ser-evaluate``, and across corpora both ways."""
+"""The logistic-regression probe the encoder studies share: the clean clips' embeddings, the head, and its
+splits (one head per split, scored on held-out speakers per corpus in CV, in the "sentences never heard" split of
+``ser-evaluate``, and across corpora both ways)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Callable, Sequence
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from experiments import corpus_parser
@@ -49,14 +51,23 @@ def clean_embeddings(data: Sequence[Path], cache_dir: Path, jobs: int,
                       [corpora.sentence(c) for c in fs.clips])
 
 
+def classifier() -> LogisticRegression:
+    """The probe's classifier: a logistic regression with a strong L2 penalty (C = 0.01), for inputs already
+    standardised."""
+    return LogisticRegression(C=0.01, max_iter=3000)
+
+
+def linear_head():
+    """The probe's head: standardised inputs under :func:`classifier`."""
+    return make_pipeline(StandardScaler(), classifier())
+
+
 def head_predict(X: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray,
                  extra: Sequence[np.ndarray] = ()) -> np.ndarray:
     """Predictions for the rows ``te`` of a standardised logistic-regression head (the probe's head) trained on the
     rows ``tr`` and, with ``extra`` (other versions of ``X``'s rows, e.g. augmented copies), the same rows of each."""
     Xtr = np.concatenate([X[tr]] + [e[tr] for e in extra])
-    scaler = StandardScaler().fit(Xtr)
-    head = LogisticRegression(C=0.01, max_iter=3000).fit(scaler.transform(Xtr), np.tile(y[tr], 1 + len(extra)))
-    return head.predict(scaler.transform(X[te]))
+    return linear_head().fit(Xtr, np.tile(y[tr], 1 + len(extra))).predict(X[te])
 
 
 def score(fit_predict: FitPredict, y: np.ndarray, speakers: np.ndarray, sentences: Sequence[str | None],
