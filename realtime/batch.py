@@ -20,6 +20,7 @@ import math  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from dataclasses import asdict  # noqa: E402
@@ -390,8 +391,6 @@ class _EngineFailed(Exception):
 def _collect(dataset, store, progress: Progress, stop: _Interrupt, checkpoint_s: float) -> set[str]:
     """Take the results as they come, committing them at least every ``checkpoint_s``, until the end or a
     stop request; the keys of the files seen. Whatever arrived is committed before this returns or raises."""
-    import threading
-
     from ser_live.batch_scorer import outcomes
 
     before = set(threading.enumerate())
@@ -433,8 +432,6 @@ def _stop_reading(batches, before: set, timeout_s: float = 10.0) -> None:
     results, all but its block prefetcher (idle with ``prefetch_batches=0``, and it never ends): a thread
     still fetching a result when ``ray.shutdown()`` runs makes Ray's core worker end the whole process, with
     status 1 and no word, before the driver can say what was saved."""
-    import threading
-
     batches.close()
     deadline = time.monotonic() + timeout_s
     for t in set(threading.enumerate()) - before:

@@ -185,12 +185,10 @@ class FeatureSet:
     cached: int  # clips served from the cache
 
 
-def _cache_key(root: str | None, info: dict, seg: dict, corruption: dict | None = None, order: str | None = None) -> str:
-    """The cache file's key; ``root`` (the data root's absolute path) only for a cache file written before
-    entries were keyed by their path within the root."""
+def _cache_key(info: dict, seg: dict, corruption: dict | None = None, order: str | None = None) -> str:
+    """The cache file's key."""
     blob = json.dumps(
         {
-            **({"root": root} if root is not None else {}),
             "sessions": order,
             "corruption": corruption,
             "v": info["feature_version"],
@@ -280,8 +278,7 @@ def build_features(
     cache_files: dict[Path, Path] = {}
     old_entries: dict[Path, dict[str, tuple]] = {}  # entries of other clips, kept when rewriting
     digests = [""] * len(clips)  # sha256 of each clip's file, where known
-    refreshed = False  # an entry found by its content, or an old cache file: rewrite the cache
-    legacy_files: list[Path] = []
+    refreshed = False  # an entry found by its content: rewrite the cache
     cached = 0
     # an entry's name: the clip's path within its root, so that a corpus moved or mounted elsewhere keeps its cache
     rel = {i: clips[i].path.relative_to(root).as_posix() for root, idx in by_root.items() for i in idx}
@@ -294,22 +291,16 @@ def build_features(
         info_key = dict(info, behaviour_sha256=_behaviour_sha256(probe, extractor))
         seg_key = dict(seg, cut_sha256=_cut_sha256(probe, config))
 
-        def order(name) -> str | None:  # the speakers' arrival order, over the clips' names given by ``name``
-            if rank is None:
-                return None
-            return hashlib.sha256(json.dumps(sorted((name(i), int(rank[i])) for i in idx)).encode()).hexdigest()
+        order = None if rank is None else hashlib.sha256(  # the speakers' arrival order
+            json.dumps(sorted((rel[i], int(rank[i])) for i in idx)).encode()).hexdigest()
 
         stem = f"{root.name or 'root'}{tag}"
-        f = Path(cache_dir) / f"{stem}-{_cache_key(None, info_key, seg_key, cdict, order(lambda i: rel[i]))}.npz"
+        f = Path(cache_dir) / f"{stem}-{_cache_key(info_key, seg_key, cdict, order)}.npz"
         cache_files[root] = f
-        # a cache written when entries were keyed by absolute path: read, then rewritten under the new name
-        old_key = _cache_key(str(root), info_key, seg_key, cdict, order(lambda i: str(clips[i].path)))
-        legacy = f.with_name(f"{stem}-{old_key}.npz")
-        source = f if f.exists() else legacy
-        if not source.exists():
+        if not f.exists():
             continue
         try:
-            with np.load(source, allow_pickle=False) as z:
+            with np.load(f, allow_pickle=False) as z:
                 paths, sizes, mtimes = z["paths"], z["sizes"], z["mtimes"]
                 feats, found = z["features"], z["speech"]
                 sums = z["digests"] if "digests" in z.files else np.full(len(paths), "")
@@ -317,12 +308,7 @@ def build_features(
             continue
         if feats.ndim != 2 or feats.shape[1] != size:
             continue
-        names = paths.tolist()
-        if source == legacy:
-            names = [Path(p).relative_to(root).as_posix() if Path(p).is_relative_to(root) else p for p in names]
-            legacy_files.append(legacy)
-            refreshed = True
-        where = {p: k for k, p in enumerate(names)}
+        where = {p: k for k, p in enumerate(paths.tolist())}
         old_entries[root] = {
             p: (int(sizes[k]), int(mtimes[k]), feats[k], bool(found[k]), str(sums[k])) for p, k in where.items()
         }
@@ -402,8 +388,6 @@ def build_features(
                 digests=np.array([entries[k][4] for k in keys], dtype="U64"),
             )
             os.replace(tmp, f)
-        for f in legacy_files:
-            f.unlink(missing_ok=True)
 
     keep = [i for i in range(len(clips)) if vecs[i] is not None]
     X = np.stack([vecs[i] for i in keep]).astype(np.float32) if keep else np.zeros((0, size), np.float32)
