@@ -36,14 +36,15 @@ class Embeddings:
 
 
 def clean_embeddings(data: Sequence[Path], cache_dir: Path, jobs: int,
-                     blocks: tuple[int, ...] = recipe.ENCODER_BLOCKS) -> Embeddings:
-    """The shipped encoder recipe's embeddings (of ``blocks``) of every clean clip under ``data``, each speaker's
-    clips cut as one source in the arrival order of split seed 0, as ``ser-train`` cuts them (from the cache)."""
+                     blocks: tuple[int, ...] = recipe.ENCODER_BLOCKS, extractor=None) -> Embeddings:
+    """The shipped encoder recipe's embeddings (of ``blocks``; or what ``extractor`` computes) of every clean clip
+    under ``data``, each speaker's clips cut as one source in the arrival order of split seed 0, as ``ser-train``
+    cuts them (from the cache)."""
     from ser_live.train.cli import make_extractor
 
     roots = [Path(d).resolve() for d in data]
     clips = corpora.discover(roots, corpora.resolve_emotions(None)).clips
-    extractor = make_extractor(recipe.ENCODER, blocks, False, cache_dir)
+    extractor = extractor or make_extractor(recipe.ENCODER, blocks, False, cache_dir)
     fs = dataset.build_features(clips, roots=roots, cache_dir=cache_dir, jobs=jobs,
                                 rank=evaluate.arrival_rank(np.array([c.speaker for c in clips]), 0), extractor=extractor)
     return Embeddings(fs, roots, extractor, fs.X.astype(np.float64), np.array([c.label for c in fs.clips]),

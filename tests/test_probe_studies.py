@@ -1,6 +1,7 @@
-"""The logistic-regression probe's studies (experiments/probe.py, speed_copies.py): the head learns from the extra
-copies it is given and is scored on the clean rows alone; the speed copies differ from the recipe's copy only by
-the speed change."""
+"""The logistic-regression probe's studies (experiments/probe.py, speed_copies.py, encoder_activations.py): the head
+learns from the extra copies it is given and is scored on the clean rows alone; the speed copies differ from the
+recipe's copy only by the speed change; the per-utterance encoder is the shipped one with its activations'
+fixed scales replaced, close to the float model."""
 
 import dataclasses
 
@@ -33,3 +34,54 @@ def test_the_speed_copies_change_only_the_speed():
     sped = c["clean sped"].apply(x, "clip.flac")
     assert 16000 / SPEED[1] - 2 <= sped.size <= 16000 / SPEED[0] + 2 and sped.size != x.size
     assert np.array_equal(sped, c["clean sped"].apply(x, "clip.flac"))  # the same clip, the same draw
+
+
+
+def test_the_activation_study_s_encoder_stays_close_to_the_float_model_where_the_shipped_one_does_not(tmp_path):
+    """The published graph's fixed activation scales move the shipped encoder's block 3 frames far from the float
+    model's; the study's encoder, its activations quantised per utterance, stays close in every block."""
+    import os
+
+    import onnx
+    import pytest
+    import soundfile as sf
+
+    from conftest import real_clips
+    from experiments.encoder_activations import per_utterance_extractor
+    from ser_live.encoder import Encoder
+    from ser_live.train import encoders
+    from ser_live.train.cli import make_extractor
+
+    try:
+        ours = per_utterance_extractor(tmp_path)
+    except encoders.EncoderSourceError as e:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"the encoder's package cannot be had here: {e}")
+    shipped = make_extractor("smart-turn-v3.2", (1, 2, 3), False, tmp_path)
+    ops = {n.op_type for n in onnx.load(ours.encoder.path).graph.node}
+    assert "QuantizeLinear" not in ops and "DynamicQuantizeLinear" in ops
+    assert ours.encoder._outputs == shipped.encoder._outputs and ours.encoder_info == shipped.encoder_info
+
+    # the float model: the shipped graph with every activation's QuantizeLinear / DequantizeLinear pair bypassed
+    model = onnx.load(shipped.encoder.path)
+    quantize = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    bypass = {n.output[0]: quantize[n.input[0]] for n in model.graph.node
+              if n.op_type == "DequantizeLinear" and n.input[0] in quantize}
+    kept = [n for n in model.graph.node if n.op_type != "QuantizeLinear" and n.output[0] not in bypass]
+    for n in kept:
+        n.input[:] = [bypass.get(x, x) for x in n.input]
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    onnx.save(model, tmp_path / "float.onnx")
+    reference = Encoder(tmp_path / "float.onnx")
+
+    def cosines(encoder: Encoder, audio: np.ndarray) -> list[float]:
+        a, b = encoder.utterance_frames(audio), reference.utterance_frames(audio)
+        return [float(((x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)).mean())
+                for x, y in ((a[:, k : k + 384], b[:, k : k + 384]) for k in (0, 384, 768))]
+
+    for path in real_clips(2, 1):
+        audio, _ = sf.read(path, dtype="float32")
+        assert min(cosines(ours.encoder, audio)) > 0.995
+        assert cosines(shipped.encoder, audio)[2] < 0.97

@@ -207,10 +207,14 @@ def make_extractor(name: str, blocks: tuple[int, ...], with_features: bool, cach
             export.write_atomic(path, derived)
     except encoders.EncoderSourceError as exc:
         raise TrainError(str(exc)) from None
-    info = {"name": name, "blocks": list(blocks), "source": {
+    return Extractor(Encoder(path), with_features, encoder_info(src, blocks))
+
+
+def encoder_info(src: encoders.EncoderSource, blocks: tuple[int, ...]) -> dict:
+    """What a model's card records of its encoder besides the file: its name, blocks and source package."""
+    return {"name": src.name, "blocks": list(blocks), "source": {
         "package": src.package, "version": src.version, "file": src.member, "sha256": src.sha256,
         "licence": src.licence, "credit": src.credit}}
-    return Extractor(Encoder(path), with_features, info)
 
 
 @dataclass
