@@ -7,7 +7,7 @@ The published Smart Turn graph is int8 with static quantisation: every activatio
 at calibration. Cut down to blocks 1-3 as ``ser-train`` cuts it, its third block's frames end up far from the
 float model's (cosine about 0.93; blocks 1 and 2: 0.997). :func:`per_utterance` removes those fixed roundings and
 quantises the input of each product by the int8 weights from that input's own range (within cosine 0.998 of the
-float model in every block, at the same speed). Both encoders describe the clean clips, cut by the runtime's
+float model in every block, no slower on one core). Both encoders describe the clean clips, cut by the runtime's
 segmenter (mean and sd of the frames, from the feature cache), under a plain logistic-regression head trained
 on both corpora, as ``ser-train`` trains; scored per corpus in speaker-grouped CV (split seeds 0 and 1), on
 sentences never heard and across corpora both ways. One line per split seed and encoder.
