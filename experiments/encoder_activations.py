@@ -24,24 +24,33 @@ from ser_live.train import recipe
 VARIANTS = ("fixed scales", "per utterance")
 
 
+def float_activations(model) -> None:
+    """Leave the activations of ``model`` (a QDQ int8 ``onnx.ModelProto``, changed in place) in float: each
+    QuantizeLinear / DequantizeLinear pair on an activation is removed (the weights stay int8, dequantised on load)."""
+    g = model.graph
+    made_by = {o: n for n in g.node for o in n.output}
+    alias = {n.output[0]: made_by[n.input[0]].input[0] for n in g.node
+             if n.op_type == "DequantizeLinear" and n.input[0] in made_by and made_by[n.input[0]].op_type == "QuantizeLinear"}
+    nodes = [n for n in g.node if n.op_type != "QuantizeLinear" and n.output[0] not in alias]
+    for n in nodes:
+        n.input[:] = [alias.get(x, x) for x in n.input]
+    del g.node[:]
+    g.node.extend(nodes)
+
+
 def per_utterance(model) -> None:
     """Quantise the activations of ``model`` (a QDQ int8 ``onnx.ModelProto``, changed in place) per utterance.
 
-    Each QuantizeLinear / DequantizeLinear pair on an activation is removed, and each MatMul by int8 weights
-    becomes DynamicQuantizeLinear of its input (one per input: q, k and v share theirs), an integer product by
-    the published int8 weights, unchanged, and a rescale by both scales. Other weights stay as published."""
+    The fixed roundings are removed (:func:`float_activations`), and each MatMul by int8 weights becomes
+    DynamicQuantizeLinear of its input (one per input: q, k and v share theirs), an integer product by the
+    published int8 weights, unchanged, and a rescale by both scales. Other weights stay as published."""
     import onnx
     from onnx import helper
 
+    float_activations(model)
     g = model.graph
     constants = {i.name for i in g.initializer}
     nodes = list(g.node)
-    made_by = {o: n for n in nodes for o in n.output}
-    alias = {n.output[0]: made_by[n.input[0]].input[0] for n in nodes
-             if n.op_type == "DequantizeLinear" and n.input[0] in made_by and made_by[n.input[0]].op_type == "QuantizeLinear"}
-    nodes = [n for n in nodes if n.op_type != "QuantizeLinear" and n.output[0] not in alias]
-    for n in nodes:
-        n.input[:] = [alias.get(x, x) for x in n.input]
     weights = {n.output[0]: n for n in nodes if n.op_type == "DequantizeLinear" and n.input[0] in constants}
     out: list = []
     quantised: set[str] = set()  # the new values' names end in _ser_*, which the published graph does not use

@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import corpus_parser, probe
-from ser_live.train import corpora, dataset, evaluate, model, recipe
-from ser_live.train.cli import make_extractor
+from ser_live.train import evaluate, model, recipe
 
 BLOCKS = (1, 2, 3)
 WIDTH = 384
@@ -109,18 +108,10 @@ def main() -> None:
     if args.render:
         args.out.with_suffix(".md").write_text(render(json.loads(args.out.read_text())))
         return
-    roots = [d.resolve() for d in args.data]
-    clips = corpora.discover(roots, corpora.resolve_emotions(None)).clips
-    groups = np.array([c.speaker for c in clips])
-    extractor = make_extractor(recipe.ENCODER, BLOCKS, False, args.cache_dir)
     t0 = time.time()
-    fs = dataset.build_features(clips, roots=roots, cache_dir=args.cache_dir, jobs=1,
-                                rank=evaluate.arrival_rank(groups, 0), extractor=extractor)
-    print(f"embeddings of {len(fs.clips)} clips: {time.time() - t0:.0f} s", flush=True)
-    X = fs.X.astype(np.float32)
-    y = np.array([c.label for c in fs.clips])
-    groups = np.array([c.speaker for c in fs.clips])
-    corpus = np.array([c.corpus for c in fs.clips])
+    e = probe.clean_embeddings(args.data, args.cache_dir, 1, BLOCKS)
+    print(f"embeddings of {len(e.y)} clips: {time.time() - t0:.0f} s", flush=True)
+    X, y, groups, corpus = e.X.astype(np.float32), e.y, e.speakers, e.corpus
     results: dict = {}
     for c in sorted(set(corpus)):
         idx = np.flatnonzero(corpus == c)

@@ -36,7 +36,6 @@ def test_the_speed_copies_change_only_the_speed():
     assert np.array_equal(sped, c["clean sped"].apply(x, "clip.flac"))  # the same clip, the same draw
 
 
-
 def test_the_activation_study_s_encoder_stays_close_to_the_float_model_where_the_shipped_one_does_not(tmp_path):
     """The published graph's fixed activation scales move the shipped encoder's block 3 frames far from the float
     model's; the study's encoder, its activations quantised per utterance, stays close in every block."""
@@ -47,7 +46,7 @@ def test_the_activation_study_s_encoder_stays_close_to_the_float_model_where_the
     import soundfile as sf
 
     from conftest import real_clips
-    from experiments.encoder_activations import per_utterance_extractor
+    from experiments.encoder_activations import float_activations, per_utterance_extractor
     from ser_live.encoder import Encoder
     from ser_live.train import encoders
     from ser_live.train.cli import make_extractor
@@ -63,16 +62,8 @@ def test_the_activation_study_s_encoder_stays_close_to_the_float_model_where_the
     assert "QuantizeLinear" not in ops and "DynamicQuantizeLinear" in ops
     assert ours.encoder._outputs == shipped.encoder._outputs and ours.encoder_info == shipped.encoder_info
 
-    # the float model: the shipped graph with every activation's QuantizeLinear / DequantizeLinear pair bypassed
-    model = onnx.load(shipped.encoder.path)
-    quantize = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
-    bypass = {n.output[0]: quantize[n.input[0]] for n in model.graph.node
-              if n.op_type == "DequantizeLinear" and n.input[0] in quantize}
-    kept = [n for n in model.graph.node if n.op_type != "QuantizeLinear" and n.output[0] not in bypass]
-    for n in kept:
-        n.input[:] = [bypass.get(x, x) for x in n.input]
-    del model.graph.node[:]
-    model.graph.node.extend(kept)
+    model = onnx.load(shipped.encoder.path)  # the float model: the shipped graph, its activations left in float
+    float_activations(model)
     onnx.save(model, tmp_path / "float.onnx")
     reference = Encoder(tmp_path / "float.onnx")
 
