@@ -94,7 +94,7 @@ def per_utterance_extractor(cache_dir: Path, blocks: tuple[int, ...] = recipe.EN
         per_utterance(model)
         path.parent.mkdir(parents=True, exist_ok=True)
         export.write_atomic(path, model.SerializeToString())
-    return Extractor(Encoder(path), False, encoder_info(encoders.source(recipe.ENCODER), blocks))
+    return Extractor(Encoder(path), False, encoder_info(recipe.ENCODER, blocks))
 
 
 def main() -> None:

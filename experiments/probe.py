@@ -15,7 +15,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from experiments import corpus_parser
-from ser_live.train import corpora, dataset, evaluate, recipe
+from ser_live.train import corpora, dataset, evaluate
+
+#: the encoder the probe studies describe by default, and its blocks in the shipped model
+SMART_TURN = "smart-turn-v3.2"
+SMART_TURN_BLOCKS = (1, 2, 3)
 
 #: ``fit_predict(training rows, test rows)`` -> the test rows' predicted labels
 FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -36,15 +40,15 @@ class Embeddings:
 
 
 def clean_embeddings(data: Sequence[Path], cache_dir: Path, jobs: int,
-                     blocks: tuple[int, ...] = recipe.ENCODER_BLOCKS, extractor=None) -> Embeddings:
-    """The shipped encoder recipe's embeddings (of ``blocks``; or what ``extractor`` computes) of every clean clip
+                     blocks: tuple[int, ...] = SMART_TURN_BLOCKS, extractor=None) -> Embeddings:
+    """Smart Turn's embeddings (of ``blocks``; or what ``extractor`` computes) of every clean clip
     under ``data``, each speaker's clips cut as one source in the arrival order of split seed 0, as ``ser-train``
     cuts them (from the cache)."""
     from ser_live.train.cli import make_extractor
 
     roots = [Path(d).resolve() for d in data]
     clips = corpora.discover(roots, corpora.resolve_emotions(None)).clips
-    extractor = extractor or make_extractor(recipe.ENCODER, blocks, False, cache_dir)
+    extractor = extractor or make_extractor(SMART_TURN, blocks, False, cache_dir)
     fs = dataset.build_features(clips, roots=roots, cache_dir=cache_dir, jobs=jobs,
                                 rank=evaluate.arrival_rank(np.array([c.speaker for c in clips]), 0), extractor=extractor)
     return Embeddings(fs, roots, extractor, fs.X.astype(np.float64), np.array([c.label for c in fs.clips]),

@@ -79,7 +79,7 @@ class Extractor:
             if encoder.width != info.get("width"):
                 raise ExtractorError(f"encoder {info['file']} gives {encoder.width} values a frame, the card says {info.get('width')}")
         return cls(encoder, "handcrafted" in kind, {k: v for k, v in (info or {}).items()
-                                                    if k in ("name", "blocks", "block", "source")})
+                                                    if k in ("name", "blocks", "block", "source", "sources")})
 
     def __getstate__(self) -> dict:  # worker processes reload the encoder from its file
         path = None if self.encoder is None else str(self.encoder.path)

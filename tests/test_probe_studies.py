@@ -1,7 +1,8 @@
-"""The logistic-regression probe's studies (experiments/probe.py, speed_copies.py, encoder_activations.py): the head
-learns from the extra copies it is given and is scored on the clean rows alone; the speed copies differ from the
-recipe's copy only by the speed change; the per-utterance encoder is the shipped one with its activations'
-fixed scales replaced, close to the float model."""
+"""The logistic-regression probe's studies (experiments/probe.py, speed_copies.py, encoder_activations.py,
+encoder_whisper.py): the head learns from the extra copies it is given and is scored on the clean rows alone; the
+speed copies differ from the recipe's copy only by the speed change; the per-utterance encoder is the shipped one
+with its activations' fixed scales replaced, close to the float model; the Whisper study reads each block out of
+one embedding of all of them."""
 
 import dataclasses
 
@@ -76,3 +77,16 @@ def test_the_activation_study_s_encoder_stays_close_to_the_float_model_where_the
         audio, _ = sf.read(path, dtype="float32")
         assert min(cosines(ours.encoder, audio)) > 0.995
         assert cosines(shipped.encoder, audio)[2] < 0.97
+
+
+def test_the_whisper_study_takes_each_block_s_mean_and_sd():
+    """experiments/encoder_whisper.py scores Whisper base's blocks alone out of one embedding of all six."""
+    from experiments.encoder_whisper import WHISPER_BLOCKS, columns
+
+    width = 3
+    frames = np.random.default_rng(0).normal(size=(20, width * len(WHISPER_BLOCKS)))
+    embedding = np.concatenate([frames.mean(axis=0), frames.std(axis=0)])  # as Encoder.embed pools the blocks
+    for blocks in ((2,), (5, 1)):
+        block_frames = np.hstack([frames[:, (b - 1) * width : b * width] for b in blocks])
+        np.testing.assert_array_equal(embedding[columns(blocks, width)],
+                                      np.concatenate([block_frames.mean(axis=0), block_frames.std(axis=0)]))

