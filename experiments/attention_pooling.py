@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import corpus_parser
+from experiments import corpus_parser, probe
 from ser_live.train import corpora, dataset, evaluate, recipe
 from ser_live.train.cli import make_extractor
 
@@ -221,7 +221,7 @@ def main() -> None:
         starts = np.concatenate([[0], ends[:-1]])
         frames = [flat[s:e] if good else None for s, e, good in zip(starts, ends, ok)]
     else:
-        encoder = make_extractor(recipe.ENCODER, recipe.ENCODER_BLOCKS, False, args.cache_dir).encoder
+        encoder = make_extractor(probe.SMART_TURN, probe.SMART_TURN_BLOCKS, False, args.cache_dir).encoder
         frames = clip_frames(clips, encoder, evaluate.arrival_rank(groups, 0))
         if args.frames:
             ok = np.array([h is not None for h in frames])

@@ -19,7 +19,6 @@ from functools import partial
 from pathlib import Path
 
 from experiments import probe
-from ser_live.train import recipe
 
 VARIANTS = ("fixed scales", "per utterance")
 
@@ -78,7 +77,7 @@ def per_utterance(model) -> None:
     onnx.checker.check_model(model)
 
 
-def per_utterance_extractor(cache_dir: Path, blocks: tuple[int, ...] = recipe.ENCODER_BLOCKS):
+def per_utterance_extractor(cache_dir: Path, blocks: tuple[int, ...] = probe.SMART_TURN_BLOCKS):
     """An extractor of the shipped encoder (blocks ``blocks``) with its activations quantised per utterance."""
     import onnx
 
@@ -87,14 +86,14 @@ def per_utterance_extractor(cache_dir: Path, blocks: tuple[int, ...] = recipe.EN
     from ser_live.train import encoders, export
     from ser_live.train.cli import encoder_info
 
-    path = Path(cache_dir) / "encoders" / encoders.derived_file_name(recipe.ENCODER, blocks).replace(
+    path = Path(cache_dir) / "encoders" / encoders.derived_file_name(probe.SMART_TURN, blocks).replace(
         ".encoder.onnx", "-per-utterance.encoder.onnx")
     if not path.is_file():
-        model = onnx.load_from_string(encoders.derive(recipe.ENCODER, encoders.obtain(recipe.ENCODER, cache_dir), blocks))
+        model = onnx.load_from_string(encoders.derive(probe.SMART_TURN, encoders.obtain(probe.SMART_TURN, cache_dir), blocks))
         per_utterance(model)
         path.parent.mkdir(parents=True, exist_ok=True)
         export.write_atomic(path, model.SerializeToString())
-    return Extractor(Encoder(path), False, encoder_info(recipe.ENCODER, blocks))
+    return Extractor(Encoder(path), False, encoder_info(probe.SMART_TURN, blocks))
 
 
 def main() -> None:

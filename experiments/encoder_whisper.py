@@ -47,7 +47,8 @@ def main() -> None:
     width = whisper.extractor.encoder.width // len(WHISPER_BLOCKS)
     for name in args.variants:
         blocks, with_smart_turn = VARIANTS[name]
-        X = np.hstack([whisper.X[:, columns(blocks, width)]] + ([smart_turn.X] if with_smart_turn else []))
+        parts = [whisper.X[:, columns(blocks, width)]] if blocks else []
+        X = np.hstack(parts + ([smart_turn.X] if with_smart_turn else []))
         for seed in args.seeds:
             probe.report(partial(probe.head_predict, X, smart_turn.y), smart_turn, seed, name, args.jobs)
 

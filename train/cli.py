@@ -71,6 +71,12 @@ def parse_blocks(text: str) -> tuple[int, ...] | tuple[tuple[int, ...], ...]:
     return tuple(_positive_ints(part, "1,2,3+2") for part in text.split("+"))
 
 
+def format_blocks(blocks: tuple[int, ...] | tuple[tuple[int, ...], ...]) -> str:
+    """``parse_blocks``' text of ``blocks``."""
+    per = blocks if blocks and isinstance(blocks[0], tuple) else (blocks,)
+    return "+".join(",".join(map(str, b)) for b in per)
+
+
 def _parse_alphas(text: str) -> tuple[float, ...]:
     try:
         alphas = tuple(float(s) for s in text.split(",") if s.strip())
@@ -126,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder-blocks", "--encoder-block", type=parse_blocks, default=recipe.ENCODER_BLOCKS,
                    metavar="N[,N...]", help="the encoder's transformer blocks whose frames, side by side, are pooled; "
                    "encoders joined by + (--encoder a+b) take one list each, joined by + (1,2,3+2) "
-                   f"(default {','.join(map(str, recipe.ENCODER_BLOCKS))})")
+                   f"(default {format_blocks(recipe.ENCODER_BLOCKS)})")
     p.add_argument("--with-features", action="store_true",
                    help="with an encoder: join the handcrafted features to its description")
     p.add_argument("--speaker-norm", choices=SPEAKER_NORMS, default=recipe.SPEAKER_NORM,

@@ -49,7 +49,7 @@ from ser_live.train import needs_extra
 with needs_extra("ser-evaluate"):  # without the train extra: one line saying what to install, exit 1
     from ser_live.train import augment, corpora as corp, dataset, evaluate, export, recipe, streams
     from ser_live.train import card as model_card
-    from ser_live.train.cli import SPEAKER_NORMS, TrainError, adaptation, make_extractor, parse_blocks
+    from ser_live.train.cli import SPEAKER_NORMS, TrainError, adaptation, format_blocks, make_extractor, parse_blocks
     from ser_live.train.model import Hyperparameters
 
 TARGETS = {
@@ -577,6 +577,8 @@ def _command(parser: OneLineParser, args) -> str:
         if dest in ("help", "version", "data", "out", "jobs", "cache_dir") or getattr(args, dest) == action.default:
             continue
         value = getattr(args, dest)
+        if dest == "encoder_blocks":
+            value = format_blocks(value)
         words += [action.option_strings[0], ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
     return shlex.join(words)
 

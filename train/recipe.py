@@ -6,11 +6,11 @@ from __future__ import annotations
 #: corrupted copies per training clip (``--augment``; ``augment.training_copies``); chosen by the evaluation
 AUGMENT = 1
 
-#: the pretrained encoder under the classifier (``--encoder``; none: the handcrafted features alone) and the
-#: transformer blocks whose frames, side by side, are pooled (``--encoder-blocks``); see models/README.md for how
-#: they were chosen
-ENCODER = "smart-turn-v3.2"
-ENCODER_BLOCKS = (1, 2, 3)
+#: the pretrained encoders under the classifier, side by side (``--encoder``; none: the handcrafted features
+#: alone) and each one's transformer blocks whose frames, side by side, are pooled (``--encoder-blocks``); see
+#: models/README.md for how they were chosen
+ENCODER = "smart-turn-v3.2+whisper-base"
+ENCODER_BLOCKS = ((1, 2, 3), (2,))
 
 #: causal per-speaker normalisation (``--speaker-norm``) and the training mean's weight in its running mean,
 #: in clips (``--norm-prior``); see reports/ablation.md
