@@ -1,4 +1,4 @@
-"""The shipped ser-live models, by short name: ``default`` (a pretrained speech encoder under an MLP) and
+"""The shipped ser-live models, by short name: ``default`` (two pretrained speech encoders under an MLP) and
 ``fast`` (handcrafted features under an MLP, for very large batch jobs and slow machines). Each is an
 ONNX file with its JSON card beside it (same stem, .json); the default model's encoder file sits beside it too."""
 

@@ -36,7 +36,7 @@ def _positive(text: str) -> float:
     return value
 
 
-MODEL_HELP = ("'default' (the shipped accurate model: a pretrained speech encoder, about 10 ms per utterance), "
+MODEL_HELP = ("'default' (the shipped accurate model: two pretrained speech encoders, about 20 ms per 3 s utterance), "
               "'fast' (the shipped handcrafted-features model, about 1 ms per utterance and less accurate: for very "
               "large batch jobs and slow machines), or a model file whose JSON card sits beside it")
 

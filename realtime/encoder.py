@@ -1,7 +1,8 @@
 """A pretrained speech encoder under the classifier: an utterance's Whisper log-mel frames go through
 the first blocks of a Whisper-style transformer encoder (an ONNX graph shipped beside the model), and
 the mean and standard deviation of the chosen blocks' output frames describe the utterance. The graph
-has one output per chosen block; their frames are read side by side, in the graph's output order.
+has one output per chosen block; their frames are read side by side, in the graph's output order (the
+trainer may join several encoders in one graph: to the runtime they are more outputs).
 
 The log-mel is Whisper's (25 ms periodic Hann window, 10 ms hop, 80 Slaney mel bands, log10, floored
 8 decades under the loudest value, scaled by (x + 4) / 4) computed on the utterance alone after its
