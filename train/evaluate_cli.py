@@ -383,9 +383,10 @@ def _input(rec: dict) -> str:
         return hand
     blocks = enc.get("blocks", [enc.get("block")])
     per = blocks if blocks and isinstance(blocks[0], list) else [blocks]
-    named = " and ".join(f"{n} block{'s' if len(b) > 1 else ''} {'+'.join(map(str, b))}"
+    sep = ", " if len(per) == 1 else " "  # one encoder: "encoder NAME, blocks 1+2"
+    named = " and ".join(f"{n}{sep}block{'s' if len(b) > 1 else ''} {'+'.join(map(str, b))}"
                          for n, b in zip(enc["name"].split("+"), per))
-    words = f"encoder {named}, frame {enc['pooling']}"
+    words = f"encoder{'s' if len(per) > 1 else ''} {named}, frame {enc['pooling']}"
     return words + (f" joined with the {hand}" if "handcrafted" in rec.get("input", "") else "")
 
 
