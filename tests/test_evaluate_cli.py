@@ -50,6 +50,10 @@ def test_the_recorded_command_reproduces_the_options_as_they_are_typed():
     command = _command(p, args)
     assert command == "ser-evaluate --data a b --out reports/x --encoder-blocks 1,3 --seed 1"
     assert p.parse_args(command.split()[1:]).encoder_blocks == (1, 3)
+    joined = p.parse_args(["--data", "a", "--encoder", "smart-turn-v3.2+whisper-base", "--encoder-blocks", "3+1,2"])
+    command = _command(p, joined)
+    assert command.endswith("--encoder-blocks 3+1,2")  # the encoder is the default one, so not repeated
+    assert p.parse_args(command.split()[1:]).encoder_blocks == ((3,), (1, 2))
 
 
 def test_each_shipped_report_is_its_json_rendered_with_cross_corpus_recall_per_class():
