@@ -200,7 +200,8 @@ def _check_inputs(args) -> tuple[list[Path], Path, tuple[str, ...]]:
     return roots, out, emotions
 
 
-def make_extractor(name: str, blocks: tuple[int, ...], with_features: bool, cache_dir: Path):
+def make_extractor(name: str, blocks: tuple[int, ...] | tuple[tuple[int, ...], ...], with_features: bool,
+                   cache_dir: Path):
     """The model's input: the handcrafted features (``name`` none), or encoder ``name`` giving the frames
     of ``blocks`` (obtained from its pinned package, derived once into ``cache_dir``/encoders), optionally
     joined with the handcrafted features."""

@@ -159,9 +159,10 @@ def derive_joined(name: str, blocks: Sequence[int] | Sequence[Sequence[int]], ca
     import onnx
     from onnx import compose, helper
 
-    parts = [onnx.load_from_string(derive(n, obtain(n, cache_dir), b)) for n, b in members(name, blocks)]
-    if len(parts) == 1:
-        return parts[0].SerializeToString()
+    derived = [derive(n, obtain(n, cache_dir), b) for n, b in members(name, blocks)]
+    if len(derived) == 1:
+        return derived[0]
+    parts = [onnx.load_from_string(d) for d in derived]
     opsets: dict[str, int] = {}
     for m in parts:
         for o in m.opset_import:

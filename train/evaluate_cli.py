@@ -47,7 +47,7 @@ from ser_live.speaker_norm import COMBINES, CentroidOffset
 from ser_live.train import needs_extra
 
 with needs_extra("ser-evaluate"):  # without the train extra: one line saying what to install, exit 1
-    from ser_live.train import augment, corpora as corp, dataset, evaluate, export, recipe, streams
+    from ser_live.train import augment, corpora as corp, dataset, encoders, evaluate, export, recipe, streams
     from ser_live.train import card as model_card
     from ser_live.train.cli import SPEAKER_NORMS, TrainError, adaptation, format_blocks, make_extractor, parse_blocks
     from ser_live.train.model import Hyperparameters
@@ -382,10 +382,9 @@ def _input(rec: dict) -> str:
     if not enc:
         return hand
     blocks = enc.get("blocks", [enc.get("block")])
-    per = blocks if blocks and isinstance(blocks[0], list) else [blocks]
+    per = encoders.members(enc["name"], blocks)
     sep = ", " if len(per) == 1 else " "  # one encoder: "encoder NAME, blocks 1+2"
-    named = " and ".join(f"{n}{sep}block{'s' if len(b) > 1 else ''} {'+'.join(map(str, b))}"
-                         for n, b in zip(enc["name"].split("+"), per))
+    named = " and ".join(f"{n}{sep}block{'s' if len(b) > 1 else ''} {'+'.join(map(str, b))}" for n, b in per)
     words = f"encoder{'s' if len(per) > 1 else ''} {named}, frame {enc['pooling']}"
     return words + (f" joined with the {hand}" if "handcrafted" in rec.get("input", "") else "")
 

@@ -81,8 +81,9 @@ def encoder_graph(weights: dict[str, np.ndarray], blocks: Sequence[int], name: s
     from onnx import TensorProto, helper, numpy_helper
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    if not blocks or len(set(blocks)) != len(blocks) or not all(1 <= b <= layers(weights) for b in blocks):
-        raise GraphError(f"it has blocks 1-{layers(weights)}; cannot take {list(blocks)}")
+    n_layers = layers(weights)
+    if not blocks or len(set(blocks)) != len(blocks) or not all(1 <= b <= n_layers for b in blocks):
+        raise GraphError(f"it has blocks 1-{n_layers}; cannot take {list(blocks)}")
     heads = int(weights["num_heads"])
     width = weights["conv1/weight"].shape[0]
     inits: list = []
@@ -124,7 +125,6 @@ def encoder_graph(weights: dict[str, np.ndarray], blocks: Sequence[int], name: s
     split = const("split_heads", np.array([0, -1, heads, width // heads]))
     merge = const("merge_heads", np.array([0, -1, width]))
     scale = const("scale", np.array((width // heads) ** -0.5, np.float32))
-    outputs = []
     for i in range(max(blocks)):
         p = f"layer_{i}/"
         h = norm(x, p + "self_attention/layer_norm")
@@ -137,8 +137,6 @@ def encoder_graph(weights: dict[str, np.ndarray], blocks: Sequence[int], name: s
         x = op("Add", [x, linear(mixed, p + "self_attention/linear_1")])
         h = gelu(linear(norm(x, p + "ffn/layer_norm"), p + "ffn/linear_0"))
         x = op("Add", [x, linear(h, p + "ffn/linear_1")], out=f"block{i + 1}" if i + 1 in blocks else None)
-        if i + 1 in blocks:
-            outputs.append(x)
     graph = helper.make_graph(
         nodes, name, [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["batch", 80, "frames"])],
         [helper.make_tensor_value_info(f"block{b}", TensorProto.FLOAT, ["batch", "out_frames", width]) for b in blocks],
