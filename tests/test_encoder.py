@@ -98,28 +98,24 @@ def test_a_card_for_another_encoder_input_is_refused(tmp_path: Path, field: str,
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("encoder-cache")
-
-
-@pytest.fixture(scope="module")
-def published(cache: Path) -> bytes:
+def published(encoder_cache: Path) -> bytes:
     """Smart Turn's encoder file as its pinned package publishes it (installed, or its wheel fetched with pip)."""
     from ser_live.train import encoders
 
     try:
-        return encoders.obtain("smart-turn-v3.2", cache)
+        return encoders.obtain("smart-turn-v3.2", encoder_cache)
     except encoders.EncoderSourceError as e:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"the encoder's package cannot be had here: {e}")
 
 
-def test_the_shipped_encoder_is_what_the_trainer_derives_from_the_pinned_packages(published: bytes, cache: Path) -> None:
+def test_the_shipped_encoder_is_what_the_trainer_derives_from_the_pinned_packages(published: bytes,
+                                                                                  encoder_cache: Path) -> None:
     from ser_live.train import encoders
 
     try:
-        derived = encoders.derive_joined(CARD["encoder"]["name"], CARD["encoder"]["blocks"], cache)
+        derived = encoders.derive_joined(CARD["encoder"]["name"], CARD["encoder"]["blocks"], encoder_cache)
     except encoders.EncoderSourceError as e:
         if os.environ.get("CI"):
             raise

@@ -827,10 +827,10 @@ def test_ser_train_with_the_encoder_writes_a_model_the_runtime_hears_the_same_wa
 
     shipped = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["encoder"]
     cache = tmp_path / "cache"
-    (cache / "encoders").mkdir(parents=True)  # the derived encoder, as a first run would leave it: no download here
-    name = encoders.derived_file_name(recipe.ENCODER, recipe.ENCODER_BLOCKS)
-    assert name == shipped["file"]  # the shipped encoder is the recipe's, under the trainer's name for it
-    shutil.copy(DEFAULT_MODEL.with_name(shipped["file"]), cache / "encoders" / name)
+    derived = encoders.derived_path(recipe.ENCODER, recipe.ENCODER_BLOCKS, cache)
+    assert derived.name == shipped["file"]  # the shipped encoder is the recipe's, under the trainer's name for it
+    derived.parent.mkdir(parents=True)  # the derived encoder, as a first run would leave it: no download here
+    shutil.copy(DEFAULT_MODEL.with_name(shipped["file"]), derived)
     out = tmp_path / "enc.onnx"
     rc = main(["--data", str(small_data / "ravdess"), "--out", str(out), "--no-eval", "--augment", "0", "--jobs", "1",
                "--hidden", "8", "--max-iter", "30", "--members", "1", "--cache-dir", str(cache)])

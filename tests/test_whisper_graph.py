@@ -21,14 +21,9 @@ from ser_live.train.whisper_graph import GraphError, encoder_graph, read_ctransl
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("encoder-cache")
-
-
-@pytest.fixture(scope="module")
-def weights(cache: Path) -> dict[str, np.ndarray]:
+def weights(encoder_cache: Path) -> dict[str, np.ndarray]:
     try:
-        return read_ctranslate2(encoders.obtain("whisper-base", cache))
+        return read_ctranslate2(encoders.obtain("whisper-base", encoder_cache))
     except encoders.EncoderSourceError as e:
         if os.environ.get("CI"):
             raise
@@ -92,16 +87,16 @@ def test_the_graph_is_whisper_s_encoder_block_by_block(weights, tmp_path: Path) 
         encoder_graph(weights, (2, 7), "whisper-base")
 
 
-def test_the_numpy_encoder_is_ctranslate2_s(weights, cache: Path, tmp_path: Path) -> None:
+def test_the_numpy_encoder_is_ctranslate2_s(weights, encoder_cache: Path, tmp_path: Path) -> None:
     """CTranslate2 runs the weights itself (its last block, after the final layer norm): the reference above is
     Whisper's encoder, not only this project's reading of it."""
     ctranslate2 = pytest.importorskip("ctranslate2")
     folder = tmp_path / "whisper-base"
     folder.mkdir()
     parts = encoders.source("whisper-base").parts
-    (folder / "model.bin").write_bytes(b"".join(_part(cache, package, member) for package, member in parts))
+    (folder / "model.bin").write_bytes(b"".join(_part(encoder_cache, package, member) for package, member in parts))
     for name in ("config.json", "vocabulary.txt", "tokenizer.json"):
-        (folder / name).write_bytes(_part(cache, parts[0][0], str(Path(parts[0][1]).with_name(name))))
+        (folder / name).write_bytes(_part(encoder_cache, parts[0][0], str(Path(parts[0][1]).with_name(name))))
     audio, _ = sf.read(real_clips(0, 1)[0], dtype="float32")
     mel = enc.log_mel(audio)
     model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32")
@@ -141,16 +136,17 @@ def test_a_file_that_is_not_a_whisper_model_is_refused() -> None:
         read_ctranslate2(struct.pack("<I", 6) + text("WhisperSpec") + struct.pack("<II", 1, 3) + text("encoder/x"))
 
 
-def test_joined_encoders_give_each_encoder_s_frames_side_by_side(weights, cache: Path, tmp_path: Path) -> None:
+def test_joined_encoders_give_each_encoder_s_frames_side_by_side(weights, encoder_cache: Path, tmp_path: Path) -> None:
     try:
-        joined = encoders.derive_joined("smart-turn-v3.2+whisper-base", ((3,), (1,)), cache)
+        joined = encoders.derive_joined("smart-turn-v3.2+whisper-base", ((3,), (1,)), encoder_cache)
     except encoders.EncoderSourceError as e:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"the encoder's package cannot be had here: {e}")
     paths = {}
     for name, data in (("joined", joined),
-                       ("smart-turn", encoders.derive("smart-turn-v3.2", encoders.obtain("smart-turn-v3.2", cache), (3,))),
+                       ("smart-turn", encoders.derive("smart-turn-v3.2",
+                                                      encoders.obtain("smart-turn-v3.2", encoder_cache), (3,))),
                        ("whisper", encoder_graph(weights, (1,), "whisper-base"))):
         paths[name] = tmp_path / f"{name}.onnx"
         paths[name].write_bytes(data)
@@ -167,3 +163,22 @@ def test_joined_encoders_give_each_encoder_s_frames_side_by_side(weights, cache:
 def test_block_lists_parse_one_per_joined_encoder() -> None:
     assert parse_blocks("1,2,3") == (1, 2, 3)
     assert parse_blocks("1,2,3+2") == ((1, 2, 3), (2,))
+
+
+def test_a_change_to_the_derivation_derives_the_encoder_anew(tmp_path: Path, monkeypatch) -> None:
+    """The trainer's cache keeps a derived encoder under a key of the code that derives it: edited code (or
+    another onnx or onnxruntime) gives another path, never a file the edited code would no longer write."""
+    from ser_live.train import whisper_graph
+
+    before = encoders.derived_path("smart-turn-v3.2+whisper-base", ((1,), (2,)), tmp_path)
+    assert before == encoders.derived_path("smart-turn-v3.2+whisper-base", ((1,), (2,)), tmp_path)
+    assert before.name == "smart-turn-v3.2-block1+whisper-base-block2.encoder.onnx"
+    edited = tmp_path / "whisper_graph.py"
+    edited.write_bytes(Path(whisper_graph.__file__).read_bytes() + b"\n# another derivation\n")
+    monkeypatch.setattr(whisper_graph, "__file__", str(edited))
+    after = encoders.derived_path("smart-turn-v3.2+whisper-base", ((1,), (2,)), tmp_path)
+    assert after.name == before.name and after.parent != before.parent
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "__version__", "0.0")
+    assert encoders.derived_path("smart-turn-v3.2+whisper-base", ((1,), (2,)), tmp_path) not in (before, after)

@@ -203,8 +203,8 @@ def _check_inputs(args) -> tuple[list[Path], Path, tuple[str, ...]]:
 def make_extractor(name: str, blocks: tuple[int, ...] | tuple[tuple[int, ...], ...], with_features: bool,
                    cache_dir: Path):
     """The model's input: the handcrafted features (``name`` none), or encoder ``name`` giving the frames
-    of ``blocks`` (obtained from its pinned package, derived once into ``cache_dir``/encoders), optionally
-    joined with the handcrafted features."""
+    of ``blocks`` (obtained from its pinned package, derived once into ``cache_dir``, see
+    ``encoders.derived_path``), optionally joined with the handcrafted features."""
     from ser_live.encoder import Encoder
     from ser_live.extractor import Extractor
 
@@ -212,7 +212,7 @@ def make_extractor(name: str, blocks: tuple[int, ...] | tuple[tuple[int, ...], .
         return Extractor()
     try:
         info = encoder_info(name, blocks)
-        path = Path(cache_dir) / "encoders" / encoders.derived_file_name(name, blocks)
+        path = encoders.derived_path(name, blocks, cache_dir)
         if not path.is_file():
             derived = encoders.derive_joined(name, blocks, cache_dir)
             path.parent.mkdir(parents=True, exist_ok=True)

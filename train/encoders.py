@@ -132,6 +132,22 @@ def derived_file_name(name: str, blocks: Sequence[int] | Sequence[Sequence[int]]
     return "+".join(f"{n}-block{'+'.join(map(str, b))}" for n, b in members(name, blocks)) + ".encoder.onnx"
 
 
+def derived_path(name: str, blocks: Sequence[int] | Sequence[Sequence[int]], cache_dir: Path) -> Path:
+    """Where the trainer keeps the encoder derived for ``blocks`` in ``cache_dir``: under a key of what derives
+    it (this module, ``whisper_graph`` and the onnx and onnxruntime versions), so that a change to any of them
+    derives the encoder anew instead of reusing a file it would no longer write."""
+    import onnx
+    import onnxruntime
+
+    from ser_live.train import whisper_graph
+
+    key = hashlib.sha256()
+    for module in (sys.modules[__name__], whisper_graph):
+        key.update(Path(module.__file__).read_bytes())
+    key.update(f"onnx {onnx.__version__} onnxruntime {onnxruntime.__version__}".encode())
+    return Path(cache_dir) / "encoders" / key.hexdigest()[:16] / derived_file_name(name, blocks)
+
+
 def members(name: str, blocks: Sequence[int] | Sequence[Sequence[int]]) -> list[tuple[str, tuple[int, ...]]]:
     """(encoder, its blocks) of each encoder ``name`` joins (``a+b``: ``blocks`` one list per encoder)."""
     names = name.split("+")
