@@ -128,15 +128,10 @@ def main() -> None:
     if args.render:
         args.out.with_suffix(".md").write_text(render(json.loads(args.out.read_text())))
         return
-    from ser_live.train.cli import make_extractor
-
     t0 = time.time()
     encoders = (ST, WB) if args.whisper else (ST,)
     inputs, reference = (WHISPER_INPUTS, WHISPER_REFERENCE) if args.whisper else (INPUTS, REFERENCE)
-    es = [probe.clean_embeddings(args.data, args.cache_dir, 1, extractor=make_extractor(
-        name, ENCODERS[name][0], False, args.cache_dir)) for name in encoders]
-    if any(not np.array_equal(e.speakers, es[0].speakers) or not np.array_equal(e.y, es[0].y) for e in es):
-        raise SystemExit("the encoders' embeddings are not of the same clips")
+    es = probe.encoders_embeddings(args.data, args.cache_dir, 1, [(name, ENCODERS[name][0]) for name in encoders])
     cols_of = {k: columns(take, encoders, k.endswith("mean")) for k, take in inputs.items()}
     print(f"embeddings of {len(es[0].y)} clips: {time.time() - t0:.0f} s", flush=True)
     e = es[0]

@@ -38,15 +38,9 @@ def columns(blocks: tuple[int, ...], width: int, of: tuple[int, ...] = WHISPER_B
 
 
 def main() -> None:
-    from ser_live.train.cli import make_extractor
-
     args = probe.parser(__doc__, list(VARIANTS)).parse_args()
-    whisper = probe.clean_embeddings(args.data, args.cache_dir, args.jobs, extractor=make_extractor(
-        WHISPER, WHISPER_BLOCKS, False, args.cache_dir))
-    smart_turn = probe.clean_embeddings(args.data, args.cache_dir, args.jobs, extractor=make_extractor(
-        probe.SMART_TURN, probe.SMART_TURN_BLOCKS, False, args.cache_dir))
-    if not np.array_equal(whisper.speakers, smart_turn.speakers) or not np.array_equal(whisper.y, smart_turn.y):
-        raise SystemExit("the two encoders' embeddings are not of the same clips")
+    whisper, smart_turn = probe.encoders_embeddings(args.data, args.cache_dir, args.jobs, [
+        (WHISPER, WHISPER_BLOCKS), (probe.SMART_TURN, probe.SMART_TURN_BLOCKS)])
     width = whisper.extractor.encoder.width // len(WHISPER_BLOCKS)
     st_width = smart_turn.extractor.encoder.width // len(probe.SMART_TURN_BLOCKS)
     for name in args.variants:

@@ -56,6 +56,19 @@ def clean_embeddings(data: Sequence[Path], cache_dir: Path, jobs: int,
                       [corpora.sentence(c) for c in fs.clips])
 
 
+def encoders_embeddings(data: Sequence[Path], cache_dir: Path, jobs: int,
+                        encoders: Sequence[tuple[str, tuple[int, ...]]]) -> list[Embeddings]:
+    """:func:`clean_embeddings` of each (encoder, blocks) in ``encoders``, in that order, checked to be of the same
+    clips in the same order, so that their columns can be put side by side."""
+    from ser_live.train.cli import make_extractor
+
+    es = [clean_embeddings(data, cache_dir, jobs, extractor=make_extractor(name, blocks, False, cache_dir))
+          for name, blocks in encoders]
+    if any(not np.array_equal(e.speakers, es[0].speakers) or not np.array_equal(e.y, es[0].y) for e in es[1:]):
+        raise SystemExit("the encoders' embeddings are not of the same clips")
+    return es
+
+
 def classifier() -> LogisticRegression:
     """The probe's classifier: a logistic regression with a strong L2 penalty (C = 0.01), for inputs already
     standardised."""
