@@ -132,6 +132,11 @@ def main() -> None:
     encoders = (ST, WB) if args.whisper else (ST,)
     inputs, reference = (WHISPER_INPUTS, WHISPER_REFERENCE) if args.whisper else (INPUTS, REFERENCE)
     es = probe.encoders_embeddings(args.data, args.cache_dir, 1, [(name, ENCODERS[name][0]) for name in encoders])
+    for name, e in zip(encoders, es):
+        blocks, width = ENCODERS[name]
+        if e.extractor.encoder.width != width * len(blocks):
+            raise SystemExit(f"{name}: ENCODERS says {width} values per block's frame; its encoder has "
+                             f"{e.extractor.encoder.width // len(blocks)}")
     cols_of = {k: columns(take, encoders, k.endswith("mean")) for k, take in inputs.items()}
     print(f"embeddings of {len(es[0].y)} clips: {time.time() - t0:.0f} s", flush=True)
     e = es[0]

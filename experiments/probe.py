@@ -40,15 +40,17 @@ class Embeddings:
 
 
 def clean_embeddings(data: Sequence[Path], cache_dir: Path, jobs: int,
-                     blocks: tuple[int, ...] = SMART_TURN_BLOCKS, extractor=None) -> Embeddings:
-    """Smart Turn's embeddings (of ``blocks``; or what ``extractor`` computes) of every clean clip
-    under ``data``, each speaker's clips cut as one source in the arrival order of split seed 0, as ``ser-train``
-    cuts them (from the cache)."""
+                     blocks: tuple[int, ...] | None = None, extractor=None) -> Embeddings:
+    """Smart Turn's embeddings (of ``blocks``, by default SMART_TURN_BLOCKS; or what ``extractor`` computes, not
+    both) of every clean clip under ``data``, each speaker's clips cut as one source in the arrival order of split
+    seed 0, as ``ser-train`` cuts them (from the cache)."""
     from ser_live.train.cli import make_extractor
 
+    if blocks is not None and extractor is not None:
+        raise ValueError("clean_embeddings takes Smart Turn's blocks or an extractor, not both")
     roots = [Path(d).resolve() for d in data]
     clips = corpora.discover(roots, corpora.resolve_emotions(None)).clips
-    extractor = extractor or make_extractor(SMART_TURN, blocks, False, cache_dir)
+    extractor = extractor or make_extractor(SMART_TURN, blocks or SMART_TURN_BLOCKS, False, cache_dir)
     fs = dataset.build_features(clips, roots=roots, cache_dir=cache_dir, jobs=jobs,
                                 rank=evaluate.arrival_rank(np.array([c.speaker for c in clips]), 0), extractor=extractor)
     return Embeddings(fs, roots, extractor, fs.X.astype(np.float64), np.array([c.label for c in fs.clips]),
