@@ -1,7 +1,6 @@
 """Whisper base's first blocks as ser-live runs them (train/whisper_graph.py): the graph against Whisper's
 encoder written out in numpy, that numpy encoder against CTranslate2's own, the sha256 check of the weights'
-two parts, the reader's refusals, the second convolution's int8 product, and encoders joined side by side in one
-graph."""
+two parts, the reader's refusals, and encoders joined side by side in one graph."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from conftest import real_clips
 from ser_live import encoder as enc
 from ser_live.train import encoders
 from ser_live.train.cli import parse_blocks
-from ser_live.train.whisper_graph import GELU_MIN, GraphError, conv2_int8, encoder_graph, read_ctranslate2
+from ser_live.train.whisper_graph import GraphError, encoder_graph, read_ctranslate2
 
 
 @pytest.fixture(scope="module")
@@ -86,50 +85,6 @@ def test_the_graph_is_whisper_s_encoder_block_by_block(weights, tmp_path: Path) 
     assert cosines(got[:, :512], first).min() < 0.98  # consecutive blocks differ by more than the check allows
     with pytest.raises(GraphError, match="cannot take"):
         encoder_graph(weights, (2, 7), "whisper-base")
-
-
-def _conv2_session(w: np.ndarray, b: np.ndarray):
-    """``conv2_int8`` alone as an ONNX Runtime session: input x (1, frames, channels)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    inits, nodes = [], []
-
-    def const(key, value):
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), key))
-        return key
-
-    def op(kind, inputs, out=None, **attrs):
-        out = out or f"{kind.lower()}_{len(nodes)}"
-        nodes.append(helper.make_node(kind, inputs, [out], name=f"{kind}_{len(nodes)}", **attrs))
-        return out
-
-    y = conv2_int8("x", w, b, op, const)
-    graph = helper.make_graph(nodes, "conv2", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "t", w.shape[1]])],
-                              [helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, "out", w.shape[0]])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return enc.one_thread_session(model.SerializeToString())
-
-
-def test_the_second_convolution_is_int8_from_each_frame_s_own_range() -> None:
-    """Against the float convolution (kernel 3, stride 2, padding 1) on GELU-like input whose frames range over
-    40 dB: each output frame within 3% of its float value; and a frame's output does not change when a frame
-    100 times louder joins the utterance away from it (quantised per utterance, it would)."""
-    rng = np.random.default_rng(0)
-    w, b = rng.normal(size=(64, 48, 3)).astype(np.float32), rng.normal(size=64).astype(np.float32)
-    x = np.maximum(rng.normal(size=(1, 301, 48)), GELU_MIN) * np.geomspace(0.01, 1.0, 301)[None, :, None]
-    x = x.astype(np.float32)
-    session = _conv2_session(w, b)
-    got = session.run(None, {"x": x})[0][0]
-    padded = np.pad(x[0].T.astype(np.float64), ((0, 0), (1, 1)))
-    n = (padded.shape[1] - 3) // 2 + 1
-    want = (sum(w[:, :, k] @ padded[:, k : k + 2 * n - 1 : 2] for k in range(3)) + b[:, None]).T
-    assert got.shape == want.shape == (151, 64)
-    assert (np.abs(got - want).max(axis=1) / np.abs(want).max(axis=1)).max() < 0.03
-    louder = np.concatenate([x, 100 * np.abs(x[:, :10])], axis=1)
-    assert np.array_equal(session.run(None, {"x": louder})[0][0, :150], got[:150])
 
 
 def test_the_numpy_encoder_is_ctranslate2_s(weights, encoder_cache: Path, tmp_path: Path) -> None:
