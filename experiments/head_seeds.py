@@ -1,0 +1,92 @@
+"""How much of a cross-corpus figure is the head's training seed? The recipe's cross-corpus tests (train on one
+corpus, test on the other, on their shared labels), as ``ser-train`` runs them, repeated with several seeds of the
+MLP head alone: the same clips, cuts, embeddings and augmented copies; only the members' initial weights, mini-batch
+order and early-stopping split differ. A head of k members fits seeds s, s+1, ..., s+k-1, so the seeds tried are
+spaced by the member count and no two runs share a member.
+
+Any ``ser-train`` option that sets the recipe (``--encoder``, ``--encoder-blocks``, ``--members``, ``--alpha``,
+``--seed`` for the split seed that orders the cuts, ...) may follow ``--data`` and this study's ``--head-seeds`` and
+``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from benchmarks.run import machine
+from experiments import corpus_parser
+from ser_live.train import cli, evaluate
+from ser_live.train.model import Hyperparameters
+
+
+def recipe_args(data: list[Path], cache_dir: Path, options: list[str], tmp: Path):
+    """``ser-train``'s parsed arguments for the recipe ``options`` on ``data`` (the model path a placeholder)."""
+    return cli.build_parser().parse_args(["--data", *map(str, data), "--cache-dir", str(cache_dir),
+                                          "--out", str(tmp / "model.onnx"), *options])
+
+
+def cross_corpus_by_seed(args, head_seeds: list[int]) -> dict[str, dict[str, float]]:
+    """UAR % of every ordered corpus pair (``a->b``) for each head seed, the training data built once."""
+    console = Console(stderr=True, quiet=True)
+    roots, _, emotions = cli._check_inputs(args)
+    hp = Hyperparameters(hidden=tuple(args.hidden), alpha=float(args.alpha[0]), max_iter=int(args.max_iter),
+                         members=int(args.members))
+    found = cli.discover(roots, emotions, args, console)
+    extractor = cli.make_extractor(args.encoder, args.encoder_blocks, args.with_features, args.cache_dir)
+    data = cli.build_training_data(found, roots, extractor, args, console)
+    sn = cli.adaptation(args, data.groups, data.rank)
+    search = evaluate.AlphaSearch(data.X, data.y, data.groups, data.corpora, hp, args.alpha, seed=args.seed,
+                                  augmented=data.augmented, sn=sn)
+    out = {}
+    for seed in head_seeds:
+        xc = evaluate.cross_corpus(data.X, data.y, data.groups, data.corpora, hp, seed=seed,
+                                   augmented=data.augmented, sn=sn, choose=search)
+        out[str(seed)] = {pair: round(100 * m["uar"], 1) for pair, m in xc.items()}
+        print(f"head seed {seed}: " + ", ".join(f"{k} {v}" for k, v in out[str(seed)].items()), flush=True)
+    return out
+
+
+def render(result: dict) -> str:
+    """The summary table: each pair's UAR per head seed, their mean, standard deviation and range."""
+    by_seed = result["head_seeds"]
+    seeds = list(by_seed)
+    pairs = list(next(iter(by_seed.values())))
+    options = " ".join(result["recipe"]) or "none, the default recipe"
+    lines = [f"Cross-corpus UAR % by the head's training seed alone; ser-train options: `{options}`",
+             f"(`{' '.join(result['command'])}`, {result['date']}, {result['machine']})",
+             "", "| pair | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | sd | range |",
+             "|---|" + "---:|" * (len(seeds) + 3)]
+    for pair in pairs:
+        v = [by_seed[s][pair] for s in seeds]
+        sd = statistics.stdev(v) if len(v) > 1 else 0.0
+        lines.append(f"| {pair} | " + " | ".join(f"{x:.1f}" for x in v)
+                     + f" | {statistics.mean(v):.1f} | {sd:.1f} | {max(v) - min(v):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = corpus_parser(__doc__)
+    p.add_argument("--head-seeds", type=int, default=5, help="how many head seeds (default 5)")
+    p.add_argument("--out", type=Path, default=Path("head_seeds.json"), help="the results (JSON) and beside it "
+                   "their summary table (.md)")
+    ours, options = p.parse_known_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        args = recipe_args(ours.data, ours.cache_dir, options, Path(tmp))
+        step = max(1, int(args.members))
+        result = {"command": ["python", "-m", "experiments.head_seeds", *sys.argv[1:]], "recipe": options,
+                  "head_seeds": cross_corpus_by_seed(args, [k * step for k in range(ours.head_seeds)]),
+                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine()}
+    ours.out.write_text(json.dumps(result, indent=1) + "\n")
+    ours.out.with_suffix(".md").write_text(render(result))
+    print(render(result))
+
+
+if __name__ == "__main__":
+    main()
