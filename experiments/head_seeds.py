@@ -23,7 +23,6 @@ from rich.console import Console
 from benchmarks.run import machine
 from experiments import corpus_parser
 from ser_live.train import cli, evaluate
-from ser_live.train.model import Hyperparameters
 
 
 def recipe_args(data: list[Path], cache_dir: Path, options: list[str], tmp: Path):
@@ -33,21 +32,14 @@ def recipe_args(data: list[Path], cache_dir: Path, options: list[str], tmp: Path
 
 
 def cross_corpus_by_seed(args, head_seeds: list[int]) -> dict[str, dict[str, float]]:
-    """UAR % of every ordered corpus pair (``a->b``) for each head seed, the training data built once."""
-    console = Console(stderr=True, quiet=True)
-    roots, _, emotions = cli._check_inputs(args)
-    hp = Hyperparameters(hidden=tuple(args.hidden), alpha=float(args.alpha[0]), max_iter=int(args.max_iter),
-                         members=int(args.members))
-    found = cli.discover(roots, emotions, args, console)
-    extractor = cli.make_extractor(args.encoder, args.encoder_blocks, args.with_features, args.cache_dir)
-    data = cli.build_training_data(found, roots, extractor, args, console)
-    sn = cli.adaptation(args, data.groups, data.rank)
-    search = evaluate.AlphaSearch(data.X, data.y, data.groups, data.corpora, hp, args.alpha, seed=args.seed,
-                                  augmented=data.augmented, sn=sn)
+    """UAR % of every ordered corpus pair (``a->b``) for each head seed, the training data built once, as
+    ``ser-train`` builds it (``cli.prepare``)."""
+    p = cli.prepare(args, Console(stderr=True, quiet=True))
+    data = p.data
     out = {}
     for seed in head_seeds:
-        xc = evaluate.cross_corpus(data.X, data.y, data.groups, data.corpora, hp, seed=seed,
-                                   augmented=data.augmented, sn=sn, choose=search)
+        xc = evaluate.cross_corpus(data.X, data.y, data.groups, data.corpora, p.hp, seed=seed,
+                                   augmented=data.augmented, sn=p.sn, choose=p.search)
         out[str(seed)] = {pair: round(100 * m["uar"], 1) for pair, m in xc.items()}
         print(f"head seed {seed}: " + ", ".join(f"{k} {v}" for k, v in out[str(seed)].items()), flush=True)
     return out

@@ -15,11 +15,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ser_live.arguments import OneLineParser
 from ser_live.train import needs_extra
+
+if TYPE_CHECKING:
+    from ser_live.extractor import Extractor
 
 with needs_extra("ser-train"):  # without the train extra: one line saying what to install, exit 1
     from sklearn.pipeline import Pipeline
@@ -435,9 +439,24 @@ def print_summary(out: Path, final: FinalModel, metrics: dict, clips: int, secon
     out_console.print("wrote " + ", ".join(str(p) for p in written))
 
 
-def run(args, console, out_console) -> int:
-    """discover → extractor → features → evaluate → final fit → card → write → summary."""
-    t_start = time.perf_counter()
+@dataclass
+class Prepared:
+    """What the recipe trains from: the checked inputs, the clips found, their features, and the head's settings,
+    speaker adaptation and L2 search."""
+
+    out: Path
+    emotions: tuple[str, ...]
+    hp: Hyperparameters
+    found: corp.Discovery
+    extractor: Extractor
+    info: dict
+    data: TrainingData
+    sn: evaluate.Adaptation | None
+    search: evaluate.AlphaSearch
+
+
+def prepare(args, console) -> Prepared:
+    """discover → extractor → features, and the head's settings: everything before evaluation and the final fit."""
     roots, out, emotions = _check_inputs(args)
     hp = Hyperparameters(hidden=tuple(args.hidden), alpha=float(args.alpha[0]), max_iter=int(args.max_iter),
                          members=int(args.members))
@@ -445,27 +464,34 @@ def run(args, console, out_console) -> int:
     extractor = make_extractor(args.encoder, args.encoder_blocks, args.with_features, args.cache_dir)
     info = dataset.feature_info(extractor)
     data = build_training_data(found, roots, extractor, args, console)
-
     sn = adaptation(args, data.groups, data.rank)
     search = evaluate.AlphaSearch(data.X, data.y, data.groups, data.corpora, hp, args.alpha, seed=args.seed,
                                   augmented=data.augmented, sn=sn)
-    metrics, t_eval = evaluate_recipe(data, hp, sn, search, args, console)
-    final = fit_final(data, sn, search, metrics, info["feature_size"], args, console)
+    return Prepared(out, emotions, hp, found, extractor, info, data, sn, search)
+
+
+def run(args, console, out_console) -> int:
+    """prepare → evaluate → final fit → card → write → summary."""
+    t_start = time.perf_counter()
+    p = prepare(args, console)
+    data, info = p.data, p.info
+    metrics, t_eval = evaluate_recipe(data, p.hp, p.sn, p.search, args, console)
+    final = fit_final(data, p.sn, p.search, metrics, info["feature_size"], args, console)
 
     mlp = final.model.named_steps["mlp"]
     labels = [str(c) for c in final.model.classes_]
     training = model_card.training_summary(
-        hp=final.hp, alphas=args.alpha, alphas_chosen=list(search.chosen.values()), corruptions=data.corruptions,
-        norm=final.norm, seed=args.seed, folds=args.folds, emotions=emotions, clips=len(data.y),
+        hp=final.hp, alphas=args.alpha, alphas_chosen=list(p.search.chosen.values()), corruptions=data.corruptions,
+        norm=final.norm, seed=args.seed, folds=args.folds, emotions=p.emotions, clips=len(data.y),
         epochs=getattr(mlp, "member_epochs_", [int(mlp.n_iter_)]), parity=final.parity, temperature=final.temperature,
-        feature=info, skipped={"unknown_names": found.unknown_names, "label_not_in_set": sum(found.skipped_labels.values()),
+        feature=info, skipped={"unknown_names": p.found.unknown_names, "label_not_in_set": sum(p.found.skipped_labels.values()),
                                "failed": len(data.fs.failed), "no_speech_whole_clip": data.fs.no_speech})
     card = model_card.make_card(labels=labels, feature=info, segmenter=dataset.config_dict(dataset.segmenter_config()),
                                 corpora=model_card.corpora_summary(data.y, data.groups, data.corpora, labels),
                                 metrics=metrics, training=training, speaker_norm=final.norm)
-    written = write_model(out, card, final, metrics, extractor, args.folds)
+    written = write_model(p.out, card, final, metrics, p.extractor, args.folds)
     seconds = {"total": time.perf_counter() - t_start, "features": data.seconds, "evaluation": t_eval, "fit": final.seconds}
-    print_summary(out, final, metrics, len(data.y), seconds, written, args.folds, out_console)
+    print_summary(p.out, final, metrics, len(data.y), seconds, written, args.folds, out_console)
     return 0
 
 
