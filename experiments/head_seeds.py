@@ -36,13 +36,10 @@ def cross_corpus_by_seed(args, head_seeds: list[int]) -> dict[str, dict[str, flo
     ``ser-train`` builds it (``cli.prepare``)."""
     p = cli.prepare(args, Console(stderr=True, quiet=True))
     data = p.data
-    out = {}
-    for seed in head_seeds:
-        xc = evaluate.cross_corpus(data.X, data.y, data.groups, data.corpora, p.hp, seed=seed,
-                                   augmented=data.augmented, sn=p.sn, choose=p.search)
-        out[str(seed)] = {pair: round(100 * m["uar"], 1) for pair, m in xc.items()}
-        print(f"head seed {seed}: " + ", ".join(f"{k} {v}" for k, v in out[str(seed)].items()), flush=True)
-    return out
+    xc = evaluate.cross_corpus_seeds(data.X, data.y, data.groups, data.corpora, p.hp, seeds=head_seeds,
+                                     augmented=data.augmented, sn=p.sn, choose=p.search)
+    return {str(seed): {pair: round(100 * m["uar_by_head_seed"][str(seed)], 1) for pair, m in xc.items()}
+            for seed in head_seeds}
 
 
 def render(result: dict) -> str:
@@ -71,9 +68,9 @@ def main() -> None:
     ours, options = p.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
         args = recipe_args(ours.data, ours.cache_dir, options, Path(tmp))
-        step = max(1, int(args.members))
+        seeds = evaluate.head_seeds(0, ours.head_seeds, int(args.members))
         result = {"command": ["python", "-m", "experiments.head_seeds", *sys.argv[1:]], "recipe": options,
-                  "head_seeds": cross_corpus_by_seed(args, [k * step for k in range(ours.head_seeds)]),
+                  "head_seeds": cross_corpus_by_seed(args, seeds),
                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine()}
     ours.out.write_text(json.dumps(result, indent=1) + "\n")
     ours.out.with_suffix(".md").write_text(render(result))

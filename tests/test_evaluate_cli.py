@@ -72,3 +72,42 @@ def test_each_shipped_report_is_its_json_rendered_with_cross_corpus_recall_per_c
         (line,) = [x for x in md.splitlines() if x.startswith("Per-class recall across corpora")]
         for pair, m in r["cross_corpus"].items():
             assert f"{pair}: " + ", ".join(f"{label} {100 * v:.1f}" for label, v in m["recall"].items()) in line
+
+
+def test_cross_corpus_is_repeated_per_head_seed_and_judged_on_the_mean():
+    """Each cross-corpus test is run once per head seed (seeds spaced by the member count, the split seed first,
+    each run what a single cross-corpus test with that seed gives); the report's row is the mean, judged against
+    the target, with the seeds' range; a report of one head keeps its one figure."""
+    import copy
+    import json
+
+    import numpy as np
+
+    from ser_live.train import evaluate
+    from ser_live.train.evaluate_cli import render, rows
+    from ser_live.train.model import Hyperparameters
+
+    assert evaluate.head_seeds(1, 3, 3) == [1, 4, 7]
+    rng = np.random.default_rng(0)
+    labels, n = np.array(["angry", "happy", "sad"]), 240
+    y = labels[rng.integers(0, 3, n)]
+    corpora = np.repeat(["a", "b"], n // 2)
+    groups = np.array([f"{c}:{i % 6}" for i, c in enumerate(corpora)])
+    X = rng.normal(size=(n, 8)) + (y[:, None] == labels).astype(float) @ rng.normal(size=(3, 8)) * 0.8
+    hp = Hyperparameters(hidden=8, members=2, max_iter=30)
+    xc = evaluate.cross_corpus_seeds(X, y, groups, corpora, hp, seeds=[0, 2, 4])
+    for seed in (0, 2, 4):
+        alone = evaluate.cross_corpus(X, y, groups, corpora, hp, seed=seed)
+        assert {k: m["uar_by_head_seed"][str(seed)] for k, m in xc.items()} == {k: m["uar"] for k, m in alone.items()}
+    assert xc["a->b"]["uar"] == xc["a->b"]["uar_by_head_seed"]["0"]
+    assert xc["a->b"]["uar_mean"] == np.mean(list(xc["a->b"]["uar_by_head_seed"].values()))
+
+    r = json.loads((REPO / "reports" / "evaluation-fast.json").read_text())
+    one = [x for x in render(r).splitlines() if x.startswith("| cross-corpus UAR crema-d->ravdess")]
+    assert len(one) == 1 and "head seeds" not in one[0]
+    several = copy.deepcopy(r)
+    m = several["cross_corpus"]["crema-d->ravdess"]
+    m.update(uar=0.46, uar_by_head_seed={"0": 0.46, "3": 0.40, "6": 0.43}, uar_mean=0.43)
+    (line,) = [x for x in render(several).splitlines() if x.startswith("| cross-corpus UAR crema-d->ravdess")]
+    assert "mean of 3 head seeds (40.0-46.0) | 43.0 | ≥ 45.0 | **not met**" in line
+    assert rows(several)["cross-corpus crema-d → ravdess"][0] == 43.0

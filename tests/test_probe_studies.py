@@ -1,8 +1,8 @@
 """The logistic-regression probe's studies (experiments/probe.py, speed_copies.py, encoder_activations.py,
-encoder_whisper.py): the head learns from the extra copies it is given and is scored on the clean rows alone; the
+encoder_whisper.py, crop_copies.py): the head learns from the extra copies it is given and is scored on the clean rows alone; the
 speed copies differ from the recipe's copy only by the speed change; the per-utterance encoder is the shipped one
 with its activations' fixed scales replaced, close to the float model; the Whisper study reads each block out of
-one embedding of all of them."""
+one embedding of all of them; a crop copy is a contiguous part of the utterance, the same for the same clip."""
 
 import dataclasses
 
@@ -90,3 +90,18 @@ def test_the_whisper_study_takes_each_block_s_mean_and_sd():
         block_frames = np.hstack([frames[:, (b - 1) * width : b * width] for b in blocks])
         np.testing.assert_array_equal(embedding[columns(blocks, width)],
                                       np.concatenate([block_frames.mean(axis=0), block_frames.std(axis=0)]))
+
+
+def test_a_crop_copy_is_a_contiguous_part_of_the_utterance_drawn_the_same_way_everywhere():
+    from experiments.crop_copies import MIN_S, SHARE, crop
+
+    x = np.arange(48000, dtype=np.float32)  # 3 s: each sample its own index
+    parts = [crop(x, f"clip{k}.flac", c) for k in range(30) for c in range(2)]
+    for p in parts:
+        assert SHARE[0] * x.size - 1 <= p.size <= SHARE[1] * x.size
+        assert np.array_equal(p, x[int(p[0]) : int(p[0]) + p.size])  # contiguous
+    assert len({(int(p[0]), p.size) for p in parts}) > 50  # clips and copies draw apart
+    assert np.array_equal(crop(x, "clip3.flac", 1), crop(x, "clip3.flac", 1))
+    short = np.arange(12000, dtype=np.float32)  # 0.75 s: a crop keeps at least MIN_S
+    assert crop(short, "clip.flac", 0).size == int(MIN_S * 16000)
+    assert crop(x[:8000], "clip.flac", 0).size == 8000  # never longer than the utterance

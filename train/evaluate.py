@@ -420,6 +420,34 @@ def cross_corpus(
     return out
 
 
+def head_seeds(seed: int, count: int, members: int) -> list[int]:
+    """``count`` seeds of the head from ``seed`` on, spaced by the member count (a head of k members fits seeds
+    s, s+1, ..., s+k-1), so that no two heads share a member."""
+    return [seed + k * max(1, members) for k in range(count)]
+
+
+def cross_corpus_seeds(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    corpora: np.ndarray,
+    hp: Hyperparameters,
+    *,
+    seeds: Sequence[int],
+    augmented: Sequence[np.ndarray] = (),
+    sn: Adaptation | None = None,
+    choose: Callable[[np.ndarray], Hyperparameters] | None = None,
+) -> dict:
+    """:func:`cross_corpus` once per head seed in ``seeds`` (the same rows; only the head's training seed
+    differs): each pair's metrics of the first seed, with ``uar_by_head_seed`` (seed -> UAR) and ``uar_mean``."""
+    runs = [cross_corpus(X, y, groups, corpora, hp, seed=s, augmented=augmented, sn=sn, choose=choose) for s in seeds]
+    out = runs[0]
+    for pair, m in out.items():
+        m["uar_by_head_seed"] = {str(s): r[pair]["uar"] for s, r in zip(seeds, runs)}
+        m["uar_mean"] = float(np.mean(list(m["uar_by_head_seed"].values())))
+    return out
+
+
 def corpus_pairs(y: np.ndarray, groups: np.ndarray, corpora: np.ndarray) -> list[tuple[str, str, list, np.ndarray, np.ndarray]]:
     """Every ordered pair of corpora sharing at least two labels: (training corpus, test corpus, the shared
     labels, training rows, test rows), the rows being those of the shared labels."""
