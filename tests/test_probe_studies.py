@@ -1,8 +1,9 @@
 """The logistic-regression probe's studies (experiments/probe.py, speed_copies.py, encoder_activations.py,
-encoder_whisper.py, crop_copies.py): the head learns from the extra copies it is given and is scored on the clean rows alone; the
-speed copies differ from the recipe's copy only by the speed change; the per-utterance encoder is the shipped one
-with its activations' fixed scales replaced, close to the float model; the Whisper study reads each block out of
-one embedding of all of them; a crop copy is a contiguous part of the utterance, the same for the same clip."""
+encoder_whisper.py, crop_copies.py, pooling_stats.py): the head learns from the extra copies it is given and is
+scored on the clean rows alone; the speed copies differ from the recipe's copy only by the speed change; the
+per-utterance encoder is the shipped one with its activations' fixed scales replaced, close to the float model;
+the Whisper study reads each block out of one embedding of all of them; a crop copy is a contiguous part of the
+utterance, the same for the same clip; the pooling study reads the mean and the sd halves of the embedding."""
 
 import dataclasses
 
@@ -105,3 +106,12 @@ def test_a_crop_copy_is_a_contiguous_part_of_the_utterance_drawn_the_same_way_ev
     short = np.arange(12000, dtype=np.float32)  # 0.75 s: a crop keeps at least MIN_S
     assert crop(short, "clip.flac", 0).size == int(MIN_S * 16000)
     assert crop(x[:8000], "clip.flac", 0).size == 8000  # never longer than the utterance
+
+
+def test_the_pooling_study_reads_the_mean_and_the_sd_halves_of_the_embedding():
+    from experiments.pooling_stats import VARIANTS, halves
+
+    pooled = np.concatenate([np.full(4, 1.0), np.full(4, 2.0)])  # frame means 1, frame sds 2
+    assert list(pooled[halves(8, VARIANTS["mean alone"])]) == [1.0] * 4
+    assert list(pooled[halves(8, VARIANTS["sd alone"])]) == [2.0] * 4
+    assert list(halves(8, VARIANTS["mean + sd (shipped)"])) == list(range(8))
