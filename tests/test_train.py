@@ -434,6 +434,8 @@ def test_bad_input_one_line_exit_2(case, small_data, tmp_path, capsys):
     ("ser_live.train.cli", ["--folds", "0"]),
     ("ser_live.train.cli", ["--out", "m.onnx"]),  # --data missing
     ("ser_live.train.evaluate_cli", ["--data", "d", "--folds", "two"]),
+    ("ser_live.train.evaluate_cli", ["--data", "d", "--head-seeds", "0"]),
+    ("ser_live.train.evaluate_cli", ["--data", "d", "--folds", "1"]),
 ])
 def test_argument_errors_are_one_line(module, args, capsys):
     import importlib

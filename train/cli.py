@@ -91,7 +91,7 @@ def _parse_alphas(text: str) -> tuple[float, ...]:
     return alphas
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -115,13 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emotions", metavar="A,B,...",
                    help=f"label set (default: {','.join(corp.DEFAULT_EMOTIONS)}; calm folds into neutral "
                    f"unless calm is listed). Known: {','.join(corp.EMOTIONS)}")
-    p.add_argument("--folds", type=_positive_int, default=5, help="speaker-grouped CV folds (default 5)")
+    p.add_argument("--folds", type=positive_int, default=5, help="speaker-grouped CV folds (default 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--cache-dir", type=Path, default=Path(".cache/features"),
                    help="feature cache folder (default .cache/features)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
     p.add_argument("--no-eval", action="store_true", help="skip cross-validation and cross-corpus tests")
-    p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+    p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                    help="feature extraction processes (default: CPU count)")
     p.add_argument("--augment", type=int, default=recipe.AUGMENT, metavar="N",
                    help=f"corrupted copies of every training clip added to the clean ones (default {recipe.AUGMENT}; "
@@ -162,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"MLP L2 penalty (default {d.alpha:g}); several: each model chooses one by an inner 3-fold "
                         "speaker-grouped CV on its own training rows (a nested search; CV and cross-corpus figures "
                         "stay honest; three inner fits per candidate and model: two candidates take about 7x as long)"),
-    p.add_argument("--max-iter", type=_positive_int, default=d.max_iter, help=f"MLP epochs at most (default {d.max_iter})")
-    p.add_argument("--members", type=_positive_int, default=d.members,
+    p.add_argument("--max-iter", type=positive_int, default=d.max_iter, help=f"MLP epochs at most (default {d.max_iter})")
+    p.add_argument("--members", type=positive_int, default=d.members,
                    help=f"MLPs fitted with consecutive seeds and averaged (logits) in one graph (default {d.members})")
     return p
 

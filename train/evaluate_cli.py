@@ -49,7 +49,8 @@ from ser_live.train import needs_extra
 with needs_extra("ser-evaluate"):  # without the train extra: one line saying what to install, exit 1
     from ser_live.train import augment, corpora as corp, dataset, encoders, evaluate, export, recipe, streams
     from ser_live.train import card as model_card
-    from ser_live.train.cli import SPEAKER_NORMS, TrainError, adaptation, format_blocks, make_extractor, parse_blocks
+    from ser_live.train.cli import (SPEAKER_NORMS, TrainError, adaptation, format_blocks, make_extractor, parse_blocks,
+                                     positive_int)
     from ser_live.train.model import Hyperparameters
 
 TARGETS = {
@@ -630,7 +631,7 @@ def _parser() -> OneLineParser:
     p.add_argument("--norm-memory", type=float, default=recipe.NORM_MEMORY, help="0 = never forgets")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--head-seeds", type=int, default=HEAD_SEEDS,
+    p.add_argument("--head-seeds", type=positive_int, default=HEAD_SEEDS,
                    help=f"cross-corpus tests repeated with this many seeds of the head, their mean judged (default "
                    f"{HEAD_SEEDS}; one head's figure moves by a few points with its seed alone)")
     p.add_argument("--jobs", type=int, default=2)
@@ -670,6 +671,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.data:
         p.error("--data is required")
+    if args.folds < 2:
+        p.error(f"--folds must be at least 2, got {args.folds}")
     problem = _data_problem(args.data, args.folds)
     if problem is not None:
         print(f"ser-evaluate: {problem}", file=sys.stderr)
