@@ -27,7 +27,7 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from experiments import probe
-from ser_live.train import augment, dataset, recipe
+from ser_live.train import augment, dataset
 
 #: a crop's share of the cut utterance (drawn uniformly) and its shortest length (s)
 SHARE = (0.4, 0.7)
@@ -53,10 +53,9 @@ _EXTRACTOR = {}
 def _crop_embeddings(paths: list[str], copies: int, cache_dir: str) -> list[np.ndarray]:
     """``copies`` crop embeddings (rows) of each clip in ``paths``, each clip cut alone by the runtime's segmenter."""
     from ser_live.segmenter import session_utterances, span_of
-    from ser_live.train.cli import make_extractor
 
     if "x" not in _EXTRACTOR:
-        _EXTRACTOR["x"] = make_extractor(recipe.ENCODER, recipe.ENCODER_BLOCKS, False, Path(cache_dir))
+        _EXTRACTOR["x"] = probe.recipe_extractor(Path(cache_dir))
     extractor = _EXTRACTOR["x"]
     config = dataset.segmenter_config()
     out = []
@@ -86,10 +85,7 @@ def crop_rows(e: probe.Embeddings, copies: int, cache_dir: Path, jobs: int) -> l
 
 def main() -> None:
     args = probe.parser(__doc__, VARIANTS).parse_args()
-    from ser_live.train.cli import make_extractor
-
-    e = probe.clean_embeddings(args.data, args.cache_dir, args.jobs,
-                               extractor=make_extractor(recipe.ENCODER, recipe.ENCODER_BLOCKS, False, args.cache_dir))
+    e = probe.clean_embeddings(args.data, args.cache_dir, args.jobs, extractor=probe.recipe_extractor(args.cache_dir))
     noisy = dataset.build_features(e.fs.clips, roots=e.roots, cache_dir=args.cache_dir, jobs=args.jobs,
                                    corruption=augment.training_copies(1, 0)[0], extractor=e.extractor)
     if len(noisy.clips) != len(e.fs.clips):

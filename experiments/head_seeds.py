@@ -62,7 +62,7 @@ def render(result: dict) -> str:
 
 def main() -> None:
     p = corpus_parser(__doc__)
-    p.add_argument("--head-seeds", type=int, default=5, help="how many head seeds (default 5)")
+    p.add_argument("--head-seeds", type=cli.positive_int, default=5, help="how many head seeds (default 5)")
     p.add_argument("--out", type=Path, default=Path("head_seeds.json"), help="the results (JSON) and beside it "
                    "their summary table (.md)")
     ours, options = p.parse_known_args()

@@ -26,7 +26,7 @@ from rich.console import Console
 
 from experiments import probe
 from experiments.head_seeds import recipe_args
-from ser_live.train import cli, evaluate, recipe
+from ser_live.train import cli, evaluate
 
 #: variant name -> which halves of the pooled embedding (mean first, then standard deviation) the head reads
 VARIANTS = {"mean + sd (shipped)": ("mean", "sd"), "mean alone": ("mean",), "sd alone": ("sd",)}
@@ -60,7 +60,7 @@ def mlp_scores(args, parts: tuple[str, ...], split_seed: int) -> dict[str, float
 def main() -> None:
     parser = probe.parser(__doc__, VARIANTS)
     parser.add_argument("--head", choices=("probe", "mlp"), default="probe")
-    parser.add_argument("--head-seeds", type=int, default=3, help="with --head mlp: head seeds per cross-corpus test")
+    parser.add_argument("--head-seeds", type=cli.positive_int, default=3, help="with --head mlp: head seeds per cross-corpus test")
     args = parser.parse_args()
     if args.head == "mlp":
         for seed in args.seeds:
@@ -69,10 +69,7 @@ def main() -> None:
                 print(f"split seed {seed}, {name}, MLP: " + "; ".join(f"{k} {v:.1f}" for k, v in scores.items()),
                       flush=True)
         return
-    from ser_live.train.cli import make_extractor
-
-    e = probe.clean_embeddings(args.data, args.cache_dir, args.jobs,
-                               extractor=make_extractor(recipe.ENCODER, recipe.ENCODER_BLOCKS, False, args.cache_dir))
+    e = probe.clean_embeddings(args.data, args.cache_dir, args.jobs, extractor=probe.recipe_extractor(args.cache_dir))
     for seed in args.seeds:
         for name in args.variants:
             X = e.X[:, halves(e.X.shape[1], VARIANTS[name])]

@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from experiments import corpus_parser
-from ser_live.train import corpora, dataset, evaluate
+from ser_live.train import corpora, dataset, evaluate, recipe
 
 #: the encoder the probe studies describe by default, and its blocks in the shipped model
 SMART_TURN = "smart-turn-v3.2"
@@ -56,6 +56,13 @@ def clean_embeddings(data: Sequence[Path], cache_dir: Path, jobs: int,
     return Embeddings(fs, roots, extractor, fs.X.astype(np.float64), np.array([c.label for c in fs.clips]),
                       np.array([c.speaker for c in fs.clips]), np.array([c.corpus for c in fs.clips]),
                       [corpora.sentence(c) for c in fs.clips])
+
+
+def recipe_extractor(cache_dir: Path):
+    """The shipped recipe's input (``recipe.ENCODER``, ``recipe.ENCODER_BLOCKS``), as ``ser-train`` builds it."""
+    from ser_live.train.cli import make_extractor
+
+    return make_extractor(recipe.ENCODER, recipe.ENCODER_BLOCKS, False, Path(cache_dir))
 
 
 def encoders_embeddings(data: Sequence[Path], cache_dir: Path, jobs: int,
