@@ -65,7 +65,11 @@ def main() -> None:
     p.add_argument("--head-seeds", type=cli.positive_int, default=5, help="how many head seeds (default 5)")
     p.add_argument("--out", type=Path, default=Path("head_seeds.json"), help="the results (JSON) and beside it "
                    "their summary table (.md)")
+    p.add_argument("--render", action="store_true", help="only write the summary table of an existing --out")
     ours, options = p.parse_known_args()
+    if ours.render:
+        ours.out.with_suffix(".md").write_text(render(json.loads(ours.out.read_text())))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         args = recipe_args(ours.data, ours.cache_dir, options, Path(tmp))
         seeds = evaluate.head_seeds(0, ours.head_seeds, int(args.members))

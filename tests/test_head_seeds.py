@@ -1,5 +1,6 @@
 """The head-seed study (experiments/head_seeds.py) on a few real speakers: the recipe's cross-corpus tests repeated
-with head seeds spaced by the member count, one row per corpus pair, its summary computed from those runs."""
+with head seeds spaced by the member count, one row per corpus pair, its summary computed from those runs and
+written again from the JSON alone with ``--render``."""
 
 import json
 import statistics
@@ -28,3 +29,9 @@ def test_each_head_seed_scores_every_corpus_pair_and_the_table_summarises_them(s
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert [float(c) for c in cells[1:4]] == runs
     assert cells[4] == f"{statistics.mean(runs):.1f}" and cells[6] == f"{max(runs) - min(runs):.1f}"
+    table = out.with_suffix(".md").read_text()
+    out.with_suffix(".md").unlink()
+    again = subprocess.run([sys.executable, "-m", "experiments.head_seeds", "--data", str(small_corpora / "ravdess"),
+                            "--out", str(out), "--render"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert out.with_suffix(".md").read_text() == table
