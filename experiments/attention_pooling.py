@@ -106,7 +106,7 @@ def _batch(frames: list[np.ndarray], idx: np.ndarray, frame_mu: np.ndarray, fram
     return torch.from_numpy(x), torch.from_numpy(mask)
 
 
-def _batches(frames, idx: np.ndarray, size: int, rng: np.random.Generator | None):
+def length_batches(frames, idx: np.ndarray, size: int, rng: np.random.Generator | None):
     """``idx`` in batches of similar length (little padding), in random order when ``rng`` is given."""
     idx = np.asarray(sorted(idx, key=lambda i: frames[i].shape[0]))
     chunks = [idx[k : k + size] for k in range(0, idx.size, size)]
@@ -146,13 +146,13 @@ def fit_predict(frames, y: np.ndarray, tr: np.ndarray, te: np.ndarray, pooling: 
         with torch.no_grad():
             total = sum(float(torch.nn.functional.cross_entropy(net(*_batch(frames, b, frame_mu, frame_sd)),
                                                                 target[b], reduction="sum"))
-                        for b in _batches(frames, idx, 256, None))
+                        for b in length_batches(frames, idx, 256, None))
         net.train()
         return total / idx.size
 
     best, best_state, since = np.inf, None, 0
     for epoch in range(args.max_epochs):
-        for b in _batches(frames, fit, recipe.BATCH_SIZE, rng):
+        for b in length_batches(frames, fit, recipe.BATCH_SIZE, rng):
             x, mask = _batch(frames, b, frame_mu, frame_sd)
             loss = torch.nn.functional.cross_entropy(net(x, mask), target[b])
             loss = loss + l2 * sum((w * w).sum() for w in weights)
@@ -173,7 +173,7 @@ def fit_predict(frames, y: np.ndarray, tr: np.ndarray, te: np.ndarray, pooling: 
     where = {i: k for k, i in enumerate(te)}
     evenness = []
     with torch.no_grad():
-        for b in _batches(frames, te, 256, None):
+        for b in length_batches(frames, te, 256, None):
             x, mask = _batch(frames, b, frame_mu, frame_sd)
             pred[[where[i] for i in b]] = net(x, mask).argmax(dim=1).numpy()
             w = net.weights(x, mask)

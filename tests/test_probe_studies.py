@@ -1,9 +1,10 @@
 """The logistic-regression probe's studies (experiments/probe.py, speed_copies.py, encoder_activations.py,
-encoder_whisper.py, crop_copies.py, pooling_stats.py): the head learns from the extra copies it is given and is
-scored on the clean rows alone; the speed copies differ from the recipe's copy only by the speed change; the
-per-utterance encoder is the shipped one with its activations' fixed scales replaced, close to the float model;
-the Whisper study reads each block out of one embedding of all of them; a crop copy is a contiguous part of the
-utterance, the same for the same clip; the pooling study reads the mean and the sd halves of the embedding."""
+encoder_whisper.py, crop_copies.py, pooling_stats.py) and the fine-tuning study (finetune_block.py): the head
+learns from the extra copies it is given and is scored on the clean rows alone; the speed copies differ from the
+recipe's copy only by the speed change; the per-utterance encoder is the shipped one with its activations' fixed
+scales replaced, close to the float model; the Whisper study reads each block out of one embedding of all of them;
+a crop copy is a contiguous part of the utterance, the same for the same clip; the pooling study reads the mean
+and the sd halves of the embedding; the fine-tuning study stops early on whole speakers it does not train on."""
 
 import dataclasses
 
@@ -115,3 +116,15 @@ def test_the_pooling_study_reads_the_mean_and_the_sd_halves_of_the_embedding():
     assert list(pooled[halves(8, VARIANTS["mean alone"])]) == [1.0] * 4
     assert list(pooled[halves(8, VARIANTS["sd alone"])]) == [2.0] * 4
     assert list(halves(8, VARIANTS["mean + sd (shipped)"])) == list(range(8))
+
+
+def test_the_fine_tuning_study_stops_on_whole_speakers_it_does_not_train_on():
+    from experiments.finetune_block import validation_speakers
+
+    speakers = np.repeat([f"s{k}" for k in range(20)], 5)
+    tr = np.arange(10, 100)  # speakers s2-s19
+    val = validation_speakers(speakers, tr, np.random.default_rng(0))
+    held = set(speakers[val])
+    assert len(held) == 3 and held <= set(speakers[tr])  # 15% of 18 speakers, rounded
+    assert set(val) == {i for i in tr if speakers[i] in held}  # every row of a held-out speaker, nothing else
+    assert validation_speakers(speakers, np.arange(5), np.random.default_rng(0)).size == 5  # one speaker at least

@@ -1,6 +1,7 @@
 """Whisper base's first blocks as ser-live runs them (train/whisper_graph.py): the graph against Whisper's
 encoder written out in numpy, that numpy encoder against CTranslate2's own, the sha256 check of the weights'
-two parts, the reader's refusals, and encoders joined side by side in one graph."""
+two parts, the reader's refusals, encoders joined side by side in one graph, and the fine-tuning study's PyTorch
+block 2 against the numpy encoder's (with PyTorch installed)."""
 
 from __future__ import annotations
 
@@ -183,3 +184,21 @@ def test_a_change_to_the_derivation_derives_the_encoder_anew(tmp_path: Path, mon
 
     monkeypatch.setattr(onnxruntime, "__version__", "0.0")
     assert encoders.derived_path("smart-turn-v3.2+whisper-base", ((1,), (2,)), tmp_path) not in (before, after)
+
+
+def test_the_fine_tuning_study_s_block_is_whisper_s_second_block(weights) -> None:
+    torch = pytest.importorskip("torch")  # that study's own requirement; the product never imports it
+    from experiments.finetune_block import _block, _pool
+
+    audio, _ = sf.read(real_clips(1, 0)[0], dtype="float32")
+    first, second = reference(weights, enc.log_mel(audio), 2)
+    block = _block(weights, 1).eval()
+    x = torch.from_numpy(first[None].astype(np.float32))
+    padded = torch.cat([x, torch.full((1, 7, x.shape[2]), 50.0)], dim=1)  # padding the mask must hide
+    mask = torch.arange(padded.shape[1])[None] < x.shape[1]
+    with torch.no_grad():
+        alone, batched = block(x, mask[:, : x.shape[1]])[0].numpy(), block(padded, mask)
+        pooled = _pool(batched, mask)[0].numpy()
+    assert cosines(alone, second).min() > 0.9999
+    assert cosines(batched[0, : x.shape[1]].numpy(), second).min() > 0.9999
+    np.testing.assert_allclose(pooled, np.concatenate([second.mean(0), second.std(0)]), rtol=2e-3, atol=2e-3)
