@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -82,10 +83,7 @@ def _net(width: int, classes: int, pooling: str, hidden: int, scorer: int, mu, s
             return mask / mask.sum(dim=1, keepdim=True)
 
         def pooled(self, x, mask):
-            w = self.weights(x, mask).unsqueeze(-1)
-            m = (w * x).sum(dim=1)
-            v = (w * x * x).sum(dim=1) - m * m
-            return torch.cat([m, torch.sqrt(v.clamp_min(1e-8))], dim=1)
+            return mean_sd(x, self.weights(x, mask))
 
         def forward(self, x, mask):
             return self.head((self.pooled(x, mask) - self.mu) / self.sd)
@@ -93,17 +91,80 @@ def _net(width: int, classes: int, pooling: str, hidden: int, scorer: int, mu, s
     return Net()
 
 
-def _batch(frames: list[np.ndarray], idx: np.ndarray, frame_mu: np.ndarray, frame_sd: np.ndarray):
+def mean_sd(x, w):
+    """The weighted mean and standard deviation of frames ``x`` (B, T, W) under weights ``w`` (B, T; each row sums
+    to 1), side by side: (B, 2W)."""
+    import torch
+
+    w = w.unsqueeze(-1)
+    m = (w * x).sum(dim=1)
+    v = (w * x * x).sum(dim=1) - m * m
+    return torch.cat([m, torch.sqrt(v.clamp_min(1e-8))], dim=1)
+
+
+def padded_batch(frames: list[np.ndarray], idx, frame_mu: np.ndarray | None = None,
+                 frame_sd: np.ndarray | None = None):
+    """The frames of rows ``idx`` as float32 (len(idx), longest, W), standardised when ``frame_mu`` and
+    ``frame_sd`` are given, zero-padded, and the mask (len(idx), longest), true on real frames."""
     import torch
 
     T = max(frames[i].shape[0] for i in idx)
-    x = np.zeros((len(idx), T, frame_mu.size), np.float32)
+    x = np.zeros((len(idx), T, frames[idx[0]].shape[1]), np.float32)
     mask = np.zeros((len(idx), T), bool)
     for k, i in enumerate(idx):
-        h = frames[i]
-        x[k, : h.shape[0]] = (h.astype(np.float32) - frame_mu) / frame_sd
+        h = frames[i].astype(np.float32)
+        x[k, : h.shape[0]] = h if frame_mu is None else (h - frame_mu) / frame_sd
         mask[k, : h.shape[0]] = True
     return torch.from_numpy(x), torch.from_numpy(mask)
+
+
+def early_stopped(step: Callable[[], None], loss_of: Callable[[], float], max_epochs: int, patience: int,
+                  modules: list) -> int:
+    """Run ``step`` (one epoch) until ``loss_of`` (the validation loss) has not fallen for ``patience`` epochs;
+    load the best epoch's weights back into ``modules`` and return that epoch's number (1-based)."""
+    best, best_state, since, best_epoch = np.inf, None, 0, 0
+    for epoch in range(1, max_epochs + 1):
+        step()
+        v = loss_of()
+        if v < best - 1e-4:
+            best, since, best_epoch = v, 0, epoch
+            best_state = [{k: t.clone() for k, t in m.state_dict().items()} for m in modules]
+        else:
+            since += 1
+            if since >= patience:
+                break
+    for m, state in zip(modules, best_state):
+        m.load_state_dict(state)
+    return best_epoch
+
+
+def clips_with_frames(data, encoder_of: Callable[[], object], path: Path | None):
+    """The clean clips under the corpora folders ``data`` whose frames could be computed (:func:`cached_frames`),
+    with their frames, labels, speakers and corpora: (frames, clips, y, speakers, corpus)."""
+    clips = corpora.discover([Path(d).resolve() for d in data], corpora.resolve_emotions(None)).clips
+    t0 = time.time()
+    frames = cached_frames(clips, encoder_of, path)
+    print(f"frames of {len(clips)} clips: {time.time() - t0:.0f} s", flush=True)
+    keep = [i for i, h in enumerate(frames) if h is not None]
+    clips = [clips[i] for i in keep]
+    return ([frames[i] for i in keep], clips, np.array([c.label for c in clips]), np.array([c.speaker for c in clips]),
+            np.array([c.corpus for c in clips]))
+
+
+def cached_frames(clips, encoder_of: Callable[[], object], path: Path | None) -> list[np.ndarray | None]:
+    """Each clip's frames (:func:`clip_frames`, each speaker's clips in the arrival order of split seed 0) from the
+    encoder ``encoder_of()`` builds, or from ``path`` (.npz) when it exists; written there when given."""
+    if path and path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            flat, ends, ok = z["flat"], z["ends"], z["ok"]
+        starts = np.concatenate([[0], ends[:-1]])
+        return [flat[s:e] if good else None for s, e, good in zip(starts, ends, ok)]
+    frames = clip_frames(clips, encoder_of(), evaluate.arrival_rank(np.array([c.speaker for c in clips]), 0))
+    if path:
+        ok = np.array([h is not None for h in frames])
+        ends = np.cumsum([h.shape[0] if h is not None else 0 for h in frames])
+        np.savez(path, flat=np.concatenate([h for h in frames if h is not None]), ends=ends, ok=ok)
+    return frames
 
 
 def length_batches(frames, idx: np.ndarray, size: int, rng: np.random.Generator | None):
@@ -144,37 +205,29 @@ def fit_predict(frames, y: np.ndarray, tr: np.ndarray, te: np.ndarray, pooling: 
     def loss_of(idx) -> float:
         net.eval()
         with torch.no_grad():
-            total = sum(float(torch.nn.functional.cross_entropy(net(*_batch(frames, b, frame_mu, frame_sd)),
+            total = sum(float(torch.nn.functional.cross_entropy(net(*padded_batch(frames, b, frame_mu, frame_sd)),
                                                                 target[b], reduction="sum"))
                         for b in length_batches(frames, idx, 256, None))
         net.train()
         return total / idx.size
 
-    best, best_state, since = np.inf, None, 0
-    for epoch in range(args.max_epochs):
+    def epoch() -> None:
         for b in length_batches(frames, fit, recipe.BATCH_SIZE, rng):
-            x, mask = _batch(frames, b, frame_mu, frame_sd)
+            x, mask = padded_batch(frames, b, frame_mu, frame_sd)
             loss = torch.nn.functional.cross_entropy(net(x, mask), target[b])
             loss = loss + l2 * sum((w * w).sum() for w in weights)
             opt.zero_grad()
             loss.backward()
             opt.step()
-        v = loss_of(val)
-        if v < best - 1e-4:
-            best, since = v, 0
-            best_state = {k: t.clone() for k, t in net.state_dict().items()}
-        else:
-            since += 1
-            if since >= args.patience:
-                break
-    net.load_state_dict(best_state)
+
+    early_stopped(epoch, lambda: loss_of(val), args.max_epochs, args.patience, [net])
     net.eval()
     pred = np.empty(te.size, int)
     where = {i: k for k, i in enumerate(te)}
     evenness = []
     with torch.no_grad():
         for b in length_batches(frames, te, 256, None):
-            x, mask = _batch(frames, b, frame_mu, frame_sd)
+            x, mask = padded_batch(frames, b, frame_mu, frame_sd)
             pred[[where[i] for i in b]] = net(x, mask).argmax(dim=1).numpy()
             w = net.weights(x, mask)
             entropy = -(w * torch.log(w.clamp_min(1e-30))).sum(dim=1)
@@ -211,30 +264,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    roots = [d.resolve() for d in args.data]
-    clips = corpora.discover(roots, corpora.resolve_emotions(None)).clips
-    groups = np.array([c.speaker for c in clips])
-    t0 = time.time()
-    if args.frames and args.frames.exists():
-        with np.load(args.frames, allow_pickle=False) as z:
-            flat, ends, ok = z["flat"], z["ends"], z["ok"]
-        starts = np.concatenate([[0], ends[:-1]])
-        frames = [flat[s:e] if good else None for s, e, good in zip(starts, ends, ok)]
-    else:
-        encoder = make_extractor(probe.SMART_TURN, probe.SMART_TURN_BLOCKS, False, args.cache_dir).encoder
-        frames = clip_frames(clips, encoder, evaluate.arrival_rank(groups, 0))
-        if args.frames:
-            ok = np.array([h is not None for h in frames])
-            parts = [h for h in frames if h is not None]
-            ends = np.cumsum([h.shape[0] if h is not None else 0 for h in frames])
-            np.savez(args.frames, flat=np.concatenate(parts), ends=ends, ok=ok)
-    print(f"frames of {len(clips)} clips: {time.time() - t0:.0f} s", flush=True)
-    keep = np.flatnonzero([h is not None for h in frames])
-    frames = [frames[i] for i in keep]
-    clips = [clips[i] for i in keep]
-    y = np.array([c.label for c in clips])
-    groups = np.array([c.speaker for c in clips])
-    corpus = np.array([c.corpus for c in clips])
+    frames, _, y, groups, corpus = clips_with_frames(
+        args.data, lambda: make_extractor(probe.SMART_TURN, probe.SMART_TURN_BLOCKS, False, args.cache_dir).encoder,
+        args.frames)
 
     results: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import corpus_parser
-from experiments.attention_pooling import clip_frames, length_batches
+from experiments.attention_pooling import clips_with_frames, early_stopped, length_batches, mean_sd, padded_batch
 from ser_live.train import corpora, encoders, evaluate, recipe, whisper_graph
 from ser_live.train.cli import make_extractor, positive_int
 
@@ -82,23 +82,7 @@ def _block(weights: dict[str, np.ndarray], index: int):
 
 def _pool(x, mask):
     """Mean and standard deviation of the real frames, side by side."""
-    import torch
-
-    w = (mask / mask.sum(dim=1, keepdim=True)).unsqueeze(-1)
-    m = (w * x).sum(dim=1)
-    return torch.cat([m, torch.sqrt(((w * x * x).sum(dim=1) - m * m).clamp_min(1e-8))], dim=1)
-
-
-def _batch(frames: list[np.ndarray], idx):
-    import torch
-
-    T = max(frames[i].shape[0] for i in idx)
-    x = np.zeros((len(idx), T, frames[idx[0]].shape[1]), np.float32)
-    mask = np.zeros((len(idx), T), bool)
-    for k, i in enumerate(idx):
-        x[k, : frames[i].shape[0]] = frames[i]
-        mask[k, : frames[i].shape[0]] = True
-    return torch.from_numpy(x), torch.from_numpy(mask)
+    return mean_sd(x, mask / mask.sum(dim=1, keepdim=True))
 
 
 def validation_speakers(speakers: np.ndarray, tr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -128,7 +112,7 @@ def fit_predict(frames, weights, y, speakers, tr, te, seed: int, args) -> dict:
         """``idx`` sorted by length, and the frozen block's pooled rows in that order."""
         chunks = length_batches(frames, idx, 128, None)
         with torch.no_grad():
-            rows = [_pool(block(*xm), xm[1]) for xm in (_batch(frames, b) for b in chunks)]
+            rows = [_pool(block(*xm), xm[1]) for xm in (padded_batch(frames, b) for b in chunks)]
         return np.concatenate(chunks), torch.cat(rows)
 
     fit_sorted, P_fit = pooled(fit)
@@ -140,23 +124,6 @@ def fit_predict(frames, weights, y, speakers, tr, te, seed: int, args) -> dict:
 
     def penalty():
         return l2 * sum((m.weight * m.weight).sum() for m in head if isinstance(m, nn.Linear))
-
-    def early_stopped(step, loss_of, max_epochs: int, patience: int, modules) -> int:
-        """Train until the validation loss stops falling; keep the best epoch's weights and return its number."""
-        best, best_state, since, best_epoch = np.inf, None, 0, 0
-        for epoch in range(1, max_epochs + 1):
-            step()
-            v = loss_of()
-            if v < best - 1e-4:
-                best, since, best_epoch = v, 0, epoch
-                best_state = [{k: t.clone() for k, t in m.state_dict().items()} for m in modules]
-            else:
-                since += 1
-                if since >= patience:
-                    break
-        for m, s in zip(modules, best_state):
-            m.load_state_dict(s)
-        return best_epoch
 
     # linear probing: the head on the frozen block's pooled rows (computed once)
     opt = torch.optim.Adam(head.parameters(), lr=recipe.LEARNING_RATE_INIT)
@@ -184,7 +151,7 @@ def fit_predict(frames, weights, y, speakers, tr, te, seed: int, args) -> dict:
         out = np.empty(len(y), int)
         with torch.no_grad():
             for b in length_batches(frames, te, 128, None):
-                x, mask = _batch(frames, b)
+                x, mask = padded_batch(frames, b)
                 out[b] = head((_pool(block(x, mask), mask) - mu) / sd).argmax(dim=1).numpy()
         return classes[out[te]]
 
@@ -197,7 +164,7 @@ def fit_predict(frames, weights, y, speakers, tr, te, seed: int, args) -> dict:
         block.train()
         head.train()
         for b in length_batches(frames, fit, recipe.BATCH_SIZE, rng):
-            x, mask = _batch(frames, b)
+            x, mask = padded_batch(frames, b)
             loss = nn.functional.cross_entropy(head((_pool(block(x, mask), mask) - mu) / sd), target[b]) + penalty()
             opt.zero_grad()
             loss.backward()
@@ -209,7 +176,7 @@ def fit_predict(frames, weights, y, speakers, tr, te, seed: int, args) -> dict:
         total = 0.0
         with torch.no_grad():
             for b in length_batches(frames, val, 128, None):
-                x, mask = _batch(frames, b)
+                x, mask = padded_batch(frames, b)
                 total += float(nn.functional.cross_entropy(head((_pool(block(x, mask), mask) - mu) / sd), target[b],
                                                            reduction="sum"))
         return total / val.size
@@ -217,22 +184,6 @@ def fit_predict(frames, weights, y, speakers, tr, te, seed: int, args) -> dict:
     preds["epochs"] = early_stopped(tune_step, tune_loss, args.max_epochs, args.patience, [block, head])
     preds["lp-ft"] = predict()
     return preds
-
-
-def block1_frames(clips, cache_dir: Path, path: Path | None) -> list[np.ndarray | None]:
-    """Whisper base's block-1 output frames of each clip (float16; None where it failed), kept in ``path``."""
-    if path and path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            flat, ends, ok = z["flat"], z["ends"], z["ok"]
-        starts = np.concatenate([[0], ends[:-1]])
-        return [flat[s:e] if good else None for s, e, good in zip(starts, ends, ok)]
-    encoder = make_extractor(ENCODER, (1,), False, cache_dir).encoder
-    frames = clip_frames(clips, encoder, evaluate.arrival_rank(np.array([c.speaker for c in clips]), 0))
-    if path:
-        ok = np.array([h is not None for h in frames])
-        ends = np.cumsum([h.shape[0] if h is not None else 0 for h in frames])
-        np.savez(path, flat=np.concatenate([h for h in frames if h is not None]), ends=ends, ok=ok)
-    return frames
 
 
 def summary(runs: dict, y: np.ndarray, corpus: np.ndarray) -> dict[str, dict[str, float]]:
@@ -292,17 +243,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    roots = [d.resolve() for d in args.data]
-    clips = corpora.discover(roots, corpora.resolve_emotions(None)).clips
-    t0 = time.time()
-    frames = block1_frames(clips, args.cache_dir, args.frames)
-    print(f"block-1 frames of {len(clips)} clips: {time.time() - t0:.0f} s", flush=True)
-    keep = [i for i, h in enumerate(frames) if h is not None]
-    frames = [frames[i].astype(np.float32) for i in keep]
-    clips = [clips[i] for i in keep]
-    y = np.array([c.label for c in clips])
-    speakers = np.array([c.speaker for c in clips])
-    corpus = np.array([c.corpus for c in clips])
+    frames, clips, y, speakers, corpus = clips_with_frames(
+        args.data, lambda: make_extractor(ENCODER, (1,), False, args.cache_dir).encoder, args.frames)
     weights = whisper_graph.read_ctranslate2(encoders.obtain(ENCODER, args.cache_dir))
 
     runs: dict = json.loads(args.out.read_text())["runs"] if args.out.exists() else {}
